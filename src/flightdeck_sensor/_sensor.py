@@ -1,0 +1,176 @@
+"""The one sensor of this process: configuration, session, transport, lifecycle.
+
+Created when the first provider hook fires (env boot) or by ``init()``; the
+session starts lazily on the first recorded event (DESIGN.md decision 7).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+from ._config import Config
+from ._session import Session
+
+if TYPE_CHECKING:
+    from .transport import Transport
+
+logger = logging.getLogger("flightdeck_sensor")
+
+_sensor: Sensor | None = None
+_create_lock = threading.Lock()
+
+
+def active() -> Sensor | None:
+    """The running sensor, or None when the sensor is off or shut down (hot path)."""
+    s = _sensor
+    return s if s is not None and s.accepting else None
+
+
+def current() -> Sensor | None:
+    return _sensor
+
+
+def ensure_sensor(config: Config, warnings: list[str], origin: str) -> Sensor:
+    """Create the process's sensor once; later calls return the existing one.
+
+    ``origin`` is ``"env"`` (warnings are held until the session starts) or
+    ``"init"`` (warnings are logged now, as the original documentation says).
+    """
+    global _sensor
+    with _create_lock:
+        if _sensor is None:
+            _sensor = Sensor(config, warnings, origin)
+        elif origin == "init":
+            _sensor.log_warnings_now(warnings)
+        return _sensor
+
+
+class Sensor:
+    def __init__(self, config: Config, warnings: list[str], origin: str,
+                 transport: Transport | None = None) -> None:
+        self.config = config
+        self.origin = origin
+        self.accepting = True
+        self._held_warnings: list[str] = []
+        self.session = Session(config)
+        self._pid = os.getpid()
+        self._started = False
+        self._start_lock = threading.Lock()
+        self.internal_errors = 0
+        if transport is None:
+            from .transport import Transport as _Transport
+
+            transport = _Transport(config, on_envelope=self._on_envelope)
+        self.transport = transport
+        if origin == "init":
+            self.log_warnings_now(warnings)
+            self._warn_custom_session_id()
+        else:
+            self._held_warnings = list(warnings)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_fork_in_child)
+
+    # -- warnings ---------------------------------------------------------
+    def log_warnings_now(self, warnings: list[str]) -> None:
+        from ._log import configure_logging
+
+        configure_logging(self.config)
+        for message in warnings:
+            logger.warning(message)
+
+    def _warn_custom_session_id(self) -> None:
+        if self.session.custom_id:
+            logger.warning(
+                "Custom session_id %s in play: if the server already knows it, this run "
+                "is attached to that session.", self.session.id)
+
+    # -- recording ----------------------------------------------------------
+    def record(self, event_type: str, fields: dict[str, Any]) -> None:
+        """Build and enqueue one event; starts the session on first use. Never raises."""
+        try:
+            if not self._started:
+                self._start_session()
+            self.transport.submit(self.session.build(event_type, fields))
+        except Exception:
+            self.note_internal_error("record")
+
+    def note_internal_error(self, where: str) -> None:
+        self.internal_errors += 1
+        if self.internal_errors == 1:
+            logger.warning("flightdeck-sensor internal error in %s; the call went on "
+                           "unaffected (further errors are counted, not logged)",
+                           where, exc_info=True)
+
+    def _start_session(self) -> None:
+        with self._start_lock:
+            if self._started:
+                return
+            self._started = True
+            if self._held_warnings:
+                held, self._held_warnings = self._held_warnings, []
+                self.log_warnings_now(held)
+            elif self.origin == "env":
+                from ._log import configure_logging
+
+                configure_logging(self.config)
+            if self.origin == "env":
+                self._warn_custom_session_id()
+            from ._context import session_start_fields
+
+            self.transport.submit(self.session.build(
+                "session_start", session_start_fields(self.config)))
+            from . import _exit
+
+            _exit.install(self)
+
+    @property
+    def session_started(self) -> bool:
+        return self._started
+
+    # -- server answers -----------------------------------------------------
+    _attached_logged = False
+
+    def _on_envelope(self, envelope: dict[str, Any]) -> None:
+        if envelope.get("attached") is True and not Sensor._attached_logged:
+            Sensor._attached_logged = True
+            logger.info("Attached to existing session %s.", self.session.id)
+        directive = envelope.get("directive")
+        if directive:
+            logger.debug("directive received (not acted on yet): %r", directive)
+
+    # -- lifecycle ------------------------------------------------------------
+    def flush(self, timeout: float | None = None) -> bool:
+        return self.transport.flush(self.config.shutdown_timeout if timeout is None else timeout)
+
+    def shutdown(self, timeout: float | None = None, close_reason: str = "normal_exit") -> None:
+        """session_end (if a session started) and a flush bounded by ``timeout``."""
+        if not self.accepting:
+            return
+        budget = self.config.shutdown_timeout if timeout is None else timeout
+        if self._started:
+            self.transport.submit(self.session.build("session_end",
+                                                     {"close_reason": close_reason}))
+        self.accepting = False
+        self.transport.close(budget)
+
+    def status(self) -> dict[str, Any]:
+        status = {
+            "enabled": self.accepting,
+            "session_id": self.session.id,
+            "session_started": self._started,
+            "tokens_used_session": self.session.tokens_used,
+            "internal_errors": self.internal_errors,
+        }
+        status.update(self.transport.status())
+        return status
+
+    def _after_fork_in_child(self) -> None:
+        self._pid = os.getpid()
+        self._start_lock = threading.Lock()
+        self.session = self.session.forked()
+        self._started = False
+        self._held_warnings = []
+        self.transport.after_fork_in_child()

@@ -1,0 +1,90 @@
+"""A session: one process run's identity, token counter and event builder."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from ._config import Config
+from ._frameworks import current_framework
+from ._identity import CLIENT_TYPE, agent_id
+
+
+def utc_timestamp() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+class Session:
+    """Builds events carrying the common fields; keeps the session's token total.
+
+    ``build`` is on the hot path of every intercepted call: it copies a
+    prepared template and fills in the per-event fields.
+    """
+
+    def __init__(self, config: Config, session_id: str | None = None,
+                 parent_session_id: str | None = None) -> None:
+        self.config = config
+        self.id = session_id or config.session_id_hint or str(uuid.uuid4())
+        self.parent_session_id = parent_session_id or config.parent_session_id
+        self.custom_id = session_id is None and config.session_id_hint is not None
+        self._tokens = 0
+        self._lock = threading.Lock()
+        self._template = self._make_template()
+
+    def _make_template(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "session_id": self.id,
+            "agent_id": agent_id(c.agent_type, c.user, c.hostname, c.agent_name,
+                                 CLIENT_TYPE, c.agent_role if self.parent_session_id else None),
+            "agent_type": c.agent_type,
+            "client_type": CLIENT_TYPE,
+            "agent_name": c.agent_name,
+            "user": c.user,
+            "hostname": c.hostname,
+            "host": c.hostname,
+            "flavor": c.flavor or c.agent_name,
+            "model": None,
+            "tokens_input": None,
+            "tokens_output": None,
+            "tokens_total": None,
+            "tokens_cache_read": None,
+            "tokens_cache_creation": None,
+            "latency_ms": None,
+            "has_content": False,
+            "content": None,
+            "parent_session_id": self.parent_session_id,
+            "agent_role": c.agent_role if self.parent_session_id else None,
+        }
+
+    @property
+    def tokens_used(self) -> int:
+        return self._tokens
+
+    def build(self, event_type: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """A complete wire event: template, then ``fields``, then id/time/counters."""
+        event = self._template.copy()
+        event.update(fields)
+        event["id"] = str(uuid.uuid4())
+        event["event_type"] = event_type
+        event["framework"] = current_framework()
+        event["timestamp"] = utc_timestamp()
+        added = fields.get("tokens_total") if event_type in ("post_call", "embeddings") else None
+        if added:
+            with self._lock:
+                self._tokens += added
+                event["tokens_used_session"] = self._tokens
+        else:
+            event["tokens_used_session"] = self._tokens
+        return event
+
+    def forked(self) -> Session:
+        """The child's session after fork(): a new id whose parent is ours,
+        unless a session-id hint pins parent and child to the same id."""
+        if self.config.session_id_hint is not None:
+            child = Session(self.config)
+        else:
+            child = Session(self.config, str(uuid.uuid4()), parent_session_id=self.id)
+        return child

@@ -1,0 +1,489 @@
+"""The shared call-recording core: one place for pre/post/error events, timing,
+the re-entrancy guard and stream finalization. Providers supply only data and
+extractors (an :class:`Adapter`); nothing here knows an SDK.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import wrapt
+
+from .. import _sensor
+from ._errors import ErrorFacts
+
+# True while an instrumented call is running in this context: inner layers
+# (litellm -> openai SDK, openai .stream() -> create) stay silent (decision 5).
+_IN_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "flightdeck_in_llm_call", default=False)
+
+ToolCall = tuple[str, Any]  # (tool name, arguments as the response gave them)
+
+
+@dataclass
+class Outcome:
+    """What a finished response tells us. Every field optional: extractors
+    fill what they find and leave the rest."""
+
+    model: str | None = None
+    tokens_input: int | None = None  # includes cached tokens
+    tokens_output: int | None = None
+    tokens_cache_read: int | None = None
+    tokens_cache_creation: int | None = None
+    usage_source: str = "absent"  # reported | estimated | absent
+    stop_reason: str | None = None
+    request_id: str | None = None
+    provider_metadata: dict[str, Any] = field(default_factory=dict)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    content: Any = None  # response content, sent only with prompt capture
+    output_dimensions: tuple[int, int] | None = None  # embeddings: (count, dimension)
+
+
+class Accumulator(Protocol):
+    """Folds stream chunks into an Outcome; provider-specific."""
+
+    def add(self, chunk: Any) -> None: ...
+
+    def outcome(self) -> Outcome: ...
+
+
+class Adapter(Protocol):
+    """Everything provider-specific the core needs (see STYLE.md: providers are data)."""
+
+    provider: str
+
+    def request_model(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None: ...
+
+    def request_content(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any: ...
+
+    def response_outcome(self, response: Any) -> Outcome: ...
+
+    def new_accumulator(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Accumulator: ...
+
+    def error_facts(self, exc: BaseException) -> ErrorFacts: ...
+
+
+def estimate_tokens(content: Any) -> int:
+    """Cheap local estimate (~4 characters a token) of a request's input size."""
+    return _char_count(content, 0) // 4
+
+
+def _char_count(value: Any, depth: int) -> int:
+    if depth > 6:
+        return 0
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(_char_count(v, depth + 1) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_char_count(v, depth + 1) for v in value)
+    return 0
+
+
+def _non_negative(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+class Call:
+    """One intercepted LLM call. ``pre_call`` is recorded at construction; exactly
+    one terminal event (post_call / embeddings / llm_error) follows, whatever path
+    ends the call (``_done`` guards it)."""
+
+    __slots__ = ("_done", "adapter", "kind", "model_requested", "sensor", "started_ns")
+
+    def __init__(self, sensor: _sensor.Sensor, adapter: Adapter, kind: str,
+                 args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.sensor = sensor
+        self.adapter = adapter
+        self.kind = kind  # "chat" or "embeddings"
+        self._done = False
+        self.model_requested = adapter.request_model(args, kwargs)
+        content = adapter.request_content(args, kwargs)
+        fields: dict[str, Any] = {
+            "model": self.model_requested,
+            "provider": adapter.provider,
+            "tokens_input": estimate_tokens(content),
+            "estimated_via": "heuristic",
+        }
+        if sensor.config.capture_prompts:
+            _attach_content(sensor, fields, {"request": content})
+        sensor.record("pre_call", fields)
+        self.started_ns = time.perf_counter_ns()
+
+    def latency_ms(self) -> int:
+        return (time.perf_counter_ns() - self.started_ns) // 1_000_000
+
+    def succeed(self, outcome: Outcome, streaming: dict[str, Any] | None = None) -> None:
+        if self._done:
+            return
+        self._done = True
+        fields = self._outcome_fields(outcome)
+        if streaming is not None:
+            fields["streaming"] = streaming
+        if self.kind == "embeddings":
+            fields["tokens_output"] = 0
+            fields["tokens_total"] = fields["tokens_input"] or 0
+            if outcome.output_dimensions:
+                count, dimension = outcome.output_dimensions
+                fields["output_dimensions"] = {"count": count, "dimension": dimension}
+            self.sensor.record("embeddings", fields)
+        else:
+            self.sensor.record("post_call", fields)
+        for name, arguments in outcome.tool_calls:
+            tool = {"tool_name": name, "model": fields["model"], "provider": self.adapter.provider}
+            if self.sensor.config.capture_prompts:
+                _attach_content(self.sensor, tool, {"arguments": arguments})
+            self.sensor.record("tool_call", tool)
+
+    def _outcome_fields(self, outcome: Outcome) -> dict[str, Any]:
+        tokens_in = _non_negative(outcome.tokens_input)
+        tokens_out = _non_negative(outcome.tokens_output)
+        total = (tokens_in or 0) + (tokens_out or 0) if (tokens_in or tokens_out) else None
+        metadata = dict(outcome.provider_metadata)
+        if outcome.request_id:
+            metadata["request_id"] = outcome.request_id
+        fields: dict[str, Any] = {
+            "model": outcome.model or self.model_requested,
+            "model_requested": self.model_requested,
+            "provider": self.adapter.provider,
+            "tokens_input": tokens_in,
+            "tokens_output": tokens_out,
+            "tokens_total": total,
+            "tokens_cache_read": _non_negative(outcome.tokens_cache_read),
+            "tokens_cache_creation": _non_negative(outcome.tokens_cache_creation),
+            "latency_ms": self.latency_ms(),
+            "stop_reason": outcome.stop_reason,
+            "estimated_via": "none",
+            "usage_source": outcome.usage_source,
+            "provider_metadata": metadata,
+        }
+        if self.sensor.config.capture_prompts and outcome.content is not None:
+            _attach_content(self.sensor, fields, {"response": outcome.content})
+        return fields
+
+    def fail(self, exc: BaseException, partial: Outcome | None = None,
+             streaming: dict[str, Any] | None = None, stream_error: bool = False) -> None:
+        if self._done:
+            return
+        self._done = True
+        facts = self.adapter.error_facts(exc)
+        if stream_error:
+            facts.error_type = "stream_error"
+        fields: dict[str, Any] = {
+            "model": self.model_requested,
+            "provider": self.adapter.provider,
+            "latency_ms": self.latency_ms(),
+            "retry_attempt": 1,
+            "terminal": True,
+            "error": facts.as_event_field(self.sensor.config.capture_prompts),
+        }
+        if partial is not None:
+            partial_fields = self._outcome_fields(partial)
+            for key in ("tokens_input", "tokens_output", "tokens_total",
+                        "tokens_cache_read", "tokens_cache_creation", "usage_source"):
+                fields[key] = partial_fields[key]
+        if streaming is not None:
+            fields["streaming"] = streaming
+        self.sensor.record("llm_error", fields)
+
+
+def _attach_content(sensor: _sensor.Sensor, fields: dict[str, Any], content: dict[str, Any]) -> None:
+    from ._content import capped_content
+
+    fields["has_content"] = True
+    fields["content"] = capped_content(content, sensor.config.max_content_bytes)
+
+
+# --------------------------------------------------------------------------
+# Wrappers: the (wrapped, instance, args, kwargs) shape of wrapt.
+
+ResultHandler = Callable[[Call, Any, tuple[Any, ...], dict[str, Any]], Any]
+
+
+def _finish_plain(call: Call, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    call.succeed(call.adapter.response_outcome(result))
+    return result
+
+
+def _begin(adapter: Adapter, kind: str, args: tuple[Any, ...],
+           kwargs: dict[str, Any]) -> Call | None:
+    if _IN_CALL.get():
+        return None
+    sensor = _sensor.active()
+    if sensor is None:
+        return None
+    try:
+        return Call(sensor, adapter, kind, args, kwargs)
+    except Exception:
+        sensor.note_internal_error(f"{adapter.provider} pre_call")
+        return None
+
+
+def _handle(call: Call, handler: ResultHandler, result: Any,
+            args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    try:
+        return handler(call, result, args, kwargs)
+    except Exception:
+        call.sensor.note_internal_error(f"{call.adapter.provider} post_call")
+        return result
+
+
+def _record_failure(call: Call, exc: BaseException) -> None:
+    try:
+        call.fail(exc)
+    except Exception:
+        call.sensor.note_internal_error(f"{call.adapter.provider} llm_error")
+
+
+def sync_wrapper(adapter: Adapter, kind: str = "chat",
+                 handler: ResultHandler = _finish_plain) -> Callable[..., Any]:
+    """A wrapt wrapper for a synchronous entry point.
+
+    ``handler(call, result, args, kwargs)`` finishes the call from the SDK's
+    return value and returns what the user gets (the value itself, or a
+    transparent proxy for streams)."""
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        call = _begin(adapter, kind, args, kwargs)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        token = _IN_CALL.set(True)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            _record_failure(call, exc)
+            raise
+        finally:
+            _IN_CALL.reset(token)
+        return _handle(call, handler, result, args, kwargs)
+
+    return wrapper
+
+
+def async_wrapper(adapter: Adapter, kind: str = "chat",
+                  handler: ResultHandler = _finish_plain) -> Callable[..., Any]:
+    """The same for an ``async def`` entry point."""
+
+    async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...],
+                      kwargs: dict[str, Any]) -> Any:
+        call = _begin(adapter, kind, args, kwargs)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        token = _IN_CALL.set(True)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            _record_failure(call, exc)
+            raise
+        finally:
+            _IN_CALL.reset(token)
+        return _handle(call, handler, result, args, kwargs)
+
+    return wrapper
+
+
+# --------------------------------------------------------------------------
+# Streams.
+
+def _percentile(sorted_values: list[int], fraction: float) -> float:
+    index = min(len(sorted_values) - 1, int(round(fraction * (len(sorted_values) - 1))))
+    return sorted_values[index] / 1_000_000
+
+
+class StreamRecorder:
+    """Chunk timing and accumulation for one streamed call; finalizes once.
+
+    ``on_chunk`` is the per-chunk hot path (budget: 2 µs)."""
+
+    __slots__ = ("_gaps", "_last_ns", "accumulator", "call", "chunk_count", "finished",
+                 "first_ns")
+
+    def __init__(self, call: Call, accumulator: Accumulator) -> None:
+        self.call = call
+        self.accumulator = accumulator
+        self.chunk_count = 0
+        self.first_ns = 0
+        self._last_ns = 0
+        self._gaps: list[int] = []
+        self.finished = False
+
+    def on_chunk(self, chunk: Any) -> None:
+        now = time.perf_counter_ns()
+        if self.chunk_count:
+            self._gaps.append(now - self._last_ns)
+        else:
+            self.first_ns = now
+        self._last_ns = now
+        self.chunk_count += 1
+        try:
+            self.accumulator.add(chunk)
+        except Exception:
+            self.call.sensor.note_internal_error(f"{self.call.adapter.provider} stream chunk")
+
+    def streaming_field(self, outcome: str, abort_reason: str | None) -> dict[str, Any]:
+        gaps = sorted(self._gaps)
+        inter = ({"p50": _percentile(gaps, 0.5), "p95": _percentile(gaps, 0.95),
+                  "max": gaps[-1] / 1_000_000} if gaps else None)
+        ttft = ((self.first_ns - self.call.started_ns) // 1_000_000) if self.chunk_count else None
+        return {"ttft_ms": ttft, "chunk_count": self.chunk_count, "inter_chunk_ms": inter,
+                "final_outcome": outcome, "abort_reason": abort_reason}
+
+    def _outcome(self) -> Outcome:
+        try:
+            return self.accumulator.outcome()
+        except Exception:
+            self.call.sensor.note_internal_error(f"{self.call.adapter.provider} stream outcome")
+            return Outcome()
+
+    def complete(self) -> None:
+        if not self.finished:
+            self.finished = True
+            self._safely(lambda: self.call.succeed(self._outcome(),
+                                                   self.streaming_field("completed", None)))
+
+    def abort(self, reason: str = "client_aborted") -> None:
+        if not self.finished:
+            self.finished = True
+            self._safely(lambda: self.call.succeed(self._outcome(),
+                                                   self.streaming_field("aborted", reason)))
+
+    def error(self, exc: BaseException) -> None:
+        if not self.finished:
+            self.finished = True
+            self._safely(lambda: self.call.fail(exc, self._outcome(),
+                                                self.streaming_field("aborted", None),
+                                                stream_error=True))
+
+    def _safely(self, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except Exception:
+            self.call.sensor.note_internal_error(f"{self.call.adapter.provider} stream end")
+
+
+def record_iteration(recorder: StreamRecorder, iterator: Iterator[Any]) -> Iterator[Any]:
+    """Wrap an iterator: time each chunk, finalize on end / error / close."""
+    try:
+        for chunk in iterator:
+            recorder.on_chunk(chunk)
+            yield chunk
+    except GeneratorExit:
+        recorder.abort()
+        raise
+    except BaseException as exc:
+        recorder.error(exc)
+        raise
+    recorder.complete()
+
+
+class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    """Transparent proxy of an SDK's sync stream: iteration is timed, ``close()``,
+    ``with`` and GC finalize. Everything else goes to the SDK object."""
+
+    def __init__(self, wrapped: Any, recorder: StreamRecorder) -> None:
+        super().__init__(wrapped)
+        self._self_recorder = recorder
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        recorder = self._self_recorder
+        try:
+            chunk = next(self.__wrapped__)
+        except StopIteration:
+            recorder.complete()
+            raise
+        except BaseException as exc:
+            recorder.error(exc)
+            raise
+        recorder.on_chunk(chunk)
+        return chunk
+
+    def __enter__(self) -> Any:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(exc_type, exc, tb)
+        finally:
+            self._self_end_after_exit(exc)
+
+    def _self_end_after_exit(self, exc: BaseException | None) -> None:
+        if exc is not None and not isinstance(exc, GeneratorExit):
+            self._self_recorder.error(exc)
+        else:
+            self._self_recorder.abort()
+
+    def close(self) -> Any:
+        try:
+            return self.__wrapped__.close()
+        finally:
+            self._self_recorder.abort()
+
+    def __del__(self) -> None:
+        recorder = getattr(self, "_self_recorder", None)
+        if recorder is not None and not recorder.finished:
+            recorder.abort()
+
+
+class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    """The async twin of :class:`SyncStreamProxy`; cancellation counts as an abort."""
+
+    def __init__(self, wrapped: Any, recorder: StreamRecorder) -> None:
+        super().__init__(wrapped)
+        self._self_recorder = recorder
+
+    def __aiter__(self) -> Any:
+        return self
+
+    async def __anext__(self) -> Any:
+        recorder = self._self_recorder
+        try:
+            chunk = await self.__wrapped__.__anext__()
+        except StopAsyncIteration:
+            recorder.complete()
+            raise
+        except BaseException as exc:
+            if _is_cancellation(exc):
+                recorder.abort()
+            else:
+                recorder.error(exc)
+            raise
+        recorder.on_chunk(chunk)
+        return chunk
+
+    async def __aenter__(self) -> Any:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
+        finally:
+            if exc is not None and not _is_cancellation(exc):
+                self._self_recorder.error(exc)
+            else:
+                self._self_recorder.abort()
+
+    async def close(self) -> Any:
+        try:
+            return await self.__wrapped__.close()
+        finally:
+            self._self_recorder.abort()
+
+    def __del__(self) -> None:
+        recorder = getattr(self, "_self_recorder", None)
+        if recorder is not None and not recorder.finished:
+            recorder.abort()
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    import asyncio
+
+    return isinstance(exc, (asyncio.CancelledError, GeneratorExit))
