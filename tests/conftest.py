@@ -8,4 +8,5 @@ pytest_plugins = [
     "fixtures.collector",
     "fixtures.fake_llm",
     "fixtures.venvs",
+    "fixtures.sensor",
 ]
