@@ -34,8 +34,8 @@ ensure_venv() {
   want="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)-$extras"
   stamp="$VENV/.flightdeck-installed"
   if [ -x "$VENV/bin/python" ] && python_ok "$VENV/bin/python" && [ -f "$stamp" ] \
-      && grep -qx -- "$want" "$stamp"; then
-    return 0
+      && { grep -qx -- "$want" "$stamp" || { [ "$extras" = all ] && grep -qx -- "${want%-all}-dev" "$stamp"; }; }; then
+    return 0  # up to date (the dev extras include all of the demo's)
   fi
   if ! [ -x "$VENV/bin/python" ] || ! python_ok "$VENV/bin/python"; then
     local py

@@ -1,0 +1,144 @@
+"""Driver of scripts/demo (run with the project's virtualenv Python)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".demo"
+PY = sys.executable
+TOKEN = "demo-" + uuid.uuid4().hex[:16]
+# What an orchestrator would do for a re-run workflow: uuid5 of its workflow id.
+WORKFLOW_SESSION = str(uuid.uuid5(uuid.UUID("00000000-0000-0000-0000-000000000001"),
+                                  "nightly-research"))
+processes: list[subprocess.Popen[bytes]] = []
+
+
+def banner(text: str) -> None:
+    print(f"\n\033[1m== {text}\033[0m" if sys.stdout.isatty() else f"\n== {text}", flush=True)
+
+
+def start(name: str, args: list[str], env: dict[str, str] | None = None) -> dict[str, object]:
+    ready = WORK / f"{name}.ready"
+    ready.unlink(missing_ok=True)
+    log = open(WORK / f"{name}.log", "ab")
+    proc = subprocess.Popen([*args, "--ready-file", str(ready)], stdout=log, stderr=log,
+                            env=env, cwd=ROOT, start_new_session=True)
+    processes.append(proc)
+    deadline = time.monotonic() + 30
+    while not ready.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            sys.exit(f"demo: {name} did not start; see {WORK / (name + '.log')}")
+        time.sleep(0.05)
+    info: dict[str, object] = json.loads(ready.read_text())
+    info["proc"] = proc
+    return info
+
+
+def stop(proc: object) -> None:
+    assert isinstance(proc, subprocess.Popen)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def agent_env(server: str, fake_url: str, **extra: str) -> dict[str, str]:
+    """The agent's whole environment: FLIGHTDECK_* and the providers' endpoints."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "FLIGHTDECK_SERVER": server,
+        "FLIGHTDECK_TOKEN": TOKEN,
+        "FLIGHTDECK_AGENT_NAME": "research-agent",
+        "FLIGHTDECK_SPOOL_DIR": str(WORK / "spool"),
+        "OPENAI_BASE_URL": f"{fake_url}/v1",
+        "OPENAI_API_KEY": "sk-demo",
+        "ANTHROPIC_BASE_URL": fake_url,
+        "ANTHROPIC_API_KEY": "sk-ant-demo",
+        # litellm fetches a price list from the internet at import unless told not to.
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    }
+    env.update(extra)
+    return env
+
+
+def run_agent(env: dict[str, str]) -> float:
+    started = time.monotonic()
+    result = subprocess.run([PY, str(ROOT / "examples" / "agent.py")], env=env, cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    elapsed = time.monotonic() - started
+    for line in (result.stdout + result.stderr).splitlines():
+        print(f"   | {line}")
+    if result.returncode != 0:
+        sys.exit(f"demo: the agent failed with exit status {result.returncode}")
+    return elapsed
+
+
+def cli(*args: str) -> None:
+    subprocess.run([PY, "-m", "flightdeck_sensor", *args, "--db", str(WORK / "collector.db")],
+                   cwd=ROOT, check=True)
+
+
+def latest_session() -> str:
+    out = subprocess.run([PY, "-m", "flightdeck_sensor", "sessions", "--json", "--db",
+                          str(WORK / "collector.db")], capture_output=True, text=True, check=True)
+    sessions = json.loads(out.stdout)
+    return str(max(sessions, key=lambda s: s.get("started") or "")["session_id"])
+
+
+def main() -> None:
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir()
+    fake_env = dict(os.environ, PYTHONPATH=str(ROOT / "tests"))
+    fake = start("fake-llm", [PY, "-m", "fakes.fake_llm", "--port", "0"], env=fake_env)
+    collector_args = [PY, "-m", "flightdeck_sensor", "collect", "--host", "127.0.0.1",
+                      "--token", TOKEN, "--db", str(WORK / "collector.db")]
+    collector = start("collector", [*collector_args, "--port", "0"])
+    server = f"http://127.0.0.1:{collector['port']}"
+    fake_url = str(fake["url"])
+    print(f"collector: {server}   fake LLM provider: {fake_url}   work dir: {WORK}")
+
+    banner("1. The agent runs with FLIGHTDECK_SERVER and FLIGHTDECK_TOKEN set (no code changes)")
+    run_agent(agent_env(server, fake_url, FLIGHTDECK_SESSION_ID=WORKFLOW_SESSION))
+    cli("sessions")
+    banner(f"   Timeline of session {WORKFLOW_SESSION}")
+    cli("events", WORKFLOW_SESSION)
+
+    banner("2. A re-run of the same workflow (same FLIGHTDECK_SESSION_ID) attaches to its session")
+    run_agent(agent_env(server, fake_url, FLIGHTDECK_SESSION_ID=WORKFLOW_SESSION,
+                        FLIGHTDECK_LOG_LEVEL="INFO"))
+    cli("sessions")
+
+    banner("3. The collector is down: the agent still runs, exits on time, spools its events")
+    stop(collector["proc"])
+    elapsed = run_agent(agent_env(server, fake_url))
+    spooled = sum(f.stat().st_size for f in (WORK / "spool").rglob("*") if f.is_file())
+    print(f"   agent exited after {elapsed:.1f} s; spool holds {spooled} bytes")
+
+    banner("4. The collector is back: the next run ships the spool first")
+    collector = start("collector", [*collector_args, "--port", str(collector["port"])])
+    run_agent(agent_env(server, fake_url))
+    cli("sessions")
+    left = sum(f.stat().st_size for f in (WORK / "spool").rglob("*") if f.is_file())
+    print(f"   spool now holds {left} bytes")
+    banner("Done. Explore: .venv/bin/flightdeck-sensor sessions --db .demo/collector.db")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        for process in processes:
+            stop(process)
