@@ -110,7 +110,9 @@ def last_user_text(body: dict[str, Any]) -> str:
 
 
 def served_model(requested: str) -> str:
-    return requested[: -len("-latest")] + "-20250101" if requested.endswith("-latest") else requested
+    if requested.endswith("-latest"):
+        return requested[: -len("-latest")] + "-20250101"
+    return requested
 
 
 def _request_hash(body: dict[str, Any]) -> str:
@@ -136,8 +138,9 @@ def _chosen_tools(body: dict[str, Any]) -> list[dict[str, Any]]:
 def _tool_input(tool: dict[str, Any], text: str) -> dict[str, Any]:
     schema = tool.get("input_schema") or {}
     properties = schema.get("properties") if isinstance(schema, dict) else None
-    name = next(iter(properties), "input") if isinstance(properties, dict) and properties else "input"
-    return {name: text}
+    if isinstance(properties, dict) and properties:
+        return {next(iter(properties)): text}
+    return {"input": text}
 
 
 # --------------------------------------------------------------------------
@@ -196,7 +199,7 @@ def message_body(body: dict[str, Any], model: str) -> dict[str, Any]:
 def message_events(body: dict[str, Any], model: str) -> list[tuple[str, dict[str, Any]]]:
     """The SSE events (name, data) of a streamed answer, as the API sends them."""
     content, stop_reason, output_tokens = message_content(body)
-    start_message = {
+    start_message: dict[str, Any] = {
         "id": f"msg_{_request_hash(body)}", "type": "message", "role": "assistant",
         "model": served_model(model), "content": [], "stop_reason": None, "stop_sequence": None,
         "usage": {**input_usage(body), "output_tokens": 1, "service_tier": "standard"},
