@@ -1,13 +1,85 @@
-"""PLACEHOLDER: replaced by the delivery work (issue 3): atexit + SIGTERM + multiprocessing."""
+"""Ending the session when the process ends: atexit, SIGTERM, multiprocessing.
+
+- atexit: registered once; it is inherited by ``os.fork()`` children, whose
+  own sensor (fresh session after fork) it shuts down.
+- SIGTERM, only when the application left it at its default and only from the
+  main thread (``signal.signal`` refuses other threads): shut down within the
+  budget, then restore the default and re-raise SIGTERM so the process dies
+  of it, as it would have without us.
+- ``multiprocessing`` fork children leave through ``os._exit`` without
+  running atexit; they run ``multiprocessing.util._exit_function`` first,
+  which calls the registered ``Finalize`` callbacks. Their registry is cleared
+  when the child starts, so this registers in the child, on its first event.
+"""
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import os
+import signal
+import sys
+import threading
+from types import FrameType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._sensor import Sensor
 
+_atexit_registered = False
+_sigterm_installed = False
+_finalizer_pid: int | None = None
+
 
 def install(sensor: Sensor) -> None:
-    atexit.register(sensor.shutdown)
+    """Make sure this process's sensor is shut down however the process ends."""
+    global _atexit_registered
+    if not _atexit_registered:
+        _atexit_registered = True
+        atexit.register(_shutdown_current)
+    _install_sigterm()
+    _install_multiprocessing_finalizer()
+
+
+def _shutdown_current() -> None:
+    from . import _sensor
+
+    sensor = _sensor.current()
+    if sensor is not None:
+        with contextlib.suppress(Exception):
+            sensor.shutdown()
+
+
+def _install_sigterm() -> None:
+    global _sigterm_installed
+    if _sigterm_installed or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return  # the application handles SIGTERM itself
+        signal.signal(signal.SIGTERM, _on_sigterm)
+        _sigterm_installed = True
+    except (ValueError, OSError, AttributeError):
+        pass
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    _shutdown_current()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _install_multiprocessing_finalizer() -> None:
+    global _finalizer_pid
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is None or _finalizer_pid == os.getpid():
+        return
+    try:
+        if multiprocessing.parent_process() is None:
+            return
+        from multiprocessing import util
+
+        util.Finalize(None, _shutdown_current, exitpriority=100)
+        _finalizer_pid = os.getpid()
+    except Exception:
+        pass

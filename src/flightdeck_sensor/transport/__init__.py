@@ -16,8 +16,26 @@ Contract used by the rest of the sensor (``_sensor.Sensor``):
   sender restarted lazily.
 - ``on_envelope(envelope: dict)`` is called (from the sender thread) with each
   parsed response envelope.
+
+Also ``spool_summary(config) -> dict`` for ``flightdeck-sensor doctor``: the
+spool's directory, whether it is on, and its files, events and bytes.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
+from .._config import Config
 from ._transport import Transport
 
-__all__ = ["Transport"]
+
+def spool_summary(config: Config) -> dict[str, Any]:
+    """The spool of ``config``'s server: directory, enabled, files, events, bytes."""
+    from ._spool import Spool, spool_dir_for
+
+    summary = Spool(spool_dir_for(config.server, config.spool_dir)).summary()
+    summary["enabled"] = config.spool_enabled
+    return summary
+
+
+__all__ = ["Transport", "spool_summary"]

@@ -1,34 +1,130 @@
-"""PLACEHOLDER: replaced by the delivery work (issue 3). Keeps events in memory."""
+"""The transport: the queue the sensor writes to and the sender that drains it."""
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
-from collections import deque
+import time
 from collections.abc import Callable
 from typing import Any
 
 from .._config import Config
+from ._queue import EventQueue
+from ._sender import BATCH_EVENTS, Sender
+from ._spool import Spool, spool_dir_for
+
+logger = logging.getLogger("flightdeck_sensor")
+
+THREAD_NAME = "flightdeck-sensor-sender"
 
 
 class Transport:
     def __init__(self, config: Config,
                  on_envelope: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.config = config
-        self.on_envelope = on_envelope
-        self.events: deque[dict[str, Any]] = deque(maxlen=config.max_queue_events)
-        self._lock = threading.Lock()
+        self._on_envelope = on_envelope
+        self._reset()
 
+    def _reset(self) -> None:
+        config = self.config
+        self._pid = os.getpid()
+        self._closed = False
+        self._dropped_after_close = 0
+        self._queue = EventQueue(config.max_queue_events, config.max_queue_bytes)
+        self._spool = (Spool(spool_dir_for(config.server, config.spool_dir))
+                       if config.spool_enabled else None)
+        self._sender = Sender(config, self._queue, self._spool, self._on_envelope)
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    # -- the hot path -----------------------------------------------------------
     def submit(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
+        """Queue one event: O(1), never blocks, never raises."""
+        try:
+            if self._pid != os.getpid():  # forked without register_at_fork running
+                self.after_fork_in_child()
+            if self._closed:
+                self._dropped_after_close += 1
+                return
+            queue = self._queue
+            if queue.put(event):
+                waiting = len(queue)
+                if waiting == 1 or waiting >= BATCH_EVENTS:
+                    self._sender.wake()
+            if self._thread is None:
+                self._start_sender()
+        except Exception:
+            pass
 
+    def _start_sender(self) -> None:
+        if not self._start_lock.acquire(blocking=False):
+            return  # another thread is starting it
+        try:
+            if self._thread is not None or self._closed:
+                return
+            thread = threading.Thread(target=self._sender.run, name=THREAD_NAME, daemon=True)
+            thread.start()
+            self._thread = thread
+        except RuntimeError:
+            pass  # interpreter shutting down: close() sends inline
+        finally:
+            self._start_lock.release()
+
+    def _sender_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- lifecycle ----------------------------------------------------------------
     def flush(self, timeout: float) -> bool:
-        return True
+        """Wait until everything queued so far is delivered; False on timeout."""
+        if self._sender_running():
+            return self._sender.wait_idle(max(0.0, timeout))
+        return not len(self._queue)
 
     def close(self, timeout: float) -> None:
-        pass
+        """Final flush within ``timeout`` seconds; what is left goes to the spool."""
+        if self._closed:
+            return
+        self._closed = True
+        deadline = time.monotonic() + max(0.0, timeout)
+        sender = self._sender
+        sender.begin_close(deadline)
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            thread.join(max(0.0, deadline - time.monotonic()))
+            finished = not thread.is_alive()
+        else:
+            sender.run(replay=False)  # inline on this thread; bounded by the deadline
+            finished = True
+        leftovers = sender.leftovers()
+        if leftovers:
+            sender.to_spool(leftovers, "exit_timeout")
+        if finished:
+            sender.close_client()
 
     def status(self) -> dict[str, Any]:
-        return {"queued": len(self.events)}
+        stats = self._sender.stats
+        dropped = dict(stats.dropped)
+        for reason, count in (("queue_full", self._queue.dropped_full),
+                              ("queue_bytes_full", self._queue.dropped_bytes),
+                              ("after_close", self._dropped_after_close)):
+            if count:
+                dropped[reason] = dropped.get(reason, 0) + count
+        if self._spool is not None:
+            dropped_oldest = self._spool.dropped_oldest
+            if dropped_oldest:
+                dropped["spool_full"] = dropped_oldest
+        return {
+            "queued": len(self._queue),
+            "sent": stats.sent,
+            "dropped": dropped,
+            "spooled": stats.spooled,
+            "retries": stats.retries,
+            "last_error": stats.last_error,
+            "mode": stats.mode,
+            "server_state": stats.server_state,
+        }
 
     def after_fork_in_child(self) -> None:
-        self.events.clear()
+        """The parent ships the inherited events; the child starts afresh."""
+        self._reset()

@@ -1,0 +1,441 @@
+"""The sender: takes events off the queue, batches, posts, retries, spools.
+
+It runs in one daemon thread (``flightdeck-sensor-sender``) started on the
+first event, or inline on the exiting thread when no thread is running at
+exit (Python 3.12 refuses to start threads during interpreter shutdown).
+Every wait is bounded; once the transport closes, every wait ends at its
+deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+from .._config import Config
+from ._queue import EventQueue
+from ._spool import Claim, Spool
+
+if TYPE_CHECKING:
+    from ._http import Answer, IngestClient
+
+logger = logging.getLogger("flightdeck_sensor")
+
+BATCH_EVENTS = 500
+BATCH_BYTES = 1024 * 1024  # before compression; Flightdeck reads at most 1 MiB
+BATCH_WINDOW = 1.0  # seconds after the oldest waiting event
+BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
+RETRY_AFTER_MAX, RETRY_AFTER_DEFAULT = 60.0, 60.0
+OVERFLOW_FRACTION = 0.5  # during an outage, spool what exceeds half the queue
+BATCH_PATH, SINGLE_PATH = "/v1/events/batch", "/v1/events"
+_TRANSIENT = frozenset((0, 408, 429))
+_UNAUTHORIZED = frozenset((401, 403))
+
+
+@dataclass
+class Stats:
+    sent: int = 0
+    spooled: int = 0
+    retries: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    last_error: str | None = None
+    mode: str = "batch"
+    server_state: str = "unknown"  # ok | unreachable | paused | unauthorized
+
+    def drop(self, reason: str, count: int = 1) -> None:
+        if count:
+            self.dropped[reason] = self.dropped.get(reason, 0) + count
+
+
+class Sender:
+    def __init__(self, config: Config, queue: EventQueue, spool: Spool | None,
+                 on_envelope: Callable[[dict[str, Any]], None] | None) -> None:
+        self._config = config
+        self._queue = queue
+        self._spool = spool
+        self._on_envelope = on_envelope
+        self.stats = Stats()
+        self._client: IngestClient | None = None
+        self._carry: bytes | None = None  # serialized event that did not fit the last batch
+        self._in_flight: list[bytes] = []
+        self._claim: Claim | None = None
+        self._replay_due = True
+        self._backoff = BACKOFF_FIRST
+        self._outage = False
+        self._warned: set[str] = set()
+        self.deadline: float | None = None  # set when the transport closes
+        self.abandoned = False  # the closer took over what is left
+        self.flush_wanted = False
+        self._closing = threading.Event()
+        self._idle = threading.Condition()
+        # A binary semaphore the sender waits on; submitters release it without
+        # ever blocking (Lock.release never blocks, unlike Event.set).
+        self._wake = threading.Lock()
+        self._wake.acquire()
+
+    # -- signals from other threads ------------------------------------------
+    def wake(self) -> None:
+        if self._wake.locked():
+            with contextlib.suppress(RuntimeError):  # another submitter released it first
+                self._wake.release()
+
+    def begin_close(self, deadline: float) -> None:
+        self.deadline = deadline
+        self._closing.set()
+        self.wake()
+
+    def wait_idle(self, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        with self._idle:
+            while not self.is_idle():
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self.flush_wanted = True
+                self.wake()
+                self._idle.wait(min(left, 0.1))
+        return True
+
+    def is_idle(self) -> bool:
+        return (not len(self._queue) and self._carry is None and not self._in_flight
+                and self._claim is None)
+
+    def leftovers(self) -> list[bytes]:
+        """Everything not yet delivered (for the closer); the sender stops touching it."""
+        self.abandoned = True
+        events = list(self._in_flight)
+        self._in_flight = []
+        if self._carry is not None:
+            events.append(self._carry)
+            self._carry = None
+        events.extend(self._drain_queue())
+        if self._claim is not None and self._spool is not None:
+            self._spool.release(self._claim)
+            self._claim = None
+        return events
+
+    # -- the loop ---------------------------------------------------------------
+    def run(self, replay: bool = True) -> None:
+        """Deliver until closed and idle, or abandoned. Never raises."""
+        self._replay_due = replay and self._spool is not None
+        try:
+            while not self.abandoned:
+                if self._replay_due:
+                    self._replay_spool()
+                if self._closing.is_set() and self.is_idle():
+                    return
+                self._wait_for_batch()
+                batch = self._take_batch()
+                if batch:
+                    self._deliver(batch)
+                self._notify_if_idle()
+        except Exception:
+            logger.warning("flightdeck-sensor sender stopped on an internal error; "
+                           "undelivered events go to the spool at exit", exc_info=True)
+        finally:
+            self._notify_if_idle(force=True)
+
+    def _notify_if_idle(self, force: bool = False) -> None:
+        if force or self.is_idle():
+            self.flush_wanted = False
+            with self._idle:
+                self._idle.notify_all()
+
+    def _wait_for_batch(self) -> None:
+        first_seen: float | None = None
+        while not (self._closing.is_set() or self.flush_wanted or self.abandoned):
+            waiting = len(self._queue)
+            if waiting >= BATCH_EVENTS or self._queue.bytes >= BATCH_BYTES:
+                return
+            if not waiting:
+                first_seen = None
+                self._wake.acquire(timeout=BATCH_WINDOW)
+                continue
+            now = time.monotonic()
+            first_seen = first_seen or now
+            if now - first_seen >= BATCH_WINDOW:
+                return
+            self._wake.acquire(timeout=first_seen + BATCH_WINDOW - now)
+
+    def _take_batch(self) -> list[bytes]:
+        batch = self._in_flight = []
+        size = 0
+        if self._carry is not None:
+            batch.append(self._carry)
+            size, self._carry = len(self._carry), None
+        while len(batch) < BATCH_EVENTS:
+            event = self._queue.pop()
+            if event is None:
+                break
+            data = self._serialize(event)
+            if data is None:
+                continue
+            if batch and size + len(data) + 1 > BATCH_BYTES:
+                self._carry = data
+                break
+            batch.append(data)
+            size += len(data) + 1
+        return batch
+
+    def _serialize(self, event: dict[str, Any]) -> bytes | None:
+        try:
+            return json.dumps(event, separators=(",", ":"), default=str,
+                              ensure_ascii=False).encode()
+        except (ValueError, TypeError):
+            self.stats.drop("unserializable")
+            return None
+
+    def _drain_queue(self) -> list[bytes]:
+        events = []
+        while (event := self._queue.pop()) is not None:
+            data = self._serialize(event)
+            if data is not None:
+                events.append(data)
+        return events
+
+    # -- delivery ---------------------------------------------------------------
+    def _deliver(self, events: list[bytes], spool_leftovers: bool = True) -> list[bytes]:
+        """Send until settled (sent or dropped); on give-up spool (or return) the rest."""
+        while events and not self.abandoned:
+            if self.stats.server_state != "unauthorized" and not self._past_deadline():
+                events = self._send(events)
+                if not events:
+                    break
+            if self._closing.is_set() or self.stats.server_state == "unauthorized":
+                break
+            self.stats.retries += 1
+            self._pause(self._retry_delay())
+        self._in_flight = []
+        if events and not self.abandoned and spool_leftovers:
+            self.to_spool(events, "undeliverable")
+            events = []
+        return events
+
+    def _past_deadline(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def _send(self, events: list[bytes]) -> list[bytes]:
+        """One attempt; returns the events to retry (empty when settled)."""
+        if self.stats.mode == "single":
+            return self._send_singly(events)
+        answer = self._post(BATCH_PATH, b'{"events":[' + b",".join(events) + b"]}")
+        status = answer.status
+        if 200 <= status < 300:
+            self._accept_batch(events, answer)
+            return []
+        if status in (404, 405):
+            self.stats.mode = "single"
+            logger.info("flightdeck-sensor: the server has no batch endpoint; "
+                        "sending events one by one")
+            return self._send_singly(events)
+        if self._is_retryable(answer) or status in _UNAUTHORIZED:
+            return events
+        if len(events) > 1:  # 413 or a rejection without per-event detail: halve
+            middle = len(events) // 2
+            return self._send(events[:middle]) + self._send(events[middle:])
+        self._reject(1, status, answer, "too_large" if status == 413 else "rejected")
+        return []
+
+    def _send_singly(self, events: list[bytes]) -> list[bytes]:
+        for position, event in enumerate(events):
+            answer = self._post(SINGLE_PATH, event)
+            status = answer.status
+            if 200 <= status < 300:
+                self.stats.sent += 1
+                self._read_envelope(answer.body)
+            elif status in (404, 405):
+                self._stop_sending(status, "has no ingest endpoint at this URL")
+                return events[position:]
+            elif self._is_retryable(answer) or status in _UNAUTHORIZED:
+                return events[position:]
+            else:
+                self._reject(1, status, answer, "too_large" if status == 413 else "rejected")
+        return []
+
+    def _post(self, path: str, body: bytes) -> Answer:
+        if self._client is None:
+            from ._http import IngestClient
+
+            self._client = IngestClient(self._config.server, self._config.token)
+        timeout = 5.0
+        if self.deadline is not None:
+            timeout = self.deadline - time.monotonic()
+        answer = self._client.post(path, body, timeout)
+        self._note_answer(answer)
+        return answer
+
+    def _is_retryable(self, answer: Answer) -> bool:
+        return answer.status in _TRANSIENT or answer.status >= 500 or 300 <= answer.status < 400
+
+    # -- what answers do to the sender's state ------------------------------------
+    def _note_answer(self, answer: Answer) -> None:
+        status = answer.status
+        if status in _UNAUTHORIZED:
+            self._stop_sending(status, "refused the token")
+        elif self._is_retryable(answer):
+            self.stats.last_error = answer.error or f"HTTP {status}"
+            if status == 429:
+                self.stats.server_state = "paused"
+                self._pause_for = _retry_after_seconds(answer.retry_after)
+            elif not self._outage:
+                self._outage = True
+                self.stats.server_state = "unreachable"
+                logger.warning("flightdeck-sensor cannot deliver events to %s (%s); "
+                               "retrying in the background, events are kept",
+                               self._config.server, self.stats.last_error)
+        else:
+            if self._outage:
+                logger.info("flightdeck-sensor delivery to %s recovered", self._config.server)
+                self._replay_due = self._spool is not None
+            self._outage = False
+            self._backoff = BACKOFF_FIRST
+            if self.stats.server_state != "unauthorized":
+                self.stats.server_state = "ok"
+
+    _pause_for: float | None = None
+
+    def _retry_delay(self) -> float:
+        if self._pause_for is not None:
+            delay, self._pause_for = self._pause_for, None
+            return delay
+        delay = self._backoff * random.uniform(0.5, 1.0)
+        self._backoff = min(self._backoff * 2, BACKOFF_MAX)
+        return delay
+
+    def _pause(self, seconds: float) -> None:
+        """Wait, interruptible by close; meanwhile move queue overflow to the spool."""
+        end = time.monotonic() + seconds
+        while not self._closing.is_set():
+            self._spool_overflow()
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self._closing.wait(min(left, 0.25))
+
+    def _spool_overflow(self) -> None:
+        if self._spool is None or not self._spool.enabled:
+            return
+        while self._queue.is_above(OVERFLOW_FRACTION) and not self.abandoned:
+            held, self._in_flight = self._in_flight, []
+            self.to_spool(self._take_batch(), "queue_full")
+            self._in_flight = held
+
+    def _stop_sending(self, status: int, what: str) -> None:
+        if self.stats.server_state == "unauthorized":
+            return
+        self.stats.server_state = "unauthorized"
+        self.stats.last_error = f"HTTP {status}"
+        logger.error("flightdeck-sensor: %s %s (HTTP %d); sending stopped for this process, "
+                     "events are kept in the spool", self._config.server, what, status)
+
+    def _accept_batch(self, events: list[bytes], answer: Answer) -> None:
+        envelope = self._read_envelope(answer.body)
+        rejected = _rejections(envelope, len(events))
+        for message in rejected.values():
+            self._warn_once(f"the server rejected an event: {message}")
+        self.stats.drop("rejected", len(rejected))
+        self.stats.sent += len(events) - len(rejected)
+
+    def _reject(self, count: int, status: int, answer: Answer, reason: str) -> None:
+        self.stats.drop(reason, count)
+        message = _error_message(answer.body) or f"HTTP {status}"
+        self.stats.last_error = f"HTTP {status}: {message}"
+        self._warn_once(f"the server rejected an event (HTTP {status}): {message}")
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warned and len(self._warned) < 100:
+            self._warned.add(message)
+            logger.warning("flightdeck-sensor: %s; the event was dropped and counted", message)
+
+    def _read_envelope(self, body: bytes) -> dict[str, Any] | None:
+        envelope = _parse_json_object(body)
+        if envelope is not None and self._on_envelope is not None:
+            try:
+                self._on_envelope(envelope)
+            except Exception:
+                logger.debug("envelope handler failed", exc_info=True)
+        return envelope
+
+    # -- spool --------------------------------------------------------------------
+    def to_spool(self, events: list[bytes], reason: str) -> None:
+        if not events:
+            return
+        if self._spool is not None and self._spool.write(events):
+            self.stats.spooled += len(events)
+        else:
+            self.stats.drop(reason, len(events))
+
+    def _replay_spool(self) -> None:
+        """Ship spooled files first, one claimed file at a time."""
+        self._replay_due = False
+        spool = self._spool
+        while spool is not None and not self.abandoned and not self._past_deadline():
+            claim = self._claim = spool.claim_next()
+            if claim is None:
+                return
+            self.stats.drop("expired", claim.expired)
+            for start in range(0, len(claim.events), BATCH_EVENTS):
+                chunk = claim.events[start:start + BATCH_EVENTS]
+                if self._deliver(chunk, spool_leftovers=False):
+                    if self._claim is not None:
+                        spool.release(claim)
+                    self._claim = None
+                    return
+            spool.done(claim)
+            self._claim = None
+
+    def close_client(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+def _parse_json_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _rejections(envelope: dict[str, Any] | None, batch_size: int) -> dict[int, str]:
+    """``{index: message}`` from a batch envelope's ``rejected`` list, defensively."""
+    items = envelope.get("rejected") if envelope else None
+    found: dict[int, str] = {}
+    if not isinstance(items, list):
+        return found
+    for item in items:
+        if isinstance(item, dict):
+            index = item.get("index")
+            if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < batch_size:
+                found[index] = str(item.get("error") or "rejected")[:200]
+    return found
+
+
+def _error_message(body: bytes) -> str:
+    envelope = _parse_json_object(body)
+    message = envelope.get("error") if envelope else None
+    return str(message)[:200] if message else ""
+
+
+def _retry_after_seconds(value: str | None) -> float:
+    """Seconds to wait from a Retry-After header (seconds or HTTP date), capped."""
+    if not value:
+        return RETRY_AFTER_DEFAULT
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError):
+            return RETRY_AFTER_DEFAULT
+    if seconds != seconds:  # NaN
+        return RETRY_AFTER_DEFAULT
+    return max(0.0, min(seconds, RETRY_AFTER_MAX))
