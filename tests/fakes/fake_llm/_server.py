@@ -43,6 +43,9 @@ class Reply:
     chunk_delay: float = 0.0  # SSE: seconds between events
     delay: float = 0.0  # seconds before answering at all
     drop: bool = False  # close the connection without any answer
+    # SSE: Transfer-Encoding chunked, as real APIs send streams; a drop then
+    # leaves the body incomplete and the client raises instead of seeing a clean end.
+    chunked: bool = False
 
 
 def json_reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
@@ -233,6 +236,8 @@ def _make_handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-cache")
             self.send_header("Connection", "close")
+            if reply.chunked:
+                self.send_header("Transfer-Encoding", "chunked")
             for name, value in reply.headers.items():
                 self.send_header(name, value)
             self.end_headers()
@@ -244,8 +249,13 @@ def _make_handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                     return
                 if reply.chunk_delay:
                     time.sleep(reply.chunk_delay)
-                frame = (f"event: {name}\n" if name else "") + f"data: {data}\n\n"
-                self.wfile.write(frame.encode())
+                frame = ((f"event: {name}\n" if name else "") + f"data: {data}\n\n").encode()
+                if reply.chunked:
+                    frame = b"%x\r\n%s\r\n" % (len(frame), frame)
+                self.wfile.write(frame)
+                self.wfile.flush()
+            if reply.chunked:
+                self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()
 
     return Handler

@@ -239,6 +239,14 @@ def _block_events(index: int, block: dict[str, Any]) -> list[tuple[str, dict[str
             ("content_block_stop", {"type": "content_block_stop", "index": index})]
 
 
+def stream_reply(events: list[tuple[str, dict[str, Any]]],
+                 headers: dict[str, str] | None = None) -> Reply:
+    """An SSE answer framed as the API frames it (chunked transfer encoding)."""
+    reply = sse_reply(events, headers)
+    reply.chunked = True
+    return reply
+
+
 def error_body(status: int, message: str = "fake error") -> dict[str, Any]:
     return {"type": "error",
             "error": {"type": ERROR_TYPES.get(status, "api_error"), "message": message}}
@@ -272,7 +280,7 @@ def _answer(request: Request, streamed: bool | None = None) -> Reply:
         return error_reply(status, f"fake {status}", request_id=request_id(body))
     headers = {"request-id": request_id(body), "anthropic-organization-id": "org_fake"}
     if streamed if streamed is not None else bool(body.get("stream")):
-        return sse_reply(message_events(body, model), headers)
+        return stream_reply(message_events(body, model), headers)
     return json_reply(message_body(body, model), 200, headers)
 
 
