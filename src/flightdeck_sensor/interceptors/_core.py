@@ -177,7 +177,7 @@ class Call:
             "model": self.model_requested,
             "provider": self.adapter.provider,
             "latency_ms": self.latency_ms(),
-            "retry_attempt": 1,
+            "retry_attempt": facts.attempt or 1,
             "terminal": True,
             "error": facts.as_event_field(self.sensor.config.capture_prompts),
         }

@@ -53,6 +53,7 @@ class ErrorFacts:
     retry_after: float | None = None
     is_retryable: bool = False
     message_text: str = ""  # str(exc): sent only with prompt capture
+    attempt: int | None = None  # which attempt failed, when the SDK says (1 = first)
 
     def as_event_field(self, capture_prompts: bool) -> dict[str, Any]:
         return {
@@ -87,6 +88,7 @@ def _fill(facts: ErrorFacts, exc: BaseException) -> None:
                                   _header(headers, "x-request-id"),
                                   _header(headers, "request-id"))
     facts.retry_after = _retry_after(_header(headers, "retry-after"))
+    facts.attempt = _attempt(exc, response)
     facts.provider_error_code = _error_code(getattr(exc, "body", None), getattr(exc, "code", None))
     facts.error_type = _error_type(exc, facts.http_status, facts.provider_error_code)
     facts.is_retryable = facts.error_type in _RETRYABLE or (
@@ -142,6 +144,20 @@ def _retry_after(value: str | None) -> float | None:
     except ValueError:
         return None
     return seconds if seconds >= 0 else None
+
+
+def _attempt(exc: BaseException, response: Any) -> int | None:
+    """The Stainless-generated SDKs (anthropic, openai) retry internally and stamp
+    each request with ``x-stainless-retry-count``; the failed request tells
+    which attempt gave up."""
+    try:  # httpx's Response.request raises RuntimeError when unset
+        request = getattr(response, "request", None) or getattr(exc, "request", None)
+        count = _header(getattr(request, "headers", None), "x-stainless-retry-count")
+    except Exception:
+        return None
+    if count is None or not count.isdigit():
+        return None
+    return int(count) + 1
 
 
 def _error_code(body: Any, code: Any) -> str | None:
