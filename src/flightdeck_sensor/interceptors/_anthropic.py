@@ -1,0 +1,424 @@
+"""Anthropic SDK interceptor: ``messages.create`` / ``stream`` / ``parse``, sync
+and async, on ``messages`` and ``beta.messages``.
+
+Patched on the resource classes, so every client that builds them is covered
+(Anthropic, AsyncAnthropic, AnthropicBedrock, AnthropicVertex, Foundry, and
+clients created before the patch).
+
+Two SDK traps (anthropic 2.x):
+
+- ``messages.stream()`` and ``messages.parse()`` post the request themselves;
+  they never go through ``create``, so each is wrapped on its own.
+- ``MessageStream``'s ``text_stream``, iteration, ``until_done()`` and
+  ``get_final_message()`` all drain the same private generator, which reads
+  the raw SSE ``Stream`` in ``_raw_stream``. Proxying the ``MessageStream``
+  would miss all but iteration, so the raw stream is proxied instead; if a
+  future SDK drops ``_raw_stream``, the ``MessageStream`` itself is proxied
+  (iteration only, documented degradation).
+
+The SDK retries 429/5xx/connection errors inside one ``create`` call; the
+user made one call, so one event pair is reported, with the final exception
+and ``retry_attempt`` = the attempt that failed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from typing import Any
+
+import wrapt
+
+from .. import _sensor
+from ._core import (
+    _IN_CALL,
+    AsyncStreamProxy,
+    Call,
+    Outcome,
+    StreamRecorder,
+    SyncStreamProxy,
+    ToolCall,
+    _begin,
+    _record_failure,
+    async_wrapper,
+    sync_wrapper,
+)
+from ._errors import ErrorFacts, classify
+
+logger = logging.getLogger("flightdeck_sensor")
+
+PROVIDER = "anthropic"
+
+# Content blocks in which the model asks for a tool: client tools, and tools
+# the API runs itself (web search, code execution, MCP).
+_TOOL_BLOCK_TYPES = frozenset(("tool_use", "server_tool_use", "mcp_tool_use"))
+
+# Request arguments that make up the prompt (estimate, and capture when on).
+_CONTENT_ARGUMENTS = ("system", "messages", "tools")
+
+
+# --------------------------------------------------------------------------
+# Extractors: response shapes -> Outcome. Read attributes, never model_dump.
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+class _Usage:
+    """Token counts as the API reports them (``input_tokens`` excludes cache)."""
+
+    __slots__ = ("cache_creation", "cache_read", "input", "output")
+
+    def __init__(self) -> None:
+        self.input: int | None = None
+        self.output: int | None = None
+        self.cache_read: int | None = None
+        self.cache_creation: int | None = None
+
+    def update(self, usage: Any) -> None:
+        """Fold in a ``usage`` object; fields absent or ``None`` keep what was known
+        (``message_delta`` usage is cumulative and may name only output tokens)."""
+        if usage is None:
+            return
+        for name, attribute in (("input", "input_tokens"), ("output", "output_tokens"),
+                                ("cache_read", "cache_read_input_tokens"),
+                                ("cache_creation", "cache_creation_input_tokens")):
+            value = _int(getattr(usage, attribute, None))
+            if value is not None:
+                setattr(self, name, value)
+
+    def fill(self, outcome: Outcome) -> None:
+        if self.input is None and self.output is None:
+            return
+        cached = (self.cache_read or 0) + (self.cache_creation or 0)
+        outcome.tokens_input = (self.input or 0) + cached
+        outcome.tokens_output = self.output
+        outcome.tokens_cache_read = self.cache_read
+        outcome.tokens_cache_creation = self.cache_creation
+        outcome.usage_source = "reported"
+
+
+def message_outcome(message: Any) -> Outcome:
+    """Outcome of a ``Message`` / ``BetaMessage`` / ``ParsedMessage``; or, for a
+    raw response (``with_raw_response`` / ``with_streaming_response``, body not
+    read by us), only what its headers say."""
+    if not hasattr(message, "usage"):
+        return Outcome(request_id=_str(_header(message, "request-id")))
+    outcome = Outcome(model=_str(getattr(message, "model", None)),
+                      stop_reason=_str(getattr(message, "stop_reason", None)),
+                      request_id=_str(getattr(message, "_request_id", None)))
+    usage = _Usage()
+    usage.update(getattr(message, "usage", None))
+    usage.fill(outcome)
+    message_id = _str(getattr(message, "id", None))
+    if message_id:
+        outcome.provider_metadata["message_id"] = message_id
+    content = getattr(message, "content", None)
+    if isinstance(content, list):
+        outcome.tool_calls = [tool for tool in map(_tool_call, content) if tool is not None]
+        outcome.content = content
+    return outcome
+
+
+def _tool_call(block: Any) -> ToolCall | None:
+    if getattr(block, "type", None) not in _TOOL_BLOCK_TYPES:
+        return None
+    return (str(getattr(block, "name", None) or "unknown"), getattr(block, "input", None))
+
+
+def _header(response: Any, name: str) -> Any:
+    try:
+        return response.headers.get(name)
+    except Exception:
+        return None
+
+
+class _Block:
+    __slots__ = ("name", "parts", "type")
+
+    def __init__(self, block_type: str, name: str | None) -> None:
+        self.type = block_type
+        self.name = name
+        self.parts: list[str] = []
+
+
+class StreamAccumulator:
+    """Folds raw stream events (``message_start`` ... ``message_stop``) into an
+    Outcome. ``add`` is the per-chunk hot path: one attribute read for the
+    common ``content_block_delta`` unless prompt capture wants the text."""
+
+    __slots__ = ("_blocks", "_capture", "_message_id", "_model", "_stop_reason", "_stopped",
+                 "_usage", "request_id")
+
+    def __init__(self, capture: bool) -> None:
+        self._capture = capture
+        self._usage = _Usage()
+        self._model: str | None = None
+        self._message_id: str | None = None
+        self._stop_reason: str | None = None
+        self._stopped = False
+        self._blocks: dict[int, _Block] = {}
+        self.request_id: str | None = None
+
+    def add(self, event: Any) -> None:
+        kind = event.type
+        if kind == "content_block_delta":
+            if self._capture:
+                self._add_delta(event)
+        elif kind == "message_start":
+            message = event.message
+            self._model = _str(getattr(message, "model", None))
+            self._message_id = _str(getattr(message, "id", None))
+            self._usage.update(getattr(message, "usage", None))
+        elif kind == "content_block_start":
+            block = event.content_block
+            block_type = getattr(block, "type", None)
+            if self._capture or block_type in _TOOL_BLOCK_TYPES:
+                self._blocks[event.index] = _Block(str(block_type),
+                                                   _str(getattr(block, "name", None)))
+        elif kind == "message_delta":
+            self._stop_reason = _str(getattr(event.delta, "stop_reason", None)) or self._stop_reason
+            self._usage.update(getattr(event, "usage", None))
+        elif kind == "message_stop":
+            self._stopped = True
+
+    def _add_delta(self, event: Any) -> None:
+        block = self._blocks.get(event.index)
+        if block is None:
+            return
+        delta = event.delta
+        text = getattr(delta, "text", None)
+        if text is None:
+            text = getattr(delta, "partial_json", None)
+        if isinstance(text, str):
+            block.parts.append(text)
+
+    def outcome(self) -> Outcome:
+        outcome = Outcome(model=self._model, stop_reason=self._stop_reason,
+                          request_id=self.request_id)
+        self._usage.fill(outcome)
+        if self._message_id:
+            outcome.provider_metadata["message_id"] = self._message_id
+        if not self._stopped:
+            # The stream ended without message_stop: the numbers are partial.
+            outcome.provider_metadata["stream_incomplete"] = True
+        outcome.tool_calls = [(block.name or "unknown", _json_or_text("".join(block.parts)))
+                              for block in self._blocks.values()
+                              if block.type in _TOOL_BLOCK_TYPES]
+        if self._capture:
+            outcome.content = [_captured_block(block) for block in self._blocks.values()]
+        return outcome
+
+
+def _json_or_text(text: str) -> Any:
+    if not text:
+        return {}
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _captured_block(block: _Block) -> dict[str, Any]:
+    if block.type in _TOOL_BLOCK_TYPES:
+        return {"type": block.type, "name": block.name,
+                "input": _json_or_text("".join(block.parts))}
+    return {"type": block.type, "text": "".join(block.parts)}
+
+
+# --------------------------------------------------------------------------
+# The adapter: what the core needs to know about Anthropic.
+
+class AnthropicAdapter:
+    provider = PROVIDER
+
+    def request_model(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+        return _str(kwargs.get("model"))
+
+    def request_content(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        # Only real values: the SDK's ``omit`` / ``NOT_GIVEN`` sentinels are skipped.
+        return {name: kwargs[name] for name in _CONTENT_ARGUMENTS
+                if isinstance(kwargs.get(name), (str, list, tuple, dict))}
+
+    def response_outcome(self, response: Any) -> Outcome:
+        return message_outcome(response)
+
+    def new_accumulator(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> StreamAccumulator:
+        sensor = _sensor.active()
+        return StreamAccumulator(capture=bool(sensor and sensor.config.capture_prompts))
+
+    def error_facts(self, exc: BaseException) -> ErrorFacts:
+        return classify(exc, PROVIDER)
+
+
+ADAPTER = AnthropicAdapter()
+
+
+# --------------------------------------------------------------------------
+# Result handlers: the SDK's return value -> what the user gets.
+
+def _recorder(call: Call, args: tuple[Any, ...], kwargs: dict[str, Any],
+              raw_stream: Any) -> StreamRecorder:
+    accumulator = ADAPTER.new_accumulator(args, kwargs)
+    accumulator.request_id = _str(_header(getattr(raw_stream, "response", None), "request-id"))
+    return StreamRecorder(call, accumulator)
+
+
+def _finish_create(call: Call, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``create``: a raw SSE stream gets a timing proxy; anything else (a Message,
+    a raw response) is recorded now and returned as it is."""
+    if isinstance(result, _stream_classes()):
+        recorder = _recorder(call, args, kwargs, result)
+        if isinstance(result, _stream_classes()[1]):
+            return AsyncStreamProxy(result, recorder)
+        return SyncStreamProxy(result, recorder)
+    call.succeed(message_outcome(result))
+    return result
+
+
+def _stream_classes() -> tuple[type, type]:
+    from anthropic._streaming import AsyncStream, Stream
+
+    return Stream, AsyncStream
+
+
+def _instrument_message_stream(call: Call, message_stream: Any, args: tuple[Any, ...],
+                               kwargs: dict[str, Any], proxy_type: type) -> Any:
+    """Time the raw SSE stream under a ``MessageStream``; returns what ``__enter__``
+    hands the user (the SDK's own object, unless the fallback applies)."""
+    raw_stream = getattr(message_stream, "_raw_stream", None)
+    if raw_stream is not None and isinstance(raw_stream, _stream_classes()):
+        recorder = _recorder(call, args, kwargs, raw_stream)
+        message_stream._raw_stream = proxy_type(raw_stream, recorder)
+        return message_stream
+    logger.debug("anthropic MessageStream has no _raw_stream; proxying it instead")
+    return proxy_type(message_stream, _recorder(call, args, kwargs, message_stream))
+
+
+class _StreamManagerProxy(wrapt.ObjectProxy[Any]):
+    """``messages.stream(...)`` returns a manager; the request is sent by
+    ``__enter__``, so the call starts there."""
+
+    def __init__(self, manager: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        super().__init__(manager)
+        self._self_args = args
+        self._self_kwargs = kwargs
+
+    def __enter__(self) -> Any:
+        call = _begin(ADAPTER, "chat", self._self_args, self._self_kwargs)
+        if call is None:
+            return self.__wrapped__.__enter__()
+        token = _IN_CALL.set(True)
+        try:
+            message_stream = self.__wrapped__.__enter__()
+        except BaseException as exc:
+            _record_failure(call, exc)
+            raise
+        finally:
+            _IN_CALL.reset(token)
+        return _guarded(call, lambda: _instrument_message_stream(
+            call, message_stream, self._self_args, self._self_kwargs, SyncStreamProxy),
+            message_stream)
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        return self.__wrapped__.__exit__(exc_type, exc, tb)
+
+
+class _AsyncStreamManagerProxy(wrapt.ObjectProxy[Any]):
+    def __init__(self, manager: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        super().__init__(manager)
+        self._self_args = args
+        self._self_kwargs = kwargs
+
+    async def __aenter__(self) -> Any:
+        call = _begin(ADAPTER, "chat", self._self_args, self._self_kwargs)
+        if call is None:
+            return await self.__wrapped__.__aenter__()
+        token = _IN_CALL.set(True)
+        try:
+            message_stream = await self.__wrapped__.__aenter__()
+        except BaseException as exc:
+            _record_failure(call, exc)
+            raise
+        finally:
+            _IN_CALL.reset(token)
+        return _guarded(call, lambda: _instrument_message_stream(
+            call, message_stream, self._self_args, self._self_kwargs, AsyncStreamProxy),
+            message_stream)
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        return await self.__wrapped__.__aexit__(exc_type, exc, tb)
+
+
+def _guarded(call: Call, action: Any, fallback: Any) -> Any:
+    try:
+        return action()
+    except Exception:
+        call.sensor.note_internal_error("anthropic stream setup")
+        return fallback
+
+
+def _stream_helper_wrapper(proxy_type: type) -> Any:
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        manager = wrapped(*args, **kwargs)
+        if _IN_CALL.get() or _sensor.active() is None:
+            return manager
+        return proxy_type(manager, args, kwargs)
+
+    return wrapper
+
+
+# --------------------------------------------------------------------------
+# Patching.
+
+# module -> (class name, method name, wrapper)
+_SYNC = ("Messages", (("create", sync_wrapper(ADAPTER, handler=_finish_create)),
+                      ("parse", sync_wrapper(ADAPTER, handler=_finish_create)),
+                      ("stream", _stream_helper_wrapper(_StreamManagerProxy))))
+_ASYNC = ("AsyncMessages", (("create", async_wrapper(ADAPTER, handler=_finish_create)),
+                            ("parse", async_wrapper(ADAPTER, handler=_finish_create)),
+                            ("stream", _stream_helper_wrapper(_AsyncStreamManagerProxy))))
+_TARGETS: dict[str, tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]] = {
+    "anthropic.resources.messages.messages": (_SYNC, _ASYNC),
+    "anthropic.resources.beta.messages.messages": (_SYNC, _ASYNC),
+}
+
+# (class, attribute, the original from the class __dict__), to restore.
+_originals: list[tuple[type, str, Any]] = []
+
+
+def patch_module(module_name: str) -> None:
+    """Wrap the messages entry points ``module_name`` defines; idempotent."""
+    module = importlib.import_module(module_name)
+    for class_name, methods in _TARGETS.get(module_name, ()):
+        cls = getattr(module, class_name, None)
+        if not isinstance(cls, type):
+            logger.warning("flightdeck-sensor: %s.%s not found; those calls will not be "
+                           "reported", module_name, class_name)
+            continue
+        for method_name, wrapper in methods:
+            _wrap(cls, method_name, wrapper)
+
+
+def _wrap(cls: type, method_name: str, wrapper: Any) -> None:
+    original = cls.__dict__.get(method_name)
+    if original is None:
+        logger.warning("flightdeck-sensor: %s.%s not found; not reported",
+                       cls.__qualname__, method_name)
+        return
+    if isinstance(original, wrapt.FunctionWrapper):
+        return
+    setattr(cls, method_name, wrapt.FunctionWrapper(original, wrapper))
+    _originals.append((cls, method_name, original))
+
+
+def unpatch() -> None:
+    """Restore every original entry point."""
+    while _originals:
+        cls, method_name, original = _originals.pop()
+        setattr(cls, method_name, original)
