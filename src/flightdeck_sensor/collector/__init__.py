@@ -1,0 +1,7 @@
+"""The local ingest collector: a Flightdeck-compatible ingestion server on stdlib
+``http.server`` and ``sqlite3``, for the demo, the tests and users without a
+Flightdeck deployment. Run it with ``flightdeck-sensor collect``.
+
+Modules: ``_validate`` (Flightdeck's event rules), ``_store`` (SQLite),
+``_server`` (HTTP), ``_cli`` (commands), ``_report`` (the read side's text).
+"""

@@ -1,0 +1,160 @@
+"""Commands ``collect`` (run the local ingest collector), ``sessions`` and ``events`` (read it).
+
+Building the parsers imports nothing heavy: the server and the database code
+load when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 4000
+GENERATED_TOKEN_PREFIX = "ftd_local_"
+
+
+def add_parser(subparsers: Any) -> None:
+    collect = subparsers.add_parser(
+        "collect", help="run the local ingest collector",
+        description="A local Flightdeck-compatible ingest server storing events in SQLite.")
+    collect.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (%(default)s)")
+    collect.add_argument("--port", type=int, default=DEFAULT_PORT,
+                         help="port to listen on, 0 for any free one (%(default)s)")
+    collect.add_argument("--token", help="bearer token sensors must present "
+                         "(default: $FLIGHTDECK_TOKEN, else a new one is generated and printed)")
+    collect.add_argument("--db", type=Path, help=_db_help())
+    collect.add_argument("--ready-file", type=Path, metavar="PATH",
+                         help='once listening, write {"url", "ingest_url", "port", "pid", "db"} '
+                              "as JSON to PATH (for scripts and tests using --port 0)")
+    collect.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    collect.set_defaults(func=run_collect)
+
+    sessions = subparsers.add_parser("sessions", help="list the sessions the collector received")
+    sessions.add_argument("--db", type=Path, help=_db_help())
+    sessions.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sessions.add_argument("--limit", type=int, default=50,
+                          help="newest N sessions, 0 for all (%(default)s)")
+    sessions.set_defaults(func=run_sessions)
+
+    events = subparsers.add_parser("events", help="show one session's timeline")
+    events.add_argument("session_id", metavar="SESSION_ID",
+                        help="the session id, or a unique prefix of it")
+    events.add_argument("--db", type=Path, help=_db_help())
+    events.add_argument("--json", action="store_true", help="print the stored events as JSON")
+    events.set_defaults(func=run_events)
+
+
+def _db_help() -> str:
+    return ("collector database (default: $FLIGHTDECK_COLLECTOR_DB, else "
+            "$XDG_DATA_HOME/flightdeck-sensor/collector.db)")
+
+
+def run_collect(args: argparse.Namespace) -> int:
+    from ._server import CollectorServer
+    from ._store import EventStore, default_db_path
+
+    _configure_logging(args.verbose)
+    token, token_source = _resolve_token(args.token)
+    db_path: Path = args.db or default_db_path()
+    try:
+        store = EventStore(db_path)
+    except Exception as error:  # OSError, sqlite3.Error: unwritable path, not a database
+        print(f"flightdeck-sensor collect: cannot open database {db_path}: {error}",
+              file=sys.stderr)
+        return 1
+    try:
+        server = CollectorServer((args.host, args.port), token, store)
+    except OSError as error:
+        store.close()
+        print(f"flightdeck-sensor collect: cannot listen on {args.host}:{args.port}: "
+              f"{error.strerror or error}", file=sys.stderr)
+        return 1
+    url = _base_url(args.host, server.server_address[1])
+    _print_banner(url, db_path, token, token_source)
+    if args.ready_file:
+        _write_ready_file(args.ready_file, url, server.server_address[1], db_path)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        store.close()
+    return 0
+
+
+def _configure_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("flightdeck_sensor.collector")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False
+
+
+def _resolve_token(given: str | None) -> tuple[str, str]:
+    """The token and where it came from; a new one when neither flag nor environment has one."""
+    if given:
+        return given, "--token"
+    from_env = os.environ.get("FLIGHTDECK_TOKEN")
+    if from_env:
+        return from_env, "$FLIGHTDECK_TOKEN"
+    return GENERATED_TOKEN_PREFIX + secrets.token_urlsafe(24), "generated"
+
+
+def _base_url(host: str, port: int) -> str:
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _print_banner(url: str, db_path: Path, token: str, token_source: str) -> None:
+    lines = [f"flightdeck-sensor collector listening on {url} (database: {db_path})"]
+    if token_source == "generated":
+        # The user must learn a generated token somehow: this terminal is the only place it goes.
+        lines += ["Paste these two lines into the shell that runs your agent:",
+                  f"export FLIGHTDECK_SERVER={url}/ingest",
+                  f"export FLIGHTDECK_TOKEN={token}"]
+    else:
+        lines += [f"export FLIGHTDECK_SERVER={url}/ingest",
+                  f"(token: the one given in {token_source})"]
+    print("\n".join(lines), flush=True)
+
+
+def _write_ready_file(path: Path, url: str, port: int, db_path: Path) -> None:
+    """Atomically, so a reader never sees half a file. The token is deliberately not in it."""
+    info = {"url": url, "ingest_url": f"{url}/ingest", "port": port, "pid": os.getpid(),
+            "db": str(db_path)}
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(info))
+    os.replace(temporary, path)
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run_sessions(args: argparse.Namespace) -> int:
+    from ._report import print_sessions
+
+    return print_sessions(args.db, as_json=args.json, limit=args.limit)
+
+
+def run_events(args: argparse.Namespace) -> int:
+    from ._report import print_events
+
+    return print_events(args.db, args.session_id, as_json=args.json)

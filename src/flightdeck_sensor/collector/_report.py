@@ -1,0 +1,260 @@
+"""The read side for people: the sessions table and one session's timeline, as plain text."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ._store import default_db_path, open_readonly
+
+_SESSION_PREFIX = re.compile(r"[0-9a-f-]{1,36}")
+_SHORT_ID = 8
+
+
+def print_sessions(db: Path | None, as_json: bool, limit: int) -> int:
+    conn = _open(db)
+    if conn is None:
+        return 1
+    with conn:
+        total = conn.execute("SELECT count(*) AS n FROM sessions").fetchone()["n"]
+        query = "SELECT * FROM sessions ORDER BY started_at DESC, session_id"
+        rows = conn.execute(query + (" LIMIT ?" if limit > 0 else ""),
+                            (limit,) if limit > 0 else ()).fetchall()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("No sessions yet.")
+        return 0
+    print(render_sessions(rows))
+    shown = f"{len(rows)} of {total} sessions (--limit 0 shows all)" if len(rows) < total \
+        else f"{total} session{'s' if total != 1 else ''}"
+    print(f"\n{shown}. Timeline of one: flightdeck-sensor events SESSION")
+    return 0
+
+
+def render_sessions(rows: Sequence[dict[str, Any]]) -> str:
+    return _table(
+        ["SESSION", "AGENT", "STARTED", "LAST SEEN", "STATE", "CALLS", "TOKENS IN", "TOKENS OUT",
+         "ERRORS"],
+        [[row["session_id"][:_SHORT_ID], _clip(row["agent_name"] or "-", 32),
+          _local(row["started_at"], "%Y-%m-%d %H:%M:%S"),
+          _local(row["last_seen_at"], "%Y-%m-%d %H:%M:%S"), row["state"],
+          _count(row["calls"]), _count(row["tokens_in"]), _count(row["tokens_out"]),
+          _count(row["errors"])] for row in rows],
+        right_aligned={5, 6, 7, 8},
+    )
+
+
+def print_events(db: Path | None, session_prefix: str, as_json: bool) -> int:
+    conn = _open(db)
+    if conn is None:
+        return 1
+    with conn:
+        session = _find_session(conn, session_prefix.strip().lower())
+        if session is None:
+            return 1
+        rows = conn.execute(
+            "SELECT e.body, e.received_at, a.event_id IS NOT NULL AS attached FROM events e"
+            " LEFT JOIN attachments a ON a.event_id = e.id"
+            " WHERE e.session_id = ? ORDER BY e.timestamp, e.rowid", (session["session_id"],),
+        ).fetchall()
+    events = [json.loads(row["body"]) for row in rows]
+    if as_json:
+        print(json.dumps(events, indent=2))
+        return 0
+    attached = [bool(row["attached"]) for row in rows]
+    print(render_session_header(session))
+    print()
+    print(render_timeline(events, attached))
+    return 0
+
+
+def _find_session(conn: sqlite3.Connection, prefix: str) -> dict[str, Any] | None:
+    if not _SESSION_PREFIX.fullmatch(prefix):
+        print(f"flightdeck-sensor events: {prefix!r} is not a session id or a prefix of one",
+              file=sys.stderr)
+        return None
+    matches = conn.execute("SELECT * FROM sessions WHERE session_id LIKE ? ORDER BY started_at"
+                           " LIMIT 6", (prefix + "%",)).fetchall()
+    if len(matches) == 1:
+        found: dict[str, Any] = matches[0]
+        return found
+    if not matches:
+        print(f"flightdeck-sensor events: no session starts with {prefix!r}", file=sys.stderr)
+    else:
+        listed = ", ".join(row["session_id"] for row in matches[:5])
+        print(f"flightdeck-sensor events: {prefix!r} is ambiguous: {listed}"
+              f"{', ...' if len(matches) > 5 else ''}", file=sys.stderr)
+    return None
+
+
+def render_session_header(session: dict[str, Any]) -> str:
+    state = session["state"]
+    if session["close_reason"]:
+        state += f" ({session['close_reason']})"
+    agent = f"{session['agent_name'] or '-'} ({session['agent_type'] or '-'})"
+    lines = [
+        f"session    {session['session_id']}",
+        f"agent      {agent}   sensor {session['sensor_version'] or '-'}",
+        f"state      {state}   started {_local(session['started_at'], '%Y-%m-%d %H:%M:%S')}"
+        f"   last seen {_local(session['last_seen_at'], '%Y-%m-%d %H:%M:%S')}",
+        f"calls      {_count(session['calls'])}   tokens {_count(session['tokens_in'])} in / "
+        f"{_count(session['tokens_out'])} out   errors {_count(session['errors'])}",
+    ]
+    if session["parent_session_id"]:
+        lines.insert(1, f"parent     {session['parent_session_id']}"
+                        f"   role {session['agent_role'] or '-'}")
+    if session["attachments"]:
+        lines.append(f"attached   {session['attachments']} time(s), last at "
+                     f"{_local(session['last_attached_at'], '%Y-%m-%d %H:%M:%S')}")
+    return "\n".join(lines)
+
+
+def render_timeline(events: Sequence[dict[str, Any]], attached: Sequence[bool]) -> str:
+    if not events:
+        return "(no events)"
+    dates = {_local(event.get("timestamp"), "%Y-%m-%d") for event in events}
+    time_format = "%H:%M:%S.%f" if len(dates) == 1 else "%m-%d %H:%M:%S.%f"
+    rows = [[_local(event.get("timestamp"), time_format)[:-3], str(event.get("event_type")),
+             _clip(str(event.get("model") or ""), 32), *_token_cells(event),
+             _latency(event.get("latency_ms")), _detail(event, was_attached)]
+            for event, was_attached in zip(events, attached, strict=True)]
+    return _table(["TIME", "EVENT", "MODEL", "IN", "OUT", "LATENCY", "DETAIL"], rows,
+                  right_aligned={3, 4, 5})
+
+
+def _token_cells(event: dict[str, Any]) -> list[str]:
+    tokens_in, tokens_out = event.get("tokens_input"), event.get("tokens_output")
+    if event.get("event_type") == "pre_call":
+        return [f"~{tokens_in:,}" if isinstance(tokens_in, int) else "", ""]
+    return [_count(tokens_in) if tokens_in is not None else "",
+            _count(tokens_out) if tokens_out is not None else ""]
+
+
+def _latency(value: object) -> str:
+    return f"{value:,} ms" if isinstance(value, int) else ""
+
+
+def _detail(event: dict[str, Any], was_attached: bool) -> str:
+    describe = _DETAILS.get(str(event.get("event_type")))
+    return describe(event, was_attached) if describe else ""
+
+
+def _start_detail(event: dict[str, Any], was_attached: bool) -> str:
+    text = f"sensor {event.get('sensor_version')}"
+    return text + ", attached to the existing session" if was_attached else text
+
+
+def _end_detail(event: dict[str, Any], was_attached: bool) -> str:
+    return str(event.get("close_reason"))
+
+
+def _pre_call_detail(event: dict[str, Any], was_attached: bool) -> str:
+    via = event.get("estimated_via")
+    return f"estimate via {via}" if via else ""
+
+
+def _post_call_detail(event: dict[str, Any], was_attached: bool) -> str:
+    parts = []
+    dimensions = event.get("output_dimensions")
+    if isinstance(dimensions, dict):
+        parts.append(f"{dimensions.get('count')} x {dimensions.get('dimension')} dims")
+    streaming = event.get("streaming")
+    if isinstance(streaming, dict):
+        parts.append(_stream_summary(streaming))
+    elif event.get("stop_reason"):
+        parts.append(f"stop: {event['stop_reason']}")
+    return ", ".join(parts)
+
+
+def _stream_summary(streaming: dict[str, Any]) -> str:
+    outcome = str(streaming.get("final_outcome") or "?")
+    if streaming.get("abort_reason"):
+        outcome += f" ({streaming['abort_reason']})"
+    ttft = streaming.get("ttft_ms")
+    ttft_text = f"ttft {ttft:,} ms" if isinstance(ttft, (int, float)) else "ttft ?"
+    return f"stream: {ttft_text}, {streaming.get('chunk_count', '?')} chunks, {outcome}"
+
+
+def _error_detail(event: dict[str, Any], was_attached: bool) -> str:
+    error = event.get("error") if isinstance(event.get("error"), dict) else {}
+    assert isinstance(error, dict)
+    parts = [str(error.get("error_type"))]
+    if error.get("http_status"):
+        parts.append(f"HTTP {error['http_status']}")
+    parts.append(f"attempt {event.get('retry_attempt')}")
+    if event.get("terminal"):
+        parts.append("terminal")
+    elif error.get("is_retryable"):
+        parts.append("retryable")
+    return ", ".join(parts)
+
+
+def _tool_detail(event: dict[str, Any], was_attached: bool) -> str:
+    return f"tool {event.get('tool_name')}"
+
+
+def _policy_detail(event: dict[str, Any], was_attached: bool) -> str:
+    decision = event.get("policy_decision") or {}
+    return f"{decision.get('decision')}: {decision.get('reason')} ({decision.get('policy_id')})"
+
+
+_DETAILS: dict[str, Callable[[dict[str, Any], bool], str]] = {
+    "session_start": _start_detail,
+    "session_end": _end_detail,
+    "pre_call": _pre_call_detail,
+    "post_call": _post_call_detail,
+    "embeddings": _post_call_detail,
+    "llm_error": _error_detail,
+    "tool_call": _tool_detail,
+    "policy_warn": _policy_detail,
+    "policy_degrade": _policy_detail,
+    "policy_block": _policy_detail,
+}
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right_aligned: set[int]) -> str:
+    widths = [max(len(header), *(len(row[i]) for row in rows)) for i, header in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [cell.rjust(widths[i]) if i in right_aligned else cell.ljust(widths[i])
+                  for i, cell in enumerate(cells)]
+        return "  ".join(padded).rstrip()
+
+    return "\n".join([line(headers), *(line(row) for row in rows)])
+
+
+def _open(db: Path | None) -> sqlite3.Connection | None:
+    path = db or default_db_path()
+    try:
+        return open_readonly(path)
+    except (FileNotFoundError, sqlite3.Error) as error:
+        print(f"flightdeck-sensor: no collector database at {path} ({error}). "
+              "Start one with: flightdeck-sensor collect", file=sys.stderr)
+        return None
+
+
+def _local(utc_text: object, fmt: str) -> str:
+    """A stored UTC timestamp in the reader's local time."""
+    if not isinstance(utc_text, str):
+        return "-"
+    try:
+        moment = datetime.fromisoformat(utc_text.replace("Z", "+00:00"))
+    except ValueError:
+        return utc_text
+    return moment.astimezone().strftime(fmt)
+
+
+def _count(value: object) -> str:
+    return f"{value:,}" if isinstance(value, int) else "-"
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."

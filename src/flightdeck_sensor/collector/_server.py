@@ -1,0 +1,283 @@
+"""The ingest HTTP server: Flightdeck's ingestion paths, plus our batch endpoint.
+
+Served both under ``/ingest`` (where Flightdeck's reverse proxy puts them)
+and at the root. Every request ends in a JSON answer or a closed connection:
+a bad body is a 4xx, never a crash; a slow client holds only its own thread,
+and only until the socket timeout.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import socket
+import zlib
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+from .._version import __version__
+from ._store import EventStore
+from ._validate import Event, InvalidEvent, validate_event
+
+logger = logging.getLogger("flightdeck_sensor.collector")
+
+MAX_BODY_BYTES = 1024 * 1024          # PROTOCOL.md: 1 MiB, before and after decompression
+MAX_BATCH_EVENTS = 1000
+SOCKET_TIMEOUT_SECONDS = 10.0
+
+HEALTH_PATH = "/health"
+SINGLE_PATH = "/v1/events"
+BATCH_PATH = "/v1/events/batch"
+_KNOWN_PATHS = {HEALTH_PATH: "GET", SINGLE_PATH: "POST", BATCH_PATH: "POST"}
+
+
+class HttpError(Exception):
+    """An answer to send instead of going on; ``close`` drops the connection after it."""
+
+    def __init__(self, status: int, message: str, close: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.close = close
+
+
+class CollectorServer(ThreadingHTTPServer):
+    """A threaded HTTP server holding the token and the event store."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], token: str, store: EventStore) -> None:
+        self.expected_authorization = f"Bearer {token}".encode()
+        self.store = store
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, IngestHandler)
+
+    def is_authorized(self, header: str | None) -> bool:
+        """Constant-time comparison of the whole ``Authorization`` header."""
+        if header is None:
+            return False
+        try:
+            presented = header.encode("latin-1")
+        except UnicodeEncodeError:
+            return False
+        return hmac.compare_digest(presented, self.expected_authorization)
+
+
+def ingest_path(raw_path: str) -> str:
+    """The route for a request path: query dropped, ``/ingest`` prefix and trailing '/' removed."""
+    path = urlsplit(raw_path).path
+    if path == "/ingest" or path.startswith("/ingest/"):
+        path = path[len("/ingest"):]
+    return path.rstrip("/") or "/"
+
+
+class IngestHandler(BaseHTTPRequestHandler):
+    """One connection: keep-alive HTTP/1.1, every answer JSON with a Content-Length."""
+
+    server: CollectorServer
+    protocol_version = "HTTP/1.1"
+    server_version = f"flightdeck-collector/{__version__}"
+    timeout = SOCKET_TIMEOUT_SECONDS
+    error_content_type = "application/json"
+    error_message_format = '{"error": "%(code)d %(message)s"}'
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def do_HEAD(self) -> None:
+        self._handle("HEAD")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s %s", self.address_string(), format % args)
+
+    def _handle(self, method: str) -> None:
+        self._body_read = False  # the handler lives as long as the keep-alive connection
+        try:
+            status, answer = self._route(method, ingest_path(self.path))
+        except HttpError as error:
+            self._discard_body_or_close(error)
+            self._send_json(error.status, {"error": error.message}, close=error.close)
+            return
+        except Exception:
+            logger.exception("collector: request failed")
+            self._send_json(500, {"error": "internal error"}, close=True)
+            return
+        self._send_json(status, answer)
+
+    def _route(self, method: str, path: str) -> tuple[int, dict[str, Any]]:
+        allowed = _KNOWN_PATHS.get(path)
+        if allowed is None:
+            raise HttpError(404, f"no such path: {path[:100]}")
+        if method != allowed:
+            raise HttpError(405, f"{path} accepts {allowed} only")
+        if path == HEALTH_PATH:
+            return 200, {"status": "ok", "service": "ingestion"}
+        if not self.server.is_authorized(self.headers.get("Authorization")):
+            raise HttpError(401, "missing or invalid token")
+        payload = parse_json(decode_body(self._read_body(), self.headers.get("Content-Encoding")))
+        if path == BATCH_PATH:
+            return 200, self._ingest_batch(payload)
+        return 200, self._ingest_single(payload)
+
+    def _ingest_single(self, payload: object) -> dict[str, Any]:
+        try:
+            event = validate_event(payload, _now())
+        except InvalidEvent as invalid:
+            raise HttpError(400, str(invalid)) from None
+        attached = self.server.store.ingest([event])
+        return {"status": "ok", "directive": None, "attached": attached}
+
+    def _ingest_batch(self, payload: object) -> dict[str, Any]:
+        events = payload.get("events") if isinstance(payload, dict) else None
+        if not isinstance(events, list):
+            raise HttpError(400, 'batch body must be {"events": [...]}')
+        if len(events) > MAX_BATCH_EVENTS:
+            raise HttpError(413, f"batch of {len(events)} events; at most {MAX_BATCH_EVENTS}")
+        now = _now()
+        accepted: list[Event] = []
+        rejected: list[dict[str, Any]] = []
+        for index, raw in enumerate(events):
+            try:
+                accepted.append(validate_event(raw, now))
+            except InvalidEvent as invalid:
+                rejected.append({"index": index, "error": str(invalid)})
+        attached = self.server.store.ingest(accepted)
+        return {"status": "ok", "accepted": len(accepted), "rejected": rejected,
+                "directive": None, "attached": attached}
+
+    def _read_body(self) -> bytes:
+        self._body_read = True
+        if self.headers.get("Transfer-Encoding") is not None:
+            return self._read_chunked_body()
+        length = self._content_length()
+        body = self.rfile.read(length)
+        if len(body) < length:
+            raise HttpError(400, "body shorter than Content-Length", close=True)
+        return body
+
+    def _content_length(self) -> int:
+        header = self.headers.get("Content-Length")
+        if header is None:
+            return 0  # RFC 9112: no length and no transfer coding means an empty body
+        header = header.strip()
+        if not (header.isascii() and header.isdigit()):
+            raise HttpError(400, "invalid Content-Length", close=True)
+        length = int(header)
+        if length > MAX_BODY_BYTES:
+            raise HttpError(413, f"body larger than {MAX_BODY_BYTES} bytes", close=True)
+        return length
+
+    def _read_chunked_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").strip().lower() != "chunked":
+            raise HttpError(400, "unsupported Transfer-Encoding", close=True)
+        body = bytearray()
+        while True:
+            size_line = self.rfile.readline(100).split(b";")[0].strip()
+            try:
+                size = int(size_line, 16)
+            except ValueError:
+                raise HttpError(400, "malformed chunked body", close=True) from None
+            if size == 0:
+                self._skip_trailers()
+                return bytes(body)
+            if size < 0 or len(body) + size > MAX_BODY_BYTES:
+                raise HttpError(413, f"body larger than {MAX_BODY_BYTES} bytes", close=True)
+            chunk = self.rfile.read(size)
+            if len(chunk) < size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise HttpError(400, "malformed chunked body", close=True)
+            body += chunk
+
+    def _skip_trailers(self) -> None:
+        for _ in range(100):
+            if self.rfile.readline(8192) in (b"\r\n", b"\n", b""):
+                return
+        raise HttpError(400, "too many trailer lines", close=True)
+
+    def _discard_body_or_close(self, error: HttpError) -> None:
+        """Keep the connection usable after an early answer, unless its body is unbounded."""
+        if error.close or self._body_read or self.command in ("GET", "HEAD"):
+            return
+        try:
+            if self.headers.get("Transfer-Encoding") is not None:
+                error.close = True
+                return
+            length = self._content_length()
+            if length:
+                self.rfile.read(length)
+        except HttpError:
+            error.close = True
+
+    def _send_json(self, status: int, answer: dict[str, Any], close: bool = False) -> None:
+        body = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+def decode_body(body: bytes, content_encoding: str | None) -> bytes:
+    """The body with its ``Content-Encoding`` undone, at most MAX_BODY_BYTES (gzip bombs: 413)."""
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding == "identity":
+        return body
+    if encoding not in ("gzip", "x-gzip"):
+        raise HttpError(415, f"unsupported Content-Encoding: {encoding[:40]}")
+    return _gunzip_bounded(body)
+
+
+def _gunzip_bounded(body: bytes) -> bytes:
+    out = bytearray()
+    remaining = body
+    try:
+        while True:  # a gzip stream may hold several members
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out += inflater.decompress(remaining, MAX_BODY_BYTES + 1 - len(out))
+            if len(out) > MAX_BODY_BYTES or inflater.unconsumed_tail:
+                raise HttpError(413, f"decompressed body larger than {MAX_BODY_BYTES} bytes")
+            if not inflater.eof:
+                raise HttpError(400, "truncated gzip body")
+            remaining = inflater.unused_data
+            if not remaining.strip(b"\0"):
+                return bytes(out)
+    except zlib.error:
+        raise HttpError(400, "invalid gzip body") from None
+
+
+def parse_json(body: bytes) -> object:
+    if not body.strip():
+        raise HttpError(400, "empty body")
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as error:
+        raise HttpError(400, f"invalid JSON: {str(error)[:100]}") from None
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

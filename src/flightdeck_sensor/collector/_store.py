@@ -1,0 +1,268 @@
+"""The collector's database: events, per-session aggregates and attachments, in SQLite.
+
+One connection shared by the server's threads behind a lock: SQLite serialises
+writers anyway, and a batch is one transaction. WAL with synchronous=NORMAL
+survives a killed collector (only a power cut can lose the last commits).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ._validate import Event
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id        TEXT PRIMARY KEY,
+    agent_name        TEXT,
+    agent_type        TEXT,
+    agent_id          TEXT,
+    hostname          TEXT,
+    flavor            TEXT,
+    parent_session_id TEXT,
+    agent_role        TEXT,
+    sensor_version    TEXT,
+    started_at        TEXT NOT NULL,
+    last_seen_at      TEXT NOT NULL,
+    has_start         INTEGER NOT NULL DEFAULT 0,
+    state             TEXT NOT NULL DEFAULT 'active',
+    close_reason      TEXT,
+    events            INTEGER NOT NULL DEFAULT 0,
+    calls             INTEGER NOT NULL DEFAULT 0,
+    tokens_in         INTEGER NOT NULL DEFAULT 0,
+    tokens_out        INTEGER NOT NULL DEFAULT 0,
+    errors            INTEGER NOT NULL DEFAULT 0,
+    attachments       INTEGER NOT NULL DEFAULT 0,
+    last_attached_at  TEXT
+);
+CREATE TABLE IF NOT EXISTS events (
+    id            TEXT PRIMARY KEY,
+    session_id    TEXT NOT NULL,
+    event_type    TEXT NOT NULL,
+    timestamp     TEXT NOT NULL,
+    received_at   TEXT NOT NULL,
+    model         TEXT,
+    tokens_input  INTEGER,
+    tokens_output INTEGER,
+    latency_ms    INTEGER,
+    body          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_session ON events (session_id, timestamp);
+CREATE TABLE IF NOT EXISTS attachments (
+    event_id    TEXT PRIMARY KEY,
+    session_id  TEXT NOT NULL,
+    attached_at TEXT NOT NULL
+);
+"""
+
+CALL_EVENT_TYPES = frozenset({"post_call", "embeddings", "llm_error"})
+_USAGE_EVENT_TYPES = frozenset({"post_call", "embeddings"})
+
+
+def default_db_path() -> Path:
+    """``$FLIGHTDECK_COLLECTOR_DB``, else ``flightdeck-sensor/collector.db`` in the user's
+    data dir (``$XDG_DATA_HOME``, default ``~/.local/share``)."""
+    explicit = os.environ.get("FLIGHTDECK_COLLECTOR_DB")
+    if explicit:
+        return Path(explicit).expanduser()
+    if os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "flightdeck-sensor" / "collector.db"
+
+
+def utc_text(moment: datetime) -> str:
+    """Fixed-width UTC ISO text: sorts as it compares."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+@dataclass
+class _SessionDelta:
+    """What one batch adds to one session's aggregate row."""
+
+    first: Event
+    started_at: str
+    last_seen_at: str
+    events: int = 0
+    calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    errors: int = 0
+    state: str | None = None
+    close_reason: str | None = None
+    has_start: bool = False
+    sensor_version: str | None = None
+    attachments: int = 0
+    last_attached_at: str | None = None
+
+    def add(self, event: Event, when: str) -> None:
+        self.started_at = min(self.started_at, when)
+        self.last_seen_at = max(self.last_seen_at, when)
+        self.events += 1
+        if event.event_type in CALL_EVENT_TYPES:
+            self.calls += 1
+        if event.event_type in _USAGE_EVENT_TYPES:
+            self.tokens_in += event.raw.get("tokens_input") or 0
+            self.tokens_out += event.raw.get("tokens_output") or 0
+        if event.event_type == "llm_error":
+            self.errors += 1
+        if event.event_type == "session_start":
+            self.state, self.has_start = "active", True
+            self.sensor_version = _text(event.raw.get("sensor_version"))
+        elif event.event_type == "session_end":
+            self.state, self.close_reason = "closed", _text(event.raw.get("close_reason"))
+
+
+class EventStore:
+    """Stores validated events idempotently and keeps the sessions table up to date."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        _create_private_file(path)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA busy_timeout=5000")
+        self._conn.executescript(_SCHEMA)
+        self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def ingest(self, events: Iterable[Event]) -> bool:
+        """Store the events (duplicate ids ignored) in one transaction.
+
+        Returns whether a ``session_start`` among them attached to a session
+        that had already started (for a re-sent session_start, the answer its
+        first delivery got).
+        """
+        received_at = utc_text(datetime.now(timezone.utc))
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                attached = self._ingest_locked(conn, events, received_at)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        return attached
+
+    def _ingest_locked(self, conn: sqlite3.Connection, events: Iterable[Event],
+                       received_at: str) -> bool:
+        attached = False
+        deltas: dict[str, _SessionDelta] = {}
+        for event in events:
+            when = utc_text(event.timestamp)
+            if not _insert_event(conn, event, when, received_at):
+                if event.event_type == "session_start":
+                    attached |= _was_attachment(conn, event.id)
+                continue
+            delta = deltas.get(event.session_id)
+            if delta is None:
+                delta = deltas[event.session_id] = _SessionDelta(event, when, when)
+            if event.event_type == "session_start" and (
+                    delta.has_start or _has_started(conn, event.session_id)):
+                conn.execute("INSERT INTO attachments (event_id, session_id, attached_at) "
+                             "VALUES (?, ?, ?)", (event.id, event.session_id, received_at))
+                delta.attachments += 1
+                delta.last_attached_at = received_at
+                attached = True
+            delta.add(event, when)
+        for session_id, delta in deltas.items():
+            _apply_delta(conn, session_id, delta)
+        return attached
+
+
+def _was_attachment(conn: sqlite3.Connection, event_id: str) -> bool:
+    row = conn.execute("SELECT 1 FROM attachments WHERE event_id = ?", (event_id,)).fetchone()
+    return row is not None
+
+
+def _has_started(conn: sqlite3.Connection, session_id: str) -> bool:
+    row = conn.execute("SELECT has_start FROM sessions WHERE session_id = ?",
+                       (session_id,)).fetchone()
+    return bool(row and row[0])
+
+
+def _insert_event(conn: sqlite3.Connection, event: Event, when: str, received_at: str) -> bool:
+    raw = event.raw
+    cursor = conn.execute(
+        "INSERT OR IGNORE INTO events (id, session_id, event_type, timestamp, received_at, model,"
+        " tokens_input, tokens_output, latency_ms, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (event.id, event.session_id, event.event_type, when, received_at, _text(raw.get("model")),
+         raw.get("tokens_input"), raw.get("tokens_output"), raw.get("latency_ms"),
+         json.dumps(raw, separators=(",", ":"))),
+    )
+    return cursor.rowcount == 1
+
+
+def _apply_delta(conn: sqlite3.Connection, session_id: str, delta: _SessionDelta) -> None:
+    raw = delta.first.raw
+    conn.execute(
+        "INSERT OR IGNORE INTO sessions (session_id, agent_name, agent_type, agent_id, hostname,"
+        " flavor, parent_session_id, agent_role, started_at, last_seen_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (session_id, _text(raw.get("agent_name")), _text(raw.get("agent_type")),
+         _text(raw.get("agent_id")), _text(raw.get("hostname")), _text(raw.get("flavor")),
+         _lower(raw.get("parent_session_id")), _text(raw.get("agent_role")),
+         delta.started_at, delta.last_seen_at),
+    )
+    conn.execute(
+        "UPDATE sessions SET started_at = min(started_at, ?), last_seen_at = max(last_seen_at, ?),"
+        " events = events + ?, calls = calls + ?, tokens_in = tokens_in + ?,"
+        " tokens_out = tokens_out + ?, errors = errors + ?, state = coalesce(?, state),"
+        " close_reason = CASE WHEN ? = 'active' THEN NULL ELSE coalesce(?, close_reason) END,"
+        " has_start = max(has_start, ?), sensor_version = coalesce(?, sensor_version),"
+        " attachments = attachments + ?, last_attached_at = coalesce(?, last_attached_at)"
+        " WHERE session_id = ?",
+        (delta.started_at, delta.last_seen_at, delta.events, delta.calls, delta.tokens_in,
+         delta.tokens_out, delta.errors, delta.state, delta.state, delta.close_reason,
+         int(delta.has_start), delta.sensor_version, delta.attachments, delta.last_attached_at,
+         session_id),
+    )
+
+
+def _text(value: Any) -> str | None:
+    """A column-safe string: JSON may carry lone surrogates SQLite cannot encode."""
+    if not isinstance(value, str):
+        return None
+    return value.encode("utf-8", "replace").decode("utf-8")
+
+
+def _lower(value: Any) -> str | None:
+    text = _text(value)
+    return text.lower() if text is not None else None
+
+
+def _create_private_file(path: Path) -> None:
+    """The database may hold prompts (with capture on): directory 0700, file 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection for the read side (CLI); rows come back as dicts."""
+    if not path.exists():
+        raise FileNotFoundError(str(path))
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    conn.row_factory = _dict_row
+    return conn
+
+
+def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
+    return {column[0]: value for column, value in zip(cursor.description, row, strict=True)}
