@@ -12,11 +12,18 @@ Each provider module exposes ``patch_module(module_name: str) -> None``
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
-from types import ModuleType
 
-logger = logging.getLogger("flightdeck_sensor")
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # keep interpreter start cheap: the bootstrap imports this module
+    import logging
+    from types import ModuleType
+
+
+def _logger() -> logging.Logger:
+    import logging
+
+    return logging.getLogger("flightdeck_sensor")
 
 # provider -> modules whose import triggers patching. openai 3.x loads its
 # resource modules lazily (on first client.chat / .responses / .embeddings),
@@ -64,7 +71,7 @@ def patch_loaded(providers: frozenset[str] | set[str]) -> None:
                 try:
                     on_module_loaded(provider, module_name)
                 except Exception:
-                    logger.warning("flightdeck-sensor could not patch %s; its calls will "
+                    _logger().warning("flightdeck-sensor could not patch %s; its calls will "
                                    "not be reported", module_name, exc_info=True)
 
 
@@ -74,5 +81,5 @@ def unpatch_all() -> None:
         try:
             implementation(provider).unpatch()
         except Exception:
-            logger.warning("flightdeck-sensor could not unpatch %s", provider, exc_info=True)
+            _logger().warning("flightdeck-sensor could not unpatch %s", provider, exc_info=True)
     patched.clear()
