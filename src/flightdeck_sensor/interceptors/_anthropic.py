@@ -166,6 +166,12 @@ class StreamAccumulator:
         self.request_id: str | None = None
 
     def add(self, event: Any) -> None:
+        try:  # free when nothing raises (3.11+); an odd event shape is skipped
+            self._add(event)
+        except Exception:
+            pass
+
+    def _add(self, event: Any) -> None:
         kind = event.type
         if kind == "content_block_delta":
             if self._capture:
