@@ -175,7 +175,8 @@ def test_cached_tokens_are_counted_in_input(sensor: Any, fake_llm: Any) -> None:
         system=[{"type": "text", "text": "You are a terse geography tutor",
                  "cache_control": {"type": "ephemeral"}}],
         messages=[{"role": "user", "content": [
-            {"type": "text", "text": "Long shared context here", "cache_control": {"type": "ephemeral"}},
+            {"type": "text", "text": "Long shared context here",
+             "cache_control": {"type": "ephemeral"}},
             {"type": "text", "text": PROMPT}]}])
     # then input = uncached + cache read + cache creation; total = input + output
     post = sensor.events("post_call")[0]

@@ -166,17 +166,18 @@ class StreamAccumulator:
         self.request_id: str | None = None
 
     def add(self, event: Any) -> None:
-        try:  # free when nothing raises (3.11+); an odd event shape is skipped
-            self._add(event)
-        except Exception:
-            pass
-
-    def _add(self, event: Any) -> None:
-        kind = event.type
+        kind = getattr(event, "type", None)
         if kind == "content_block_delta":
             if self._capture:
                 self._add_delta(event)
-        elif kind == "message_start":
+            return
+        try:  # the rare events; an odd shape is skipped, never raised
+            self._add_rare(kind, event)
+        except Exception:
+            return
+
+    def _add_rare(self, kind: Any, event: Any) -> None:
+        if kind == "message_start":
             message = event.message
             self._model = _str(getattr(message, "model", None))
             self._message_id = _str(getattr(message, "id", None))
@@ -194,10 +195,13 @@ class StreamAccumulator:
             self._stopped = True
 
     def _add_delta(self, event: Any) -> None:
-        block = self._blocks.get(event.index)
+        try:
+            block = self._blocks.get(event.index)
+            delta = event.delta
+        except Exception:
+            return
         if block is None:
             return
-        delta = event.delta
         text = getattr(delta, "text", None)
         if text is None:
             text = getattr(delta, "partial_json", None)
