@@ -47,18 +47,24 @@ class Received:
 
 class IngestServer:
     def __init__(self, script: Sequence[Reply] = (),
-                 responder: Callable[[Received], Reply | None] | None = None) -> None:
+                 responder: Callable[[Received], Reply | None] | None = None,
+                 port: int = 0) -> None:
         self._script = list(script)
         self._responder = responder
         self._lock = threading.Lock()
         self.requests: list[Received] = []
         self._release = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/ingest"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
                                         name="fake-ingest")
+
+    @classmethod
+    def on_port(cls, port: int, script: Sequence[Reply] = ()) -> IngestServer:
+        """A server on a given port (to bring a "dead" server back up)."""
+        return cls(script, port=port)
 
     def __enter__(self) -> IngestServer:
         self._thread.start()
@@ -69,7 +75,8 @@ class IngestServer:
 
     def stop(self) -> None:
         self._release.set()
-        self._server.shutdown()
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.server_close()
 
     def script(self, *replies: Reply) -> None:

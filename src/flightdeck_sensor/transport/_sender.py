@@ -205,7 +205,7 @@ class Sender:
     def _deliver(self, events: list[bytes], spool_leftovers: bool = True) -> list[bytes]:
         """Send until settled (sent or dropped); on give-up spool (or return) the rest."""
         while events and not self.abandoned:
-            if self.stats.server_state != "unauthorized" and not self._past_deadline():
+            if self._may_send():
                 events = self._send(events)
                 if not events:
                     break
@@ -218,6 +218,12 @@ class Sender:
             self.to_spool(events, "undeliverable")
             events = []
         return events
+
+    def _may_send(self) -> bool:
+        state = self.stats.server_state
+        if state == "unauthorized" or self._past_deadline():
+            return False
+        return not (state == "paused" and self._closing.is_set())  # 429: told to wait
 
     def _past_deadline(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
