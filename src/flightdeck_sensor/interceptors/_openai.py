@@ -1,0 +1,563 @@
+"""OpenAI SDK interceptor: chat completions, responses, embeddings, legacy completions.
+
+Everything here is OpenAI-specific data: where the request names its model
+and content, where a response keeps its usage, how each stream reports its
+end. Recording, timing and stream finalization live in :mod:`._core`.
+
+Entry points and the one-report rule (decision 5):
+
+- ``create`` of each resource reports the call. ``chat.completions.stream()``
+  and ``responses.stream()`` call ``create(stream=True)`` when their manager is
+  entered, so ``create`` reports them too; the managers are proxied only to end
+  the stream's record when the ``with`` block is left early.
+- ``chat.completions.parse()`` and ``responses.parse()`` post by themselves and
+  are wrapped as entry points of their own.
+- ``with_raw_response`` / ``with_streaming_response`` call the patched
+  ``create``; their raw response objects pass through untouched. A body the SDK
+  has already read (``with_raw_response``, not streamed) is decoded for usage;
+  an unread body is never touched, so those calls report the request id and
+  latency with ``usage_source: "absent"`` when the response headers arrive.
+- A stream without usage (no ``stream_options.include_usage``) reports
+  ``usage_source: "absent"`` and no token numbers: we never invent them.
+  ``inject_stream_usage`` (opt-in) asks for usage and hides the extra
+  usage-only chunk from the caller.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import contextvars
+import functools
+import importlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+import wrapt
+
+from .. import _sensor
+from ._core import (
+    _IN_CALL,
+    AsyncStreamProxy,
+    Call,
+    Outcome,
+    StreamRecorder,
+    SyncStreamProxy,
+    async_wrapper,
+    sync_wrapper,
+)
+from ._errors import ErrorFacts, classify
+
+PROVIDER = "openai"
+
+# Recorders of the streams created while a .stream() manager is being entered,
+# so the manager proxy can end them when its ``with`` block is left.
+_STREAM_SINK: contextvars.ContextVar[list[StreamRecorder] | None] = contextvars.ContextVar(
+    "flightdeck_openai_stream_sink", default=None)
+
+
+def _get(obj: Any, name: str) -> Any:
+    """Attribute of an SDK model, or key of the same object decoded from JSON."""
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _first(items: Any) -> Any:
+    return items[0] if isinstance(items, list) and items else None
+
+
+# --------------------------------------------------------------------------
+# Reading responses (SDK models, or dicts decoded from a raw response body).
+
+def _usage_outcome(outcome: Outcome, usage: Any, input_key: str, output_key: str) -> Outcome:
+    """Fill tokens from a usage object: chat/legacy (prompt/completion_tokens)
+    or responses (input/output_tokens). OpenAI's prompt tokens include cached ones."""
+    if usage is None:
+        return outcome
+    outcome.tokens_input = _int(_get(usage, input_key))
+    outcome.tokens_output = _int(_get(usage, output_key))
+    details = _get(usage, "prompt_tokens_details") or _get(usage, "input_tokens_details")
+    if details is not None:
+        outcome.tokens_cache_read = _int(_get(details, "cached_tokens"))
+        outcome.tokens_cache_creation = _int(_get(details, "cache_write_tokens"))
+    reasoning = _get(_get(usage, "completion_tokens_details")
+                     or _get(usage, "output_tokens_details"), "reasoning_tokens")
+    if _int(reasoning):
+        outcome.provider_metadata["reasoning_tokens"] = reasoning
+    if outcome.tokens_input is not None or outcome.tokens_output is not None:
+        outcome.usage_source = "reported"
+    return outcome
+
+
+def _base_outcome(response: Any) -> Outcome:
+    outcome = Outcome(model=_str(_get(response, "model")),
+                      request_id=_str(getattr(response, "_request_id", None)))
+    response_id = _str(_get(response, "id"))
+    if response_id:
+        outcome.provider_metadata["response_id"] = response_id
+    for key in ("system_fingerprint", "service_tier"):
+        value = _str(_get(response, key))
+        if value:
+            outcome.provider_metadata[key] = value
+    return outcome
+
+
+def chat_outcome(response: Any) -> Outcome:
+    """Outcome of a ChatCompletion (also ParsedChatCompletion)."""
+    outcome = _usage_outcome(_base_outcome(response), _get(response, "usage"),
+                             "prompt_tokens", "completion_tokens")
+    choice = _first(_get(response, "choices"))
+    if choice is not None:
+        outcome.stop_reason = _str(_get(choice, "finish_reason"))
+        message = _get(choice, "message")
+        if message is not None:
+            outcome.content = _get(message, "content")
+            outcome.tool_calls = _chat_tool_calls(_get(message, "tool_calls"))
+    return outcome
+
+
+def _chat_tool_calls(tool_calls: Any) -> list[tuple[str, Any]]:
+    found: list[tuple[str, Any]] = []
+    for tool_call in tool_calls if isinstance(tool_calls, list) else ():
+        function = _get(tool_call, "function")
+        name = _str(_get(function, "name")) if function is not None else None
+        if name:
+            found.append((name, _get(function, "arguments")))
+    return found
+
+
+def text_completion_outcome(response: Any) -> Outcome:
+    """Outcome of a legacy Completion."""
+    outcome = _usage_outcome(_base_outcome(response), _get(response, "usage"),
+                             "prompt_tokens", "completion_tokens")
+    choice = _first(_get(response, "choices"))
+    if choice is not None:
+        outcome.stop_reason = _str(_get(choice, "finish_reason"))
+        outcome.content = _get(choice, "text")
+    return outcome
+
+
+def responses_outcome(response: Any) -> Outcome:
+    """Outcome of a Response (also ParsedResponse)."""
+    outcome = _usage_outcome(_base_outcome(response), _get(response, "usage"),
+                             "input_tokens", "output_tokens")
+    details = _get(response, "incomplete_details")
+    outcome.stop_reason = _str(_get(details, "reason")) if details is not None else None
+    outcome.stop_reason = outcome.stop_reason or _str(_get(response, "status"))
+    output = _get(response, "output")
+    if isinstance(output, list):
+        outcome.content = output
+        for item in output:
+            if _get(item, "type") in ("function_call", "custom_tool_call"):
+                name = _str(_get(item, "name"))
+                arguments = _get(item, "arguments") or _get(item, "input")
+                if name:
+                    outcome.tool_calls.append((name, arguments))
+    return outcome
+
+
+def embeddings_outcome(response: Any) -> Outcome:
+    """Outcome of a CreateEmbeddingResponse: input tokens and (count, dimension)."""
+    outcome = _usage_outcome(_base_outcome(response), _get(response, "usage"),
+                             "prompt_tokens", "completion_tokens")
+    data = _get(response, "data")
+    if isinstance(data, list) and data:
+        dimension = _dimension(_get(data[0], "embedding"))
+        if dimension:
+            outcome.output_dimensions = (len(data), dimension)
+    return outcome
+
+
+def _dimension(embedding: Any) -> int | None:
+    if isinstance(embedding, list):
+        return len(embedding) or None
+    if isinstance(embedding, str):  # base64 float32, as read from a raw body
+        try:
+            return len(base64.b64decode(embedding)) // 4 or None
+        except ValueError:
+            return None
+    return None
+
+
+# --------------------------------------------------------------------------
+# Stream accumulators: read the few attributes each chunk carries (hot path).
+
+class ChatStreamAccumulator:
+    """Folds ChatCompletionChunk (or legacy Completion chunk) into an Outcome."""
+
+    __slots__ = ("capture", "finish_reason", "model", "request_id", "texts", "tools", "usage")
+
+    def __init__(self, capture: bool) -> None:
+        self.capture = capture
+        self.model: Any = None
+        self.request_id: Any = None
+        self.usage: Any = None
+        self.finish_reason: Any = None
+        self.texts: list[str] = []
+        self.tools: dict[int, list[Any]] = {}  # index -> [name, argument pieces...]
+
+    def add(self, chunk: Any) -> None:
+        if self.model is None:
+            self.model = chunk.model
+        usage = chunk.usage
+        if usage is not None:
+            self.usage = usage
+        choices = chunk.choices
+        if not choices:
+            return
+        choice = choices[0]
+        if choice.finish_reason is not None:
+            self.finish_reason = choice.finish_reason
+        delta = getattr(choice, "delta", None)
+        if delta is None:  # legacy completion chunk
+            if self.capture:
+                self.texts.append(getattr(choice, "text", None) or "")
+            return
+        if delta.tool_calls:
+            self._add_tool_calls(delta.tool_calls)
+        if self.capture and delta.content:
+            self.texts.append(delta.content)
+
+    def _add_tool_calls(self, tool_calls: Any) -> None:
+        for tool_call in tool_calls:
+            function = tool_call.function
+            slot = self.tools.setdefault(tool_call.index, [None])
+            if function is None:
+                continue
+            if function.name:
+                slot[0] = function.name
+            if function.arguments:
+                slot.append(function.arguments)
+
+    def outcome(self) -> Outcome:
+        outcome = _usage_outcome(Outcome(model=_str(self.model), request_id=_str(self.request_id)),
+                                 self.usage, "prompt_tokens", "completion_tokens")
+        outcome.stop_reason = _str(self.finish_reason)
+        outcome.tool_calls = [(slot[0], "".join(slot[1:])) for _, slot in sorted(self.tools.items())
+                              if isinstance(slot[0], str)]
+        if self.capture and self.texts:
+            outcome.content = "".join(self.texts)
+        return outcome
+
+
+_FINAL_RESPONSE_EVENTS = frozenset(("response.completed", "response.incomplete",
+                                    "response.failed"))
+
+
+class ResponsesStreamAccumulator:
+    """Folds Responses API stream events; the final event carries the whole response."""
+
+    __slots__ = ("final", "model", "request_id")
+
+    def __init__(self) -> None:
+        self.final: Any = None
+        self.model: Any = None
+        self.request_id: Any = None
+
+    def add(self, event: Any) -> None:
+        event_type = event.type
+        if event_type in _FINAL_RESPONSE_EVENTS:
+            self.final = event.response
+        elif event_type == "response.created":
+            self.model = getattr(event.response, "model", None)
+
+    def outcome(self) -> Outcome:
+        outcome = (responses_outcome(self.final) if self.final is not None
+                   else Outcome(model=_str(self.model)))
+        outcome.request_id = outcome.request_id or _str(self.request_id)
+        return outcome
+
+
+# --------------------------------------------------------------------------
+# Adapters: what differs between the four OpenAI endpoints.
+
+def _capture_on() -> bool:
+    sensor = _sensor.active()
+    return bool(sensor is not None and sensor.config.capture_prompts)
+
+
+def _picked(kwargs: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: kwargs[name] for name in names if name in kwargs}
+
+
+class OpenAIAdapter:
+    """One OpenAI endpoint: the request fields that make its content, and how
+    its responses and stream chunks are read."""
+
+    provider = PROVIDER
+
+    def __init__(self, content_fields: tuple[str, ...],
+                 outcome_of: Callable[[Any], Outcome],
+                 accumulator: Callable[[], Any] | None = None) -> None:
+        self.content_fields = content_fields
+        self.outcome_of = outcome_of
+        self.accumulator = accumulator
+
+    def request_model(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+        return _str(kwargs.get("model"))
+
+    def request_content(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return _picked(kwargs, self.content_fields)
+
+    def response_outcome(self, response: Any) -> Outcome:
+        return self.outcome_of(response)
+
+    def new_accumulator(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self.accumulator is None:
+            raise TypeError(f"no stream accumulator for {self.content_fields}")
+        return self.accumulator()
+
+    def error_facts(self, exc: BaseException) -> ErrorFacts:
+        return classify(exc, PROVIDER)
+
+
+CHAT = OpenAIAdapter(("messages", "tools", "functions"), chat_outcome,
+                     lambda: ChatStreamAccumulator(_capture_on()))
+TEXT_COMPLETION = OpenAIAdapter(("prompt", "suffix"), text_completion_outcome,
+                                lambda: ChatStreamAccumulator(_capture_on()))
+RESPONSES = OpenAIAdapter(("instructions", "input", "tools"), responses_outcome,
+                          ResponsesStreamAccumulator)
+EMBEDDINGS = OpenAIAdapter(("input",), embeddings_outcome)  # never streamed
+
+
+# --------------------------------------------------------------------------
+# What the user gets back: the SDK's object, a stream proxy, or a raw response.
+
+class _InjectedStreamOptions(dict):  # type: ignore[type-arg]
+    """``stream_options`` we added (``inject_stream_usage``): its usage chunk is ours."""
+
+
+def _is_usage_only(chunk: Any) -> bool:
+    return not chunk.choices and chunk.usage is not None
+
+
+class _UsageHidingSyncStream(SyncStreamProxy):
+    def __next__(self) -> Any:
+        while True:
+            chunk = SyncStreamProxy.__next__(self)
+            if not _is_usage_only(chunk):
+                return chunk
+
+
+class _UsageHidingAsyncStream(AsyncStreamProxy):
+    async def __anext__(self) -> Any:
+        while True:
+            chunk = await AsyncStreamProxy.__anext__(self)
+            if not _is_usage_only(chunk):
+                return chunk
+
+
+@functools.cache
+def _sdk_types() -> tuple[tuple[type, ...], type, tuple[type, ...]]:
+    """(stream classes, async stream class, raw response classes), imported once
+    on the first call: submodules, so this works even mid ``import openai``."""
+    from openai._legacy_response import LegacyAPIResponse
+    from openai._response import BaseAPIResponse
+    from openai._streaming import AsyncStream, Stream
+
+    return (Stream, AsyncStream), AsyncStream, (LegacyAPIResponse, BaseAPIResponse)
+
+
+def _finish(call: Call, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """ResultHandler for every ``create`` / ``parse``: record, or proxy a stream."""
+    streams, _, raw_responses = _sdk_types()
+    if isinstance(result, streams):
+        return _proxy_stream(call, result, args, kwargs)
+    if isinstance(result, raw_responses):
+        raw: Any = result
+        call.succeed(_raw_outcome(call, raw.http_response, kwargs))
+        return result
+    call.succeed(call.adapter.response_outcome(result))
+    return result
+
+
+def _proxy_stream(call: Call, stream: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async_stream = _sdk_types()[1]
+    accumulator = call.adapter.new_accumulator(args, kwargs)
+    # Stream chunks carry no request id; the response headers do.
+    accumulator.request_id = stream.response.headers.get("x-request-id")
+    recorder = StreamRecorder(call, accumulator)
+    sink = _STREAM_SINK.get()
+    if sink is not None:
+        sink.append(recorder)
+    injected = isinstance(kwargs.get("stream_options"), _InjectedStreamOptions)
+    if isinstance(stream, async_stream):
+        return (_UsageHidingAsyncStream if injected else AsyncStreamProxy)(stream, recorder)
+    return (_UsageHidingSyncStream if injected else SyncStreamProxy)(stream, recorder)
+
+
+def _raw_outcome(call: Call, http_response: Any, kwargs: dict[str, Any]) -> Outcome:
+    """What a raw response tells without consuming anything the user will read."""
+    outcome = Outcome(request_id=_str(http_response.headers.get("x-request-id")))
+    if kwargs.get("stream") is True:
+        return outcome
+    try:
+        body = http_response.content  # raises if the body was not read (streaming response)
+    except Exception:
+        return outcome
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        return outcome
+    if not isinstance(decoded, dict):
+        return outcome
+    parsed = call.adapter.response_outcome(decoded)
+    parsed.request_id = parsed.request_id or outcome.request_id
+    return parsed
+
+
+# --------------------------------------------------------------------------
+# inject_stream_usage (opt-in): ask for the usage chunk the caller did not.
+
+def _with_injected_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
+    if kwargs.get("stream") is not True or _IN_CALL.get():
+        return kwargs
+    sensor = _sensor.active()
+    if sensor is None or not sensor.config.inject_stream_usage:
+        return kwargs
+    options = kwargs.get("stream_options")
+    if isinstance(options, dict) and "include_usage" in options:
+        return kwargs
+    if options is not None and not isinstance(options, dict):
+        return kwargs  # an Omit sentinel or something we do not understand: leave it
+    injected = _InjectedStreamOptions(options or {})
+    injected["include_usage"] = True
+    return {**kwargs, "stream_options": injected}
+
+
+def _injecting(core: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> Any:
+        with contextlib.suppress(Exception):  # never let the opt-in break the call
+            kwargs = _with_injected_usage(kwargs)
+        return core(wrapped, instance, args, kwargs)
+
+    return wrapper
+
+
+# --------------------------------------------------------------------------
+# .stream() managers: the inner create() reports; the proxy ends that record
+# when the ``with`` block is left before the stream was read to its end.
+
+class _SyncStreamManagerProxy(wrapt.ObjectProxy[Any]):
+    def __init__(self, wrapped: Any) -> None:
+        super().__init__(wrapped)
+        self._self_recorders: list[StreamRecorder] = []
+
+    def __enter__(self) -> Any:
+        token = _STREAM_SINK.set(self._self_recorders)
+        try:
+            return self.__wrapped__.__enter__()
+        finally:
+            _STREAM_SINK.reset(token)
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(exc_type, exc, tb)
+        finally:
+            _end_recorders(self._self_recorders, exc)
+
+
+class _AsyncStreamManagerProxy(wrapt.ObjectProxy[Any]):
+    def __init__(self, wrapped: Any) -> None:
+        super().__init__(wrapped)
+        self._self_recorders: list[StreamRecorder] = []
+
+    async def __aenter__(self) -> Any:
+        token = _STREAM_SINK.set(self._self_recorders)
+        try:
+            return await self.__wrapped__.__aenter__()
+        finally:
+            _STREAM_SINK.reset(token)
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
+        finally:
+            _end_recorders(self._self_recorders, exc)
+
+
+def _end_recorders(recorders: list[StreamRecorder], exc: BaseException | None) -> None:
+    import asyncio
+
+    for recorder in recorders:
+        if exc is not None and not isinstance(exc, (GeneratorExit, asyncio.CancelledError)):
+            recorder.error(exc)
+        else:
+            recorder.abort()
+
+
+def _stream_manager_wrapper(proxy: type[wrapt.ObjectProxy[Any]]) -> Callable[..., Any]:
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> Any:
+        manager = wrapped(*args, **kwargs)
+        if _IN_CALL.get() or _sensor.active() is None:
+            return manager
+        try:
+            return proxy(manager)
+        except Exception:
+            return manager
+
+    return wrapper
+
+
+# --------------------------------------------------------------------------
+# Patching.
+
+_PLAN: dict[str, list[tuple[str, str, Callable[..., Any]]]] = {
+    "openai.resources.chat.completions.completions": [
+        ("Completions", "create", _injecting(sync_wrapper(CHAT, handler=_finish))),
+        ("Completions", "parse", sync_wrapper(CHAT, handler=_finish)),
+        ("Completions", "stream", _stream_manager_wrapper(_SyncStreamManagerProxy)),
+        ("AsyncCompletions", "create", _injecting(async_wrapper(CHAT, handler=_finish))),
+        ("AsyncCompletions", "parse", async_wrapper(CHAT, handler=_finish)),
+        ("AsyncCompletions", "stream", _stream_manager_wrapper(_AsyncStreamManagerProxy)),
+    ],
+    "openai.resources.responses.responses": [
+        ("Responses", "create", sync_wrapper(RESPONSES, handler=_finish)),
+        ("Responses", "parse", sync_wrapper(RESPONSES, handler=_finish)),
+        ("Responses", "stream", _stream_manager_wrapper(_SyncStreamManagerProxy)),
+        ("AsyncResponses", "create", async_wrapper(RESPONSES, handler=_finish)),
+        ("AsyncResponses", "parse", async_wrapper(RESPONSES, handler=_finish)),
+        ("AsyncResponses", "stream", _stream_manager_wrapper(_AsyncStreamManagerProxy)),
+    ],
+    "openai.resources.embeddings": [
+        ("Embeddings", "create", sync_wrapper(EMBEDDINGS, "embeddings", _finish)),
+        ("AsyncEmbeddings", "create", async_wrapper(EMBEDDINGS, "embeddings", _finish)),
+    ],
+    "openai.resources.completions": [
+        ("Completions", "create", _injecting(sync_wrapper(TEXT_COMPLETION, handler=_finish))),
+        ("AsyncCompletions", "create",
+         _injecting(async_wrapper(TEXT_COMPLETION, handler=_finish))),
+    ],
+}
+
+_originals: dict[tuple[type, str], Any] = {}  # (class, attribute) -> original from __dict__
+
+
+def patch_module(module_name: str) -> None:
+    """Wrap the entry points ``module_name`` defines (idempotent)."""
+    module = importlib.import_module(module_name)
+    for class_name, attribute, wrapper in _PLAN.get(module_name, ()):
+        cls = getattr(module, class_name, None)
+        if cls is None or (cls, attribute) in _originals or attribute not in vars(cls):
+            continue
+        _originals[(cls, attribute)] = vars(cls)[attribute]
+        wrapt.wrap_function_wrapper(cls, attribute, wrapper)
+
+
+def unpatch() -> None:
+    """Put every original entry point back."""
+    for (cls, attribute), original in list(_originals.items()):
+        setattr(cls, attribute, original)
+        del _originals[(cls, attribute)]
