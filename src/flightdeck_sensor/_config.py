@@ -1,82 +1,485 @@
 """Resolved sensor configuration.
 
-Stdlib only: imported by the ``.pth`` bootstrap. ``resolve_config`` turns the
-environment plus ``init()`` keyword arguments (environment wins) into one
-frozen :class:`Config` and a list of warning messages; it never raises.
+Stdlib only, and only the cheapest of it: the ``.pth`` bootstrap imports this
+module at interpreter start, where ``dataclasses``, ``uuid``, ``socket``,
+``urllib.parse`` or ``typing`` would each cost more than the whole start-up
+budget (DESIGN.md, budgets). Hence the hand-written ``Config`` class and the
+hand-written URL and UUID parsing.
+
+``resolve_config`` turns the environment plus ``init()`` keyword arguments
+(environment wins) into one frozen :class:`Config` and a list of warning
+messages; it never raises. Every bad value gives one warning naming the
+variable, the bad value (never the token's) and what is used instead.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 PROVIDER_NAMES: tuple[str, ...] = ("anthropic", "openai", "litellm")
+AGENT_TYPES: tuple[str, ...] = ("production", "coding")
+LOG_LEVELS: dict[str, int] = {
+    "CRITICAL": 50, "FATAL": 50, "ERROR": 40, "WARNING": 30, "WARN": 30, "INFO": 20, "DEBUG": 10,
+}
+DEFAULT_SHUTDOWN_TIMEOUT = 2.0
+MAX_AGENT_ROLE_BYTES = 256
+
+_TRUE = frozenset(("1", "true", "yes", "on", "y", "t"))
+_FALSE = frozenset(("0", "false", "no", "off", "n", "f"))
+_HEX = frozenset("0123456789abcdef")
+# Host-name suffixes that only resolve inside a private network (plain http is fine there).
+_PRIVATE_SUFFIXES = (".localhost", ".local", ".localdomain", ".internal", ".lan",
+                     ".home.arpa", ".svc", ".cluster.local", ".intranet", ".corp")
+
+_FIELDS: tuple[str, ...] = (
+    "server", "token", "enabled", "session_id_hint", "agent_name", "agent_type", "user",
+    "hostname", "flavor", "agent_role", "parent_session_id", "capture_prompts",
+    "inject_stream_usage", "providers", "log_level", "shutdown_timeout", "spool_enabled",
+    "spool_dir", "allow_insecure", "max_queue_events", "max_queue_bytes", "max_content_bytes",
+)
 
 
-@dataclass(frozen=True)
 class Config:
+    """The sensor's settings for this process; immutable, ``token`` never in ``repr``."""
+
+    __slots__ = _FIELDS
+
     server: str  # normalized ingest base URL, always containing /ingest, no trailing slash
-    token: str | None = field(default=None, repr=False)
-    enabled: bool = True
-    session_id_hint: str | None = None  # canonical lowercase UUID, or None
-    agent_name: str = ""
-    agent_type: str = "production"
-    user: str = ""
-    hostname: str = ""
-    flavor: str = ""
-    agent_role: str | None = None
-    parent_session_id: str | None = None
-    capture_prompts: bool = False
-    inject_stream_usage: bool = False
-    providers: frozenset[str] = frozenset(PROVIDER_NAMES)
-    log_level: int | None = None  # set only when FLIGHTDECK_LOG_LEVEL was given
-    shutdown_timeout: float = 2.0
-    spool_enabled: bool = True
-    spool_dir: str | None = None  # None: the user's cache dir
-    allow_insecure: bool = False
-    max_queue_events: int = 10_000
-    max_queue_bytes: int = 16 * 1024 * 1024
-    max_content_bytes: int = 64 * 1024
+    token: str | None
+    enabled: bool
+    session_id_hint: str | None  # canonical lowercase UUID, or None
+    agent_name: str
+    agent_type: str
+    user: str
+    hostname: str
+    flavor: str
+    agent_role: str | None
+    parent_session_id: str | None
+    capture_prompts: bool
+    inject_stream_usage: bool
+    providers: frozenset[str]
+    log_level: int | None  # set only when FLIGHTDECK_LOG_LEVEL (or log_level=) was given
+    shutdown_timeout: float
+    spool_enabled: bool
+    spool_dir: str | None  # None: the user's cache dir
+    allow_insecure: bool
+    max_queue_events: int
+    max_queue_bytes: int
+    max_content_bytes: int
+
+    def __init__(
+        self,
+        server: str,
+        token: str | None = None,
+        enabled: bool = True,
+        session_id_hint: str | None = None,
+        agent_name: str = "",
+        agent_type: str = "production",
+        user: str = "",
+        hostname: str = "",
+        flavor: str = "",
+        agent_role: str | None = None,
+        parent_session_id: str | None = None,
+        capture_prompts: bool = False,
+        inject_stream_usage: bool = False,
+        providers: frozenset[str] = frozenset(PROVIDER_NAMES),
+        log_level: int | None = None,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        spool_enabled: bool = True,
+        spool_dir: str | None = None,
+        allow_insecure: bool = False,
+        max_queue_events: int = 10_000,
+        max_queue_bytes: int = 16 * 1024 * 1024,
+        max_content_bytes: int = 64 * 1024,
+    ) -> None:
+        values = locals()
+        for name in _FIELDS:
+            object.__setattr__(self, name, values[name])
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Config is immutable; use config.replace({name}=...)")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("Config is immutable")
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with ``changes`` applied (the ``dataclasses.replace`` of this class)."""
+        values = {name: getattr(self, name) for name in _FIELDS}
+        values.update(changes)
+        return Config(**values)
+
+    def as_dict(self) -> dict[str, object]:
+        """Every field, the token masked (for ``doctor`` and logs)."""
+        values = {name: getattr(self, name) for name in _FIELDS}
+        values["token"] = mask_token(self.token)
+        values["providers"] = sorted(self.providers)
+        return values
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Config):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in _FIELDS)
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, n) for n in _FIELDS))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{n}={getattr(self, n)!r}" for n in _FIELDS if n != "token")
+        return f"Config({shown})"
+
+
+def mask_token(token: str | None) -> str | None:
+    return None if token is None else f"<set, {len(token)} characters>"
 
 
 def resolve_config(
     env: Mapping[str, str] | None = None, **kwargs: object
 ) -> tuple[Config, list[str]]:
     """Resolve env + kwargs into a Config; return it with the warnings to log."""
-    return _resolve(os.environ if env is None else env, kwargs)
+    try:
+        return _resolve(os.environ if env is None else env, kwargs)
+    except Exception as exc:  # a bug here must not stop the user's program
+        return Config(server="", enabled=False), [
+            f"flightdeck-sensor: could not read its configuration ({type(exc).__name__}: "
+            f"{exc}); the sensor stays off"]
+
+
+_KNOWN_KWARGS = frozenset((
+    "server", "token", "enabled", "session_id", "agent_name", "agent_type", "hostname",
+    "capture_prompts", "inject_stream_usage", "providers", "log_level", "shutdown_timeout",
+    "spool", "spool_dir", "allow_insecure", "agent_role", "parent_session_id",
+    "max_queue_events", "max_queue_bytes", "max_content_bytes",
+))
+
+
+class _Sources:
+    """Looks a setting up in the environment first, then in the init() keywords,
+    and collects a warning for every value it cannot use."""
+
+    def __init__(self, env: Mapping[str, str], kwargs: Mapping[str, object]) -> None:
+        self.env = env
+        self.kwargs = kwargs
+        self.warnings: list[str] = []
+
+    def candidates(self, env_names: tuple[str, ...], kwarg: str | None) -> list[tuple[str, object]]:
+        found: list[tuple[str, object]] = []
+        for name in env_names:
+            value = self.env.get(name)
+            if value is not None and value.strip():
+                found.append((name, value.strip()))
+        if kwarg is not None and self.kwargs.get(kwarg) is not None:
+            found.append((f"init({kwarg}=...)", self.kwargs[kwarg]))
+        return found
+
+    def first_valid(
+        self,
+        env_names: tuple[str, ...],
+        kwarg: str | None,
+        parse: Callable[[object], T | None],
+        expected: str,
+        default: T,
+    ) -> T:
+        """The first candidate that parses; each bad one before it is warned about."""
+        bad: list[tuple[str, object]] = []
+        result = default
+        for source, raw in self.candidates(env_names, kwarg):
+            value = parse(raw)
+            if value is not None:
+                result = value
+                break
+            bad.append((source, raw))
+        for source, raw in bad:
+            self.warn(f"{source}={_shown(raw)} is not {expected}; using {_shown(result)} instead")
+        return result
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(f"flightdeck-sensor: {message}")
+
+
+def _shown(value: object) -> str:
+    text = repr(value if not isinstance(value, frozenset) else ",".join(sorted(value)))
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _resolve(env: Mapping[str, str], kwargs: Mapping[str, object]) -> tuple[Config, list[str]]:
-    """PLACEHOLDER (issue 2 hardens it): the minimum to run the sensor."""
-    from ._identity import current_hostname, current_user
+    from ._identity import current_user, default_agent_name, system_hostname
 
-    warnings: list[str] = []
-    server = env.get("FLIGHTDECK_SERVER") or str(kwargs.get("server") or "")
-    server = server.rstrip("/")
-    if server and "/ingest" not in server:
-        server += "/ingest"
-    token = env.get("FLIGHTDECK_TOKEN") or kwargs.get("token")
-    hint_raw = env.get("FLIGHTDECK_SESSION_ID") or kwargs.get("session_id")
-    hint = canonical_uuid(str(hint_raw)) if hint_raw else None
-    user, host = current_user(), current_hostname()
-    agent_name = env.get("FLIGHTDECK_AGENT_NAME") or str(kwargs.get("agent_name") or f"{user}@{host}")
-    capture = env.get("FLIGHTDECK_CAPTURE_PROMPTS", "").lower() in ("1", "true", "yes", "on") or (
-        bool(kwargs.get("capture_prompts")))
+    src = _Sources(env, kwargs)
+    for name in sorted(set(kwargs) - _KNOWN_KWARGS):
+        src.warn(f"init() got an unknown option {name!r}; it is ignored")
+
+    enabled = src.first_valid(("FLIGHTDECK_ENABLED",), "enabled", parse_bool, "true or false",
+                              True)
+    allow_insecure = src.first_valid(("FLIGHTDECK_ALLOW_INSECURE",), "allow_insecure",
+                                     parse_bool, "true or false", False)
+    server = _resolve_server(src, allow_insecure)
+    token, token_usable = _resolve_token(src) if server else (None, True)
+    if not token_usable:
+        server = ""
+    hostname = src.first_valid(("FLIGHTDECK_HOSTNAME",), "hostname", _parse_text, "a host name",
+                               system_hostname())
+    user = current_user(env)
+    agent_name = src.first_valid(("FLIGHTDECK_AGENT_NAME", "AGENT_FLAVOR"), "agent_name",
+                                 _parse_text, "a name", default_agent_name(user, hostname))
+    flavor = env.get("AGENT_FLAVOR", "").strip() or agent_name
     config = Config(
-        server=server, token=str(token) if token else None, enabled=bool(server),
-        session_id_hint=hint, agent_name=agent_name, user=user, hostname=host,
-        flavor=env.get("AGENT_FLAVOR") or agent_name, capture_prompts=capture,
-        spool_dir=env.get("FLIGHTDECK_SPOOL_DIR") or None,
-        spool_enabled=env.get("FLIGHTDECK_SPOOL", "on").lower() not in ("off", "0", "false"),
+        server=server,
+        token=token,
+        enabled=enabled and bool(server),
+        session_id_hint=_resolve_session_id(src),
+        agent_name=agent_name,
+        agent_type=src.first_valid(("FLIGHTDECK_AGENT_TYPE", "AGENT_TYPE"), "agent_type",
+                                   _parse_agent_type, "'production' or 'coding'", "production"),
+        user=user,
+        hostname=hostname,
+        flavor=flavor,
+        agent_role=src.first_valid(("FLIGHTDECK_AGENT_ROLE",), "agent_role", _parse_role,
+                                   f"a role of at most {MAX_AGENT_ROLE_BYTES} bytes", None),
+        parent_session_id=src.first_valid(("FLIGHTDECK_PARENT_SESSION_ID",), "parent_session_id",
+                                          _parse_uuid, "a UUID", None),
+        capture_prompts=src.first_valid(("FLIGHTDECK_CAPTURE_PROMPTS",), "capture_prompts",
+                                        parse_bool, "true or false", False),
+        inject_stream_usage=src.first_valid(("FLIGHTDECK_INJECT_STREAM_USAGE",),
+                                            "inject_stream_usage", parse_bool, "true or false",
+                                            False),
+        providers=_resolve_providers(src),
+        log_level=src.first_valid(("FLIGHTDECK_LOG_LEVEL",), "log_level", parse_log_level,
+                                  "a log level (DEBUG, INFO, WARNING, ERROR)", None),
+        shutdown_timeout=src.first_valid(
+            ("FLIGHTDECK_SHUTDOWN_TIMEOUT",), "shutdown_timeout", _parse_seconds,
+            "a number of seconds >= 0", DEFAULT_SHUTDOWN_TIMEOUT),
+        spool_enabled=src.first_valid(("FLIGHTDECK_SPOOL",), "spool", parse_bool,
+                                      "on or off", True),
+        spool_dir=src.first_valid(("FLIGHTDECK_SPOOL_DIR",), "spool_dir", _parse_path,
+                                  "a directory path", None),
+        allow_insecure=allow_insecure,
+        max_queue_events=src.first_valid(("FLIGHTDECK_MAX_QUEUE_EVENTS",), "max_queue_events",
+                                         _parse_positive_int, "a positive integer", 10_000),
+        max_queue_bytes=src.first_valid(("FLIGHTDECK_MAX_QUEUE_BYTES",), "max_queue_bytes",
+                                        _parse_positive_int, "a positive integer",
+                                        16 * 1024 * 1024),
+        max_content_bytes=src.first_valid(("FLIGHTDECK_MAX_CONTENT_BYTES",), "max_content_bytes",
+                                          _parse_positive_int, "a positive integer", 64 * 1024),
     )
-    return config, warnings
+    return config, src.warnings
+
+
+# -- server, token, session id ------------------------------------------------
+
+
+def _resolve_server(src: _Sources, allow_insecure: bool) -> str:
+    """The normalized ingest URL, or "" (sensor off) after a warning."""
+    found = src.candidates(("FLIGHTDECK_SERVER",), "server")
+    if not found:
+        if "server" in src.kwargs:  # init() was called: say why nothing will be sent
+            src.warn("init() got no server and FLIGHTDECK_SERVER is unset; the sensor stays off")
+        return ""
+    source, raw = found[0]
+    url, problem = normalize_server_url(str(raw), allow_insecure)
+    if problem:
+        src.warn(f"{source}={_shown(redact_url(str(raw)))} {problem}; the sensor stays off")
+        return ""
+    return url
+
+
+def normalize_server_url(raw: str, allow_insecure: bool = False) -> tuple[str, str | None]:
+    """``(normalized URL, None)`` or ``("", what is wrong with it)`` (PROTOCOL.md, URLs)."""
+    text = raw.strip()
+    scheme, sep, rest = text.partition("://")
+    scheme = scheme.lower()
+    if not sep or scheme not in ("http", "https"):
+        return "", "is not an http:// or https:// URL"
+    for mark in ("#", "?"):
+        rest = rest.partition(mark)[0]
+    authority, _, path = rest.partition("/")
+    host = _host_of(authority)
+    if host is None:
+        return "", "has no valid host[:port]"
+    if scheme == "http" and not allow_insecure and not is_private_host(host):
+        return "", ("uses plain http to a non-local host, which would send the token "
+                    "unencrypted (use https, or set FLIGHTDECK_ALLOW_INSECURE=true)")
+    segments = [s for s in path.split("/") if s]
+    if "ingest" not in segments:
+        segments.append("ingest")
+    return f"{scheme}://{authority}/{'/'.join(segments)}", None
+
+
+def _host_of(authority: str) -> str | None:
+    hostport = authority.rpartition("@")[2]
+    if hostport.startswith("["):
+        host, bracket, port = hostport[1:].partition("]")
+        if not bracket or (port and not (port.startswith(":") and port[1:].isdigit())):
+            return None
+    else:
+        host, colon, port = hostport.partition(":")
+        if colon and not port.isdigit():
+            return None
+    return host.lower() or None
+
+
+def is_private_host(host: str) -> bool:
+    """Loopback, localhost, private ranges and private-network names (no DNS lookup)."""
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(_PRIVATE_SUFFIXES):
+        return True
+    octets = host.split(".")
+    if len(octets) == 4 and all(o.isdigit() and int(o) < 256 for o in octets):
+        a, b = int(octets[0]), int(octets[1])
+        return (a in (10, 127) or (a == 172 and 16 <= b <= 31) or (a, b) == (192, 168)
+                or (a, b) == (169, 254))
+    if ":" in host:  # IPv6: loopback, unique local fc00::/7, link-local fe80::/10
+        return host == "::1" or host[:2] in ("fc", "fd") or host[:4] in ("fe80", "fe90",
+                                                                          "fea0", "feb0")
+    # A single-label name (docker compose / kubernetes service) only resolves inside a network.
+    return "." not in host
+
+
+def redact_url(url: str) -> str:
+    """``url`` without any user:password@ part."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    return f"{scheme}{sep}{authority}{slash}{path}"
+
+
+def _resolve_token(src: _Sources) -> tuple[str | None, bool]:
+    """``(token, usable)``; a missing token is warned about but usable (sensor on),
+    an unusable one turns the sensor off."""
+    found = src.candidates(("FLIGHTDECK_TOKEN",), "token")
+    if not found:
+        src.warn("FLIGHTDECK_TOKEN is not set; events are sent without a token and a "
+                 "Flightdeck server will refuse them (401)")
+        return None, True
+    source, raw = found[0]
+    token = str(raw).strip()
+    if token[:7].lower() == "bearer ":
+        token = token[7:].strip()
+        src.warn(f"{source} starts with 'Bearer '; using the rest of it as the token")
+    if not token.isprintable() or any(c.isspace() for c in token):
+        src.warn(f"{source} contains spaces or control characters (value not shown); "
+                 "the sensor stays off")
+        return None, False
+    return token, True
+
+
+def _resolve_session_id(src: _Sources) -> str | None:
+    """FLIGHTDECK_SESSION_ID beats session_id=; a non-UUID means a fresh id."""
+    found = src.candidates(("FLIGHTDECK_SESSION_ID",), "session_id")
+    if not found:
+        return None
+    source, raw = found[0]
+    canonical = canonical_uuid(str(raw))
+    if canonical is None:
+        src.warn(f"{source}={_shown(raw)} is not a UUID; using a fresh session id instead "
+                 "(hash string identifiers with uuid.uuid5)")
+    return canonical
 
 
 def canonical_uuid(value: str) -> str | None:
-    """The canonical lowercase 8-4-4-4-12 form of any UUID spelling, or None."""
-    try:
-        return str(uuid.UUID(value.strip()))
-    except (ValueError, AttributeError, TypeError):
+    """The canonical lowercase 8-4-4-4-12 form of any UUID spelling, or None.
+
+    Accepts what ``uuid.UUID`` accepts (32 hex digits, hyphens, braces,
+    ``urn:uuid:``) without importing ``uuid`` at interpreter start.
+    """
+    if not isinstance(value, str):
         return None
+    text = value.strip().lower().replace("urn:", "").replace("uuid:", "")
+    digits = text.strip("{}").replace("-", "")
+    if len(digits) != 32 or not _HEX.issuperset(digits):
+        return None
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+
+
+# -- small parsers: value -> parsed value, or None when unusable ----------------
+
+
+def parse_bool(value: object) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    return True if text in _TRUE else False if text in _FALSE else None
+
+
+def parse_log_level(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value >= 0 else None
+    text = str(value).strip().upper()
+    if text.isdigit():
+        return int(text)
+    return LOG_LEVELS.get(text)
+
+
+def _parse_text(value: object) -> str | None:
+    text = str(value).strip()
+    return text if text and text.isprintable() else None
+
+
+def _parse_agent_type(value: object) -> str | None:
+    text = str(value).strip().lower()
+    return text if text in AGENT_TYPES else None
+
+
+def _parse_role(value: object) -> str | None:
+    text = _parse_text(value)
+    return text if text and len(text.encode()) <= MAX_AGENT_ROLE_BYTES else None
+
+
+def _parse_uuid(value: object) -> str | None:
+    return canonical_uuid(value) if isinstance(value, str) else None
+
+
+def _parse_seconds(value: object) -> float | None:
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return seconds if 0 <= seconds < float("inf") else None
+
+
+def _parse_positive_int(value: object) -> int | None:
+    try:
+        number = int(str(value).strip().replace("_", ""))
+    except ValueError:
+        return None
+    return number if number > 0 else None
+
+
+def _parse_path(value: object) -> str | None:
+    text = os.fspath(value).strip() if isinstance(value, (str, os.PathLike)) else ""
+    return os.path.expanduser(str(text)) if text else None
+
+
+def _resolve_providers(src: _Sources) -> frozenset[str]:
+    default = frozenset(PROVIDER_NAMES)
+    found = src.candidates(("FLIGHTDECK_PROVIDERS",), "providers")
+    if not found:
+        return default
+    source, raw = found[0]
+    if isinstance(raw, str):
+        names = raw.replace(",", " ").lower().split()
+    elif isinstance(raw, (list, tuple, set, frozenset)):
+        names = [str(n).strip().lower() for n in raw]
+    else:
+        names = [str(raw)]
+    if names in (["all"], ["*"]):
+        return default
+    if names == ["none"] or (not names and not isinstance(raw, str)):
+        return frozenset()
+    unknown = [n for n in names if n not in PROVIDER_NAMES]
+    chosen = frozenset(n for n in names if n in PROVIDER_NAMES)
+    if unknown:
+        used = chosen or default
+        src.warn(f"{source}={_shown(raw)} names unknown provider(s) {', '.join(unknown)} "
+                 f"(known: {', '.join(PROVIDER_NAMES)}); using {','.join(sorted(used))}")
+        return used
+    return chosen

@@ -1,31 +1,57 @@
-"""Who is reporting: user, hostname, agent name and the derived agent_id (PROTOCOL.md)."""
+"""Who is reporting: user, hostname, agent name and the derived agent_id (PROTOCOL.md).
+
+Imported at interpreter start by the configuration: ``socket``, ``getpass``
+and ``uuid`` are only imported when the cheap answers are not available.
+"""
 
 from __future__ import annotations
 
 import os
-import socket
-import uuid
 
-AGENT_ID_NAMESPACE = uuid.UUID("ee22ab58-26fc-54ef-91b4-b5c0a97f9b61")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+AGENT_ID_NAMESPACE = "ee22ab58-26fc-54ef-91b4-b5c0a97f9b61"
 CLIENT_TYPE = "flightdeck_sensor"
 
 
-def current_user() -> str:
+def current_user(env: Mapping[str, str] | None = None) -> str:
     """Login name without touching pwd when the usual variables answer."""
+    env = os.environ if env is None else env
     for name in ("USER", "LOGNAME", "USERNAME"):
-        value = os.environ.get(name)
+        value = env.get(name)
         if value:
             return value
     try:
+        import pwd  # built in: cheaper than getpass, which also loads termios
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except ImportError:  # Windows
         import getpass
 
         return getpass.getuser()
     except Exception:  # no passwd entry in a container
-        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+        return str(os.getuid())
+
+
+def system_hostname() -> str:
+    """The machine's host name (``os.uname`` is what ``socket.gethostname`` reads on POSIX)."""
+    try:
+        name = os.uname().nodename
+    except AttributeError:  # Windows
+        import socket
+
+        name = socket.gethostname()
+    return name or "unknown"
 
 
 def current_hostname() -> str:
-    return os.environ.get("FLIGHTDECK_HOSTNAME") or socket.gethostname() or "unknown"
+    return os.environ.get("FLIGHTDECK_HOSTNAME") or system_hostname()
+
+
+def default_agent_name(user: str, hostname: str) -> str:
+    return f"{user}@{hostname}"
 
 
 def agent_id(
@@ -37,7 +63,9 @@ def agent_id(
     agent_role: str | None = None,
 ) -> str:
     """uuid5 of the agent's identity string, as Flightdeck derives it."""
+    import uuid
+
     ident = f"flightdeck://{agent_type}/{user}@{hostname}/{client_type}/{agent_name}"
     if agent_role:
         ident += f"/{agent_role}"
-    return str(uuid.uuid5(AGENT_ID_NAMESPACE, ident))
+    return str(uuid.uuid5(uuid.UUID(AGENT_ID_NAMESPACE), ident))
