@@ -75,6 +75,10 @@ class Sender:
         self.abandoned = False  # the closer took over what is left
         self.flush_wanted = False
         self._closing = threading.Event()
+        # Set once httpx is imported: fork() waits for it, since a child forked
+        # while another thread holds an import's module lock deadlocks on that
+        # import (the lock's owner does not exist in the child).
+        self.ready = threading.Event()
         self._idle = threading.Condition()
         # A binary semaphore the sender waits on; submitters release it without
         # ever blocking (Lock.release never blocks, unlike Event.set).
@@ -127,6 +131,7 @@ class Sender:
         """Deliver until closed and idle, or abandoned. Never raises."""
         self._replay_due = replay and self._spool is not None
         try:
+            self._connect()
             while not self.abandoned:
                 if self._replay_due:
                     self._replay_spool()
@@ -266,11 +271,20 @@ class Sender:
                 self._reject(1, status, answer, "too_large" if status == 413 else "rejected")
         return []
 
+    def _connect(self) -> None:
+        """Import httpx and build the client (once); ``ready`` is set even on failure."""
+        try:
+            if self._client is None:
+                from ._http import IngestClient
+
+                self._client = IngestClient(self._config.server, self._config.token)
+        finally:
+            self.ready.set()
+
     def _post(self, path: str, body: bytes) -> Answer:
         if self._client is None:
-            from ._http import IngestClient
-
-            self._client = IngestClient(self._config.server, self._config.token)
+            self._connect()
+        assert self._client is not None
         timeout = 5.0
         if self.deadline is not None:
             timeout = self.deadline - time.monotonic()

@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,9 @@ class Transport:
         self.config = config
         self._on_envelope = on_envelope
         self._reset()
+        if hasattr(os, "register_at_fork"):
+            this = weakref.ref(self)
+            os.register_at_fork(before=lambda: _before_fork(this))
 
     def _reset(self) -> None:
         config = self.config
@@ -125,6 +129,19 @@ class Transport:
             "server_state": stats.server_state,
         }
 
+    def wait_until_sender_ready(self, timeout: float) -> None:
+        if self._sender_running():
+            self._sender.ready.wait(timeout)
+
     def after_fork_in_child(self) -> None:
         """The parent ships the inherited events; the child starts afresh."""
         self._reset()
+
+
+FORK_WAIT_SECONDS = 2.0
+
+
+def _before_fork(transport: weakref.ref[Transport]) -> None:
+    live = transport()
+    if live is not None and live._pid == os.getpid():
+        live.wait_until_sender_ready(FORK_WAIT_SECONDS)

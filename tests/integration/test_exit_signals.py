@@ -1,0 +1,58 @@
+"""SIGTERM: the sensor flushes, then the process dies of SIGTERM as it would
+have; an application's own SIGTERM handler is left alone."""
+
+from __future__ import annotations
+
+import signal
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from fakes.sensor_program import start_program
+
+WAIT_FOR_SIGNAL = """
+import time
+for _ in range(5):
+    call()
+flightdeck_sensor.flush(5)
+for _ in range(3):
+    call()  # still queued (inside the batch window) when SIGTERM arrives
+print(SENSOR.session.id, flush=True)
+time.sleep(60)
+"""
+
+
+def test_sigterm_flushes_and_the_process_still_dies_of_sigterm(
+        tmp_path: Path, collector: Any) -> None:
+    process = start_program(WAIT_FOR_SIGNAL, collector.ingest_url, tmp_path / "spool",
+                            TEST_TOKEN=collector.token)
+    assert process.stdout is not None
+    session_id = process.stdout.readline().strip()
+
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=15)
+
+    assert process.returncode == -signal.SIGTERM
+    events = collector.wait_for_events(10, session_id=session_id)
+    assert Counter(e["event_type"] for e in events) == {
+        "session_start": 1, "post_call": 8, "session_end": 1}
+    assert events[-1]["close_reason"] == "normal_exit"
+
+
+def test_application_sigterm_handler_is_kept(tmp_path: Path, collector: Any) -> None:
+    body = """
+import signal, sys
+signal.signal(signal.SIGTERM, lambda *_: (print("app handler", flush=True), sys.exit(3)))
+""" + WAIT_FOR_SIGNAL
+    process = start_program(body, collector.ingest_url, tmp_path / "spool",
+                            TEST_TOKEN=collector.token)
+    assert process.stdout is not None
+    session_id = process.stdout.readline().strip()
+
+    process.send_signal(signal.SIGTERM)
+    stdout, _ = process.communicate(timeout=15)
+
+    assert process.returncode == 3
+    assert "app handler" in stdout
+    events = collector.wait_for_events(10, session_id=session_id)
+    assert [e["event_type"] for e in events].count("post_call") == 8
