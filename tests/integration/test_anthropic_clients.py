@@ -118,16 +118,51 @@ def test_arguments_reach_the_provider_unchanged(sensor: Any, fake_llm: Any) -> N
     assert not any("count_tokens" in path for path, _ in with_sensor)
 
 
-def test_with_raw_response_is_passed_through_and_recorded(sensor: Any, fake_llm: Any) -> None:
+def test_with_raw_response_is_recorded_when_parsed(sensor: Any, fake_llm: Any) -> None:
+    # given the raw-response route LangChain takes for every call
     sensor.init()
     raw = sync_client(fake_llm).messages.with_raw_response.create(**ARGS)
     assert isinstance(raw, APIResponse)
+    assert _pairs(sensor) == ["pre_call"]
+    # when the caller parses it (twice: the SDK caches the result)
     message = raw.parse()
+    assert raw.parse() is message
+    # then
     assert isinstance(message, Message)
     post = sensor.events("post_call")[0]
     assert post["provider_metadata"]["request_id"] == raw.headers["request-id"]
-    assert post["usage_source"] == "absent"  # the body is the user's to read
+    assert post["tokens_output"] == message.usage.output_tokens
     assert _pairs(sensor) == ["pre_call", "post_call"]
+
+
+def test_raw_response_never_parsed_is_recorded_from_its_headers(sensor: Any,
+                                                                fake_llm: Any) -> None:
+    sensor.init()
+    raw = sync_client(fake_llm).messages.with_raw_response.create(**ARGS)
+    request_id = raw.headers["request-id"]
+    del raw
+    post = sensor.events("post_call")[0]
+    assert post["provider_metadata"]["request_id"] == request_id
+    assert post["usage_source"] == "absent"
+
+
+def test_raw_streamed_response_is_timed_when_parsed(sensor: Any, fake_llm: Any) -> None:
+    sensor.init()
+    raw = sync_client(fake_llm).messages.with_raw_response.create(**ARGS, stream=True)
+    stream = raw.parse()
+    assert isinstance(stream, anthropic.Stream)
+    assert [e.type for e in stream][-1] == "message_stop"
+    post = sensor.events("post_call")[0]
+    assert post["streaming"]["final_outcome"] == "completed"
+    assert post["tokens_output"] is not None
+
+
+async def test_async_raw_response_is_recorded_when_parsed(sensor: Any, fake_llm: Any) -> None:
+    sensor.init()
+    raw = await async_client(fake_llm).messages.with_raw_response.create(**ARGS)
+    message = await raw.parse()
+    assert isinstance(message, Message)
+    assert sensor.events("post_call")[0]["tokens_output"] == message.usage.output_tokens
 
 
 def test_with_streaming_response_is_passed_through_and_recorded(sensor: Any,
@@ -137,6 +172,7 @@ def test_with_streaming_response_is_passed_through_and_recorded(sensor: Any,
         message = response.parse()
     assert isinstance(message, Message)
     assert _pairs(sensor) == ["pre_call", "post_call"]
+    assert sensor.events("post_call")[0]["usage_source"] == "reported"
 
 
 def test_no_prompt_content_without_capture(sensor: Any, fake_llm: Any) -> None:

@@ -24,6 +24,7 @@ and ``retry_attempt`` = the attempt that failed.
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import logging
 from typing import Any
@@ -280,15 +281,60 @@ def _recorder(call: Call, args: tuple[Any, ...], kwargs: dict[str, Any],
 
 
 def _finish_create(call: Call, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``create``: a raw SSE stream gets a timing proxy; anything else (a Message,
-    a raw response) is recorded now and returned as it is."""
+    """``create`` / ``parse``: a Message is recorded now; an SSE stream gets a
+    timing proxy; a raw response (``with_raw_response``, ``with_streaming_response``,
+    which LangChain uses for every call) is finished when the user parses it."""
     if isinstance(result, _stream_classes()):
         recorder = _recorder(call, args, kwargs, result)
         if isinstance(result, _stream_classes()[1]):
             return AsyncStreamProxy(result, recorder)
         return SyncStreamProxy(result, recorder)
+    if _is_raw_response(result):
+        return _RawResponseProxy(result, call, args, kwargs)
     call.succeed(message_outcome(result))
     return result
+
+
+def _is_raw_response(result: Any) -> bool:
+    return hasattr(result, "http_response") and callable(getattr(result, "parse", None))
+
+
+class _RawResponseProxy(wrapt.ObjectProxy[Any]):
+    """A raw response whose ``parse()`` finishes the call: the Message is
+    recorded, a stream gets its timing proxy. Never parsed (the user read the
+    bytes): finished from the headers when dropped."""
+
+    def __init__(self, wrapped: Any, call: Call, args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> None:
+        super().__init__(wrapped)
+        self._self_call = call
+        self._self_args = args
+        self._self_kwargs = kwargs
+        self._self_parsed: tuple[Any, Any] | None = None  # (SDK's result, what the user got)
+
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        result = self.__wrapped__.parse(*args, **kwargs)
+        if inspect.isawaitable(result):
+            return self._self_finish_when_parsed(result)
+        return self._self_finish(result)
+
+    async def _self_finish_when_parsed(self, parsing: Any) -> Any:
+        return self._self_finish(await parsing)
+
+    def _self_finish(self, result: Any) -> Any:
+        parsed = self._self_parsed
+        if parsed is not None:  # the SDK caches parse(); so do we
+            return parsed[1] if parsed[0] is result else result
+        call = self._self_call
+        user_value = _guarded(call, lambda: _finish_create(
+            call, result, self._self_args, self._self_kwargs), result)
+        self._self_parsed = (result, user_value)
+        return user_value
+
+    def __del__(self) -> None:
+        call = getattr(self, "_self_call", None)
+        if call is not None and self._self_parsed is None:
+            _guarded(call, lambda: call.succeed(message_outcome(self.__wrapped__)), None)
 
 
 def _stream_classes() -> tuple[type, type]:
