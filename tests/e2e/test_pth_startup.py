@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures.venvs import PYTHON_VERSIONS, Venv
 
+from fixtures.venvs import PYTHON_VERSIONS, Venv
 from flightdeck_sensor._bootstrap import PTH_LINE
 
 pytestmark = pytest.mark.e2e
@@ -161,8 +161,8 @@ def test_no_site_flag_does_not_boot(venv: Venv) -> None:
 
 
 BROKEN_ENVS = {
-    "not_http": {"FLIGHTDECK_SERVER": "ftp://collector.example", "FLIGHTDECK_TOKEN": "tok-SECRET-123",
-                 "FLIGHTDECK_SHUTDOWN_TIMEOUT": "soon"},
+    "not_http": {"FLIGHTDECK_SERVER": "ftp://collector.example",
+                 "FLIGHTDECK_TOKEN": "tok-SECRET-123", "FLIGHTDECK_SHUTDOWN_TIMEOUT": "soon"},
     "bad_values": {**SERVER_ENV, "FLIGHTDECK_SHUTDOWN_TIMEOUT": "soon",
                    "FLIGHTDECK_AGENT_TYPE": "robot", "FLIGHTDECK_SESSION_ID": "not-a-uuid",
                    "FLIGHTDECK_PROVIDERS": "bogus", "FLIGHTDECK_LOG_LEVEL": "loud",
