@@ -1,0 +1,77 @@
+"""Many threads emitting at once lose nothing and count tokens exactly; a GC
+finalizer that records an event cannot deadlock the sensor."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fakes.sensor_program import run_program
+
+THREADS, CALLS, TOKENS = 32, 200, 7
+
+
+def test_32_threads_lose_nothing_and_count_tokens_exactly(tmp_path: Path,
+                                                          collector: Any) -> None:
+    body = f"""
+import threading
+start = threading.Barrier({THREADS})
+def worker():
+    start.wait()
+    for _ in range({CALLS}):
+        call(tokens={TOKENS})
+threads = [threading.Thread(target=worker) for _ in range({THREADS})]
+for t in threads: t.start()
+for t in threads: t.join()
+print(SENSOR.session.id, flush=True)
+"""
+    result = run_program(body, collector.ingest_url, tmp_path / "spool",
+                         TEST_TOKEN=collector.token, FLIGHTDECK_SHUTDOWN_TIMEOUT="20")
+    assert result.returncode == 0, result.stderr
+    session_id = result.stdout.strip()
+
+    events = collector.wait_for_events(THREADS * CALLS + 2, session_id=session_id, timeout=30)
+
+    calls = [e for e in events if e["event_type"] == "post_call"]
+    assert len(calls) == THREADS * CALLS
+    assert len({e["id"] for e in events}) == len(events)
+    total = THREADS * CALLS * TOKENS
+    assert max(e["tokens_used_session"] for e in calls) == total
+    assert sorted(e["tokens_used_session"] for e in calls) == list(
+        range(TOKENS, total + 1, TOKENS))
+    assert [e for e in events if e["event_type"] == "session_end"][0][
+        "tokens_used_session"] == total
+
+
+def test_recording_from_a_gc_finalizer_does_not_deadlock(tmp_path: Path,
+                                                          collector: Any) -> None:
+    body = """
+import gc, threading
+class Leaky:
+    def __init__(self): self.me = self   # a cycle: only the GC frees it
+    def __del__(self): call(tokens=1)
+gc.set_threshold(50)
+def churn():
+    for _ in range(3000):
+        Leaky()
+        call(tokens=1)
+threads = [threading.Thread(target=churn) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+gc.collect()
+flightdeck_sensor.shutdown(20)
+import json
+print(json.dumps(flightdeck_sensor.get_status()), flush=True)
+"""
+    result = run_program(body, collector.ingest_url, tmp_path / "spool", timeout=60,
+                         TEST_TOKEN=collector.token)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+    # Producers this fast outrun any sender: the bounded queue refuses the
+    # excess, and every event is either delivered or counted as dropped.
+    status = json.loads(result.stdout)
+    events = collector.wait_for_events(status["sent"], session_id=status["session_id"])
+    assert len(events) == status["sent"]
+    assert status["sent"] + sum(status["dropped"].values()) + status["spooled"] == 24002
+    assert set(status["dropped"]) <= {"queue_full"}
