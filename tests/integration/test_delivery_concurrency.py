@@ -40,8 +40,8 @@ print(SENSOR.session.id, flush=True)
     assert max(e["tokens_used_session"] for e in calls) == total
     assert sorted(e["tokens_used_session"] for e in calls) == list(
         range(TOKENS, total + 1, TOKENS))
-    assert [e for e in events if e["event_type"] == "session_end"][0][
-        "tokens_used_session"] == total
+    session_end = next(e for e in events if e["event_type"] == "session_end")
+    assert session_end["tokens_used_session"] == total
 
 
 def test_recording_from_a_gc_finalizer_does_not_deadlock(tmp_path: Path,
