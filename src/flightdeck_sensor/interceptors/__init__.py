@@ -11,7 +11,6 @@ Each provider module exposes ``patch_module(module_name: str) -> None``
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 TYPE_CHECKING = False
@@ -52,6 +51,8 @@ patched: set[tuple[str, str]] = set()  # (provider, module name) already patched
 
 
 def implementation(provider: str) -> ModuleType:
+    import importlib  # not at module level: its import costs ~1 ms at interpreter start
+
     return importlib.import_module(_IMPLEMENTATION[provider])
 
 
