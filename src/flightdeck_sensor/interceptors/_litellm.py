@@ -251,11 +251,25 @@ class _StreamAccumulator:
             _apply_usage(outcome, self._reported_at_finish, "reported")
         elif not _is_unreported(hidden.get("usage")):
             _apply_usage(outcome, hidden.get("usage"), "estimated")
+        else:
+            _apply_usage(outcome, self._partial_usage(), "estimated")
         outcome.tool_calls = [(name, arguments) for name, arguments in self._tools.values() if name]
         if self._capture:
             tools = [{"name": name, "arguments": args} for name, args in outcome.tool_calls]
             outcome.content = {"text": "".join(self._text), "tool_calls": tools}
         return outcome
+
+
+    def _partial_usage(self) -> Any:
+        """A stream cut short (error, break, close) carries no usage: litellm's own
+        recovery counts the chunks delivered so far (it bills them the same way)."""
+        partial_response = getattr(self.stream, "partial_response", None)
+        if not callable(partial_response):
+            return None
+        try:
+            return _get(partial_response(), "usage")
+        except Exception:
+            return None
 
 
 class _AsyncLiteLLMStreamProxy(AsyncStreamProxy):
