@@ -15,6 +15,7 @@ from fixtures.anthropic_sdk import (
     MODEL,
     PROMPT,
     SERVED_MODEL,
+    TOOLS,
     async_client,
     expected_chunk_count,
     expected_usage,
@@ -190,10 +191,9 @@ def test_cached_tokens_are_counted_in_input(sensor: Any, fake_llm: Any) -> None:
 @pytest.mark.parametrize("streamed", [False, True])
 def test_each_tool_use_block_gives_one_tool_call_event(sensor: Any, fake_llm: Any,
                                                        streamed: bool) -> None:
-    from fixtures.anthropic_sdk import TOOLS
-
     sensor.init()
     client = sync_client(fake_llm)
+    message: Any
     if streamed:
         with client.messages.stream(**ARGS, tools=TOOLS) as stream:
             message = stream.get_final_message()

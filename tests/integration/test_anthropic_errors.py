@@ -20,7 +20,7 @@ ARGS: dict[str, Any] = {"model": MODEL, "max_tokens": 64, "messages": MESSAGES}
 
 
 def _error_events(sensor: Any) -> list[dict[str, Any]]:
-    events = sensor.call_events()
+    events: list[dict[str, Any]] = sensor.call_events()
     assert [e["event_type"] for e in events] == ["pre_call", "llm_error"]
     return events
 
@@ -33,7 +33,8 @@ def _error_events(sensor: Any) -> list[dict[str, Any]]:
     (400, anthropic.BadRequestError, "invalid_request", False),
 ])
 def test_api_error_is_reported_then_reraised(sensor: Any, fake_llm: Any, status: int,
-                                             exception: type[Exception], error_type: str,
+                                             exception: type[anthropic.APIStatusError],
+                                             error_type: str,
                                              retryable: bool) -> None:
     # given
     sensor.init()

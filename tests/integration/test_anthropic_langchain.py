@@ -22,7 +22,7 @@ def _assert_one_langchain_pair(sensor: Any, streamed: bool) -> dict[str, Any]:
     events = sensor.call_events()
     assert [e["event_type"] for e in events] == ["pre_call", "post_call"]
     assert all(e["framework"] == "langchain" for e in events)
-    post = events[1]
+    post: dict[str, Any] = events[1]
     assert post["model"] == SERVED_MODEL
     assert post["usage_source"] == "reported"
     assert (post.get("streaming") is not None) is streamed

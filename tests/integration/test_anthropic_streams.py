@@ -26,7 +26,8 @@ ARGS: dict[str, Any] = {"model": MODEL, "max_tokens": 64, "messages": MESSAGES}
 def _only_post_call(sensor: Any) -> dict[str, Any]:
     events = sensor.call_events()
     assert [e["event_type"] for e in events] == ["pre_call", "post_call"]
-    return events[1]
+    post: dict[str, Any] = events[1]
+    return post
 
 
 def test_break_then_close_is_a_client_abort(sensor: Any, fake_llm: Any) -> None:
