@@ -81,3 +81,19 @@ def test_next_run_delivers_the_spool_to_the_collector_exactly_once(
     assert not [i for i, n in Counter(event_ids(collector.events())).items() if n > 1]
     assert len(collector.sessions()) == 3
     assert not list(spool.rglob("*.batch"))
+
+
+def test_a_call_made_during_interpreter_exit_is_still_delivered(tmp_path: Path,
+                                                                collector: Any) -> None:
+    # An atexit handler that makes the program's only LLM call: the sensor's own
+    # atexit hook could not be registered in time and no thread can be relied on.
+    body = """
+import atexit
+atexit.register(lambda: (call(), print(SENSOR.session.id, flush=True)))
+"""
+    result = run_program(body, collector.ingest_url, tmp_path / "spool",
+                         TEST_TOKEN=collector.token)
+    assert result.returncode == 0, result.stderr
+
+    events = collector.wait_for_events(2, session_id=result.stdout.strip())
+    assert [e["event_type"] for e in events] == ["session_start", "post_call"]

@@ -67,6 +67,9 @@ class Transport:
         try:
             if self._thread is not None or self._closed:
                 return
+            if getattr(threading, "_SHUTTING_DOWN", False):
+                self._send_inline_at_exit()
+                return
             thread = threading.Thread(target=self._sender.run, name=THREAD_NAME, daemon=True)
             thread.start()
             self._thread = thread
@@ -74,6 +77,16 @@ class Transport:
             pass  # interpreter shutting down: close() sends inline
         finally:
             self._start_lock.release()
+
+    def _send_inline_at_exit(self) -> None:
+        """An event recorded during interpreter exit (an atexit handler calling an
+        LLM before the sensor ever started): atexit callbacks registered now never
+        run and a new thread would not be joined (or, on 3.12, not start), so
+        deliver on this thread, all such events sharing one shutdown budget."""
+        sender = self._sender
+        if sender.deadline is None:
+            sender.begin_close(time.monotonic() + self.config.shutdown_timeout)
+        sender.run(replay=False)
 
     def _sender_running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
