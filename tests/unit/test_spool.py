@@ -18,9 +18,13 @@ import pytest
 from flightdeck_sensor.transport._spool import Spool, spool_dir_for
 
 
-def event(age: timedelta = timedelta(0)) -> bytes:
+def event(age: timedelta = timedelta(0), padding: str = "") -> bytes:
     stamp = (datetime.now(timezone.utc) - age).isoformat()
-    return json.dumps({"id": str(uuid.uuid4()), "timestamp": stamp}).encode()
+    return json.dumps({"id": str(uuid.uuid4()), "timestamp": stamp, "pad": padding}).encode()
+
+
+def parsed(batch: list[bytes]) -> list[dict[str, object]]:
+    return [json.loads(line) for line in batch]
 
 
 def test_directory_is_per_user_and_per_server(tmp_path: Path) -> None:
@@ -50,7 +54,7 @@ def test_written_batches_are_private_and_read_back_whole(tmp_path: Path) -> None
     (path,) = (tmp_path / "spool").glob("*.batch")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     claim = spool.claim_next()
-    assert claim is not None and claim.events == batch
+    assert claim is not None and claim.events == parsed(batch)
     spool.done(claim)
     assert spool.claim_next() is None
     assert not list((tmp_path / "spool").iterdir())
@@ -63,23 +67,23 @@ def test_claims_come_oldest_first_and_a_released_claim_comes_back(tmp_path: Path
     spool.write(second)
 
     claim = spool.claim_next()
-    assert claim is not None and claim.events == first
+    assert claim is not None and claim.events == parsed(first)
     spool.release(claim)
 
     again = spool.claim_next()
-    assert again is not None and again.events == first
+    assert again is not None and again.events == parsed(first)
 
 
 def test_two_claimers_never_get_the_same_file(tmp_path: Path) -> None:
     writer = Spool(tmp_path)
     for _ in range(200):
         writer.write([event()])
-    claimed: list[list[bytes]] = [[], []]
+    claimed: list[list[object]] = [[], []]
 
     def claim_all(slot: int) -> None:
         spool = Spool(tmp_path)
         while (claim := spool.claim_next()) is not None:
-            claimed[slot] += claim.events
+            claimed[slot] += [e["id"] for e in claim.events]
             spool.done(claim)
 
     threads = [threading.Thread(target=claim_all, args=(i,)) for i in range(2)]
@@ -94,7 +98,7 @@ def test_two_claimers_never_get_the_same_file(tmp_path: Path) -> None:
 
 def test_the_cap_drops_the_oldest_files_and_counts_their_events(tmp_path: Path) -> None:
     spool = Spool(tmp_path, cap_bytes=3_000)
-    batches = [[os.urandom(400).hex().encode() for _ in range(2)] for _ in range(6)]
+    batches = [[event(padding=os.urandom(400).hex()) for _ in range(2)] for _ in range(6)]
 
     for batch in batches:
         spool.write(batch)
@@ -104,7 +108,7 @@ def test_the_cap_drops_the_oldest_files_and_counts_their_events(tmp_path: Path) 
     assert spool.dropped_oldest == 12 - summary["events"]  # type: ignore[operator]
     assert spool.dropped_oldest > 0
     claim = spool.claim_next()
-    assert claim is not None and claim.events != batches[0]
+    assert claim is not None and claim.events != parsed(batches[0])
 
 
 def test_events_older_than_the_servers_window_are_dropped_at_replay(tmp_path: Path) -> None:
@@ -115,7 +119,7 @@ def test_events_older_than_the_servers_window_are_dropped_at_replay(tmp_path: Pa
     claim = spool.claim_next()
 
     assert claim is not None
-    assert claim.events == [fresh]
+    assert claim.events == parsed([fresh])
     assert claim.expired == 1
 
 

@@ -45,7 +45,7 @@ class IngestClient:
         """POST ``body`` (gzipped above 1 KiB); never raises."""
         headers = {}
         if len(body) > GZIP_ABOVE:
-            body = gzip.compress(body, compresslevel=6)
+            body = gzip.compress(body, compresslevel=1)  # 3x cheaper than 6, ~10% larger
             headers["Content-Encoding"] = "gzip"
         try:
             response = self._client.post(self._server + path, content=body, headers=headers,

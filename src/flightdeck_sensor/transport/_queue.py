@@ -74,12 +74,17 @@ class EventQueue:
 
     def pop(self) -> dict[str, Any] | None:
         """The oldest event, or None when empty."""
+        taken = self.pop_with_size()
+        return None if taken is None else taken[0]
+
+    def pop_with_size(self) -> tuple[dict[str, Any], int] | None:
+        """The oldest event and its estimated size, or None when empty."""
         try:
-            event, size = self._items.popleft()
+            taken = self._items.popleft()
         except IndexError:
             return None
-        self.bytes -= size
-        return event
+        self.bytes -= taken[1]
+        return taken
 
     def is_above(self, fraction: float) -> bool:
         """Whether the queue holds more than ``fraction`` of either bound."""

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger("flightdeck_sensor")
 
@@ -47,7 +48,7 @@ def spool_dir_for(server: str, base: str | None) -> Path:
 @dataclass(frozen=True)
 class Claim:
     path: Path
-    events: list[bytes]  # one serialized event each
+    events: list[dict[str, Any]]
     expired: int  # events dropped for being older than the server accepts
 
 
@@ -187,7 +188,7 @@ def _event_count(path: Path) -> int:
         return 0
 
 
-def _read_events(path: Path) -> tuple[list[bytes], int]:
+def _read_events(path: Path) -> tuple[list[dict[str, Any]], int]:
     """The file's events still inside the server's window, and how many were too old."""
     try:
         lines = gzip.decompress(path.read_bytes()).splitlines()
@@ -196,22 +197,28 @@ def _read_events(path: Path) -> tuple[list[bytes], int]:
         return [], 0
     oldest = datetime.now(timezone.utc) - MAX_EVENT_AGE
     fresh, expired = [], 0
-    for line in _non_empty(lines):
-        if _is_fresh(line, oldest):
-            fresh.append(line)
+    for event in _parsed(lines):
+        if _is_fresh(event, oldest):
+            fresh.append(event)
         else:
             expired += 1
     return fresh, expired
 
 
-def _non_empty(lines: list[bytes]) -> Iterator[bytes]:
-    return (line for line in lines if line.strip())
+def _parsed(lines: list[bytes]) -> Iterator[dict[str, Any]]:
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue  # a torn line: nothing we could send
+        if isinstance(event, dict):
+            yield event
 
 
-def _is_fresh(line: bytes, oldest: datetime) -> bool:
+def _is_fresh(event: dict[str, Any], oldest: datetime) -> bool:
     try:
-        stamp = datetime.fromisoformat(str(json.loads(line)["timestamp"]).replace("Z", "+00:00"))
-    except (ValueError, KeyError, TypeError):
+        stamp = datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00"))
+    except (ValueError, KeyError):
         return True  # not ours to judge: let the server decide
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=timezone.utc)

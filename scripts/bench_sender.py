@@ -1,0 +1,280 @@
+"""Sender benchmark: delivery rate to the real collector on loopback, sender CPU
+and wire bytes per event, memory with the server down, and time to exit.
+
+    python scripts/bench_sender.py [--quick] [--out .bench/sender.json]
+
+Events are real ones (``Session.build`` of a post_call); they go through the
+real queue, sender thread, httpx and gzip to a ``flightdeck-sensor collect``
+subprocess. The figures are for this machine at the time of the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fakes.ingest_server import IngestServer, Reply  # noqa: E402
+from flightdeck_sensor._config import Config, resolve_config  # noqa: E402
+from flightdeck_sensor._session import Session  # noqa: E402
+from flightdeck_sensor.transport import Transport  # noqa: E402
+
+TOKEN = "bench-token-0123456789"
+CALL_FIELDS = {"model": "gpt-4o-mini", "model_requested": "gpt-4o-mini", "provider": "openai",
+               "tokens_input": 812, "tokens_output": 96, "tokens_total": 908,
+               "latency_ms": 412, "stop_reason": "stop", "estimated_via": "none",
+               "provider_metadata": {"request_id": "req_0123456789abcdef"}}
+
+
+def config_for(server: str, spool_dir: str) -> Config:
+    config, _ = resolve_config({}, server=server, token=TOKEN)
+    return config.replace(spool_dir=spool_dir)
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def thread_cpu(thread: threading.Thread | None) -> float:
+    if thread is None or thread.ident is None:
+        return 0.0
+    return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+
+
+# -- the collector ----------------------------------------------------------------------
+class Collector:
+    def __init__(self, workdir: Path) -> None:
+        ready = workdir / "ready.json"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTDECK_")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "flightdeck_sensor", "collect", "--port", "0", "--token",
+             TOKEN, "--db", str(workdir / "bench.db"), "--ready-file", str(ready)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not ready.exists() or not ready.read_text().strip():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError("the collector did not start")
+            time.sleep(0.05)
+        time.sleep(0.05)
+        self.ingest_url = json.loads(ready.read_text())["ingest_url"]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+SINK_PROGRAM = """
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+BODY = b'{"status":"ok","rejected":[],"directive":null,"attached":false}'
+class Sink(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *args): pass
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+class Sink:
+    """An endpoint that accepts everything at once: measures the sender alone."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-c", SINK_PROGRAM],
+                                        stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.ingest_url = f"http://127.0.0.1:{self.process.stdout.readline().strip()}/ingest"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+# -- 1. rate and CPU ---------------------------------------------------------------------
+def measure_throughput(collector: Collector | Sink, events: int, runs: int,
+                       spool: str) -> dict[str, Any]:
+    rates, cpu_per_event = [], []
+    for _ in range(runs):
+        config = config_for(collector.ingest_url, spool)
+        session = Session(config)
+        transport = Transport(config)
+        cap = config.max_queue_events * 0.8
+        started = time.perf_counter()
+        for _ in range(events):
+            while len(transport._queue) > cap:  # stay under the bound: measure delivery
+                time.sleep(0.0005)
+            transport.submit(session.build("post_call", CALL_FIELDS))
+        delivered = transport.flush(120)
+        elapsed = time.perf_counter() - started
+        sender_cpu = thread_cpu(transport._thread)
+        status = transport.status()
+        transport.close(5)
+        assert delivered and status["sent"] == events, status
+        rates.append(events / elapsed)
+        cpu_per_event.append(sender_cpu / events * 1e6)
+    return {"events": events, "runs": runs,
+            "events_per_s": round(statistics.median(rates)),
+            "events_per_s_min": round(min(rates)), "events_per_s_max": round(max(rates)),
+            "sender_cpu_us_per_event": round(statistics.median(cpu_per_event), 2),
+            "sender_cpu_us_per_event_min": round(min(cpu_per_event), 2),
+            "sender_cpu_us_per_event_max": round(max(cpu_per_event), 2)}
+
+
+# -- 2. bytes on the wire ------------------------------------------------------------------
+def measure_wire_bytes(events: int, spool: str) -> dict[str, Any]:
+    with IngestServer() as server:
+        config = config_for(server.url, spool)
+        session, transport = Session(config), Transport(config)
+        raw_sizes = []
+        for _ in range(events):
+            event = session.build("post_call", CALL_FIELDS)
+            raw_sizes.append(len(json.dumps(event, separators=(",", ":"))))
+            transport.submit(event)
+        transport.flush(60)
+        transport.close(5)
+        wire = sum(len(r.raw_body) for r in server.requests)
+        requests = len(server.requests)
+    return {"events": events, "requests": requests,
+            "body_bytes_per_event": round(wire / events, 1),
+            "json_bytes_per_event": round(statistics.mean(raw_sizes), 1),
+            "compression_ratio": round(statistics.mean(raw_sizes) * events / wire, 1)}
+
+
+# -- 3. memory with the server down ------------------------------------------------------
+def measure_memory_down(events: int, spool: str) -> dict[str, Any]:
+    dead = IngestServer()
+    dead.stop()
+    config = config_for(dead.url, spool)
+    session, transport = Session(config), Transport(config)
+    samples = []
+    step = events // 10
+    gc.collect()
+    before = rss_mib()
+    for n in range(events):
+        transport.submit(session.build("post_call", CALL_FIELDS))
+        if n % step == step - 1:
+            samples.append(round(rss_mib(), 1))
+    status = transport.status()
+    transport.close(2)
+    start, end = samples[0], samples[-1]
+    return {"events": events, "rss_before_mib": round(before, 1), "rss_start_mib": start,
+            "rss_end_mib": end, "rss_max_mib": max(samples), "growth_mib": round(end - start, 1),
+            "samples_mib": samples, "queued_at_end": status["queued"],
+            "dropped": status["dropped"], "spooled": status["spooled"],
+            "note": "RSS sampled every 10% of the events; growth = last sample - first "
+                    "(the first sample is taken once the queue is full)"}
+
+
+# -- 4. time to exit ----------------------------------------------------------------------
+EXIT_PROGRAM = """
+import time, flightdeck_sensor, os
+from flightdeck_sensor import _sensor
+flightdeck_sensor.init(server=os.environ["BENCH_SERVER"], token="{token}")
+sensor = _sensor.current()
+for _ in range(1000):
+    sensor.record("post_call", {fields!r})
+print(time.time(), flush=True)
+"""
+
+
+def exit_seconds(server: str, spool: str) -> float:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTDECK_")}
+    env.update(BENCH_SERVER=server, FLIGHTDECK_SPOOL_DIR=spool)
+    program = EXIT_PROGRAM.format(token=TOKEN, fields=CALL_FIELDS)
+    done = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True,
+                          text=True, timeout=60)
+    ended = time.time()
+    return ended - float(done.stdout.strip().splitlines()[-1])
+
+
+def measure_exit(collector: Collector, runs: int, spool: str) -> dict[str, Any]:
+    dead = IngestServer()
+    dead.stop()
+    results: dict[str, Any] = {}
+    with IngestServer([Reply(never_answer=True)]) as hanging:
+        for state, url in (("up", collector.ingest_url), ("down", dead.url),
+                           ("not_answering", hanging.url)):
+            times = [exit_seconds(url, spool) for _ in range(runs)]
+            results[state] = {"median_s": round(statistics.median(times), 3),
+                              "min_s": round(min(times), 3), "max_s": round(max(times), 3),
+                              "runs": runs}
+    results["budget_s"] = 2.0
+    results["pending_events"] = 1000
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=ROOT / ".bench" / "sender.json")
+    args = parser.parse_args()
+    quick = args.quick
+    with tempfile.TemporaryDirectory() as work:
+        spool = str(Path(work) / "spool")
+        collector = Collector(Path(work))
+        try:
+            sink = Sink()
+            try:
+                sender_alone = measure_throughput(sink, 20_000 if quick else 100_000,
+                                                  1 if quick else 3, spool)
+            finally:
+                sink.stop()
+            result = {
+                "throughput": measure_throughput(collector, 20_000 if quick else 100_000,
+                                                 1 if quick else 3, spool),
+                "throughput_null_endpoint": sender_alone,
+                "wire": measure_wire_bytes(5_000, spool),
+                "memory": measure_memory_down(200_000 if quick else 1_000_000, spool),
+                "exit": measure_exit(collector, 1 if quick else 3, spool),
+            }
+        finally:
+            collector.stop()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    print_table(result)
+    return 0
+
+
+def print_table(result: dict[str, Any]) -> None:
+    t, w, m, e = result["throughput"], result["wire"], result["memory"], result["exit"]
+    rows = [
+        ("delivered to the collector (loopback)",
+         f"{t['events_per_s']:,} events/s (min {t['events_per_s_min']:,}, "
+         f"max {t['events_per_s_max']:,})"),
+        ("delivered to a null endpoint (sender alone)",
+         f"{result['throughput_null_endpoint']['events_per_s']:,} events/s"),
+        ("sender thread CPU per event", f"{t['sender_cpu_us_per_event']} us"),
+        ("bytes on the wire per event",
+         f"{w['body_bytes_per_event']} B gzip (JSON {w['json_bytes_per_event']} B)"),
+        (f"memory, server down, {m['events']:,} events",
+         f"{m['rss_start_mib']} -> {m['rss_end_mib']} MiB RSS (growth {m['growth_mib']} MiB)"),
+        ("exit with 1,000 pending, server up", f"{e['up']['median_s']} s"),
+        ("exit with 1,000 pending, server down", f"{e['down']['median_s']} s"),
+        ("exit with 1,000 pending, never answers", f"{e['not_answering']['median_s']} s"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
