@@ -136,7 +136,8 @@ def measure_throughput(collector: Collector | Sink, events: int, runs: int,
             "events_per_s_min": round(min(rates)), "events_per_s_max": round(max(rates)),
             "sender_cpu_us_per_event": round(statistics.median(cpu_per_event), 2),
             "sender_cpu_us_per_event_min": round(min(cpu_per_event), 2),
-            "sender_cpu_us_per_event_max": round(max(cpu_per_event), 2)}
+            "sender_cpu_us_per_event_max": round(max(cpu_per_event), 2),
+            "sender_capacity_events_per_cpu_s": round(1e6 / statistics.median(cpu_per_event))}
 
 
 # -- 2. bytes on the wire ------------------------------------------------------------------
@@ -248,6 +249,8 @@ def main() -> int:
             }
         finally:
             collector.stop()
+    result["load_average_at_end"] = list(os.getloadavg())
+    result["cpus"] = os.cpu_count()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     print_table(result)
@@ -262,7 +265,9 @@ def print_table(result: dict[str, Any]) -> None:
          f"max {t['events_per_s_max']:,})"),
         ("delivered to a null endpoint (sender alone)",
          f"{result['throughput_null_endpoint']['events_per_s']:,} events/s"),
-        ("sender thread CPU per event", f"{t['sender_cpu_us_per_event']} us"),
+        ("sender thread CPU per event",
+         f"{t['sender_cpu_us_per_event']} us (one core: "
+         f"{t['sender_capacity_events_per_cpu_s']:,} events/s)"),
         ("bytes on the wire per event",
          f"{w['body_bytes_per_event']} B gzip (JSON {w['json_bytes_per_event']} B)"),
         (f"memory, server down, {m['events']:,} events",
@@ -271,6 +276,8 @@ def print_table(result: dict[str, Any]) -> None:
         ("exit with 1,000 pending, server down", f"{e['down']['median_s']} s"),
         ("exit with 1,000 pending, never answers", f"{e['not_answering']['median_s']} s"),
     ]
+    rows.append(("machine load average (1 min) / CPUs",
+                 f"{result['load_average_at_end'][0]:.1f} / {result['cpus']}"))
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")

@@ -326,10 +326,11 @@ class Sender:
                 self.stats.server_state = "unreachable"
                 logger.warning("flightdeck-sensor cannot deliver events to %s (%s); "
                                "retrying in the background, events are kept",
-                               self._config.server, self.stats.last_error)
+                               _shown(self._config.server), self.stats.last_error)
         else:
             if self._outage:
-                logger.info("flightdeck-sensor delivery to %s recovered", self._config.server)
+                logger.info("flightdeck-sensor delivery to %s recovered",
+                            _shown(self._config.server))
                 self._replay_due = self._spool is not None
             self._outage = False
             self._backoff = BACKOFF_FIRST
@@ -370,7 +371,7 @@ class Sender:
         self.stats.server_state = "unauthorized"
         self.stats.last_error = f"HTTP {status}"
         logger.error("flightdeck-sensor: %s %s (HTTP %d); sending stopped for this process, "
-                     "events are kept in the spool", self._config.server, what, status)
+                     "events are kept in the spool", _shown(self._config.server), what, status)
 
     def _accept_batch(self, events: list[Event], answer: Answer) -> None:
         envelope = self._read_envelope(answer.body)
@@ -415,10 +416,14 @@ class Sender:
             self.stats.drop(reason, len(lines))
 
     def _replay_spool(self) -> None:
-        """Ship spooled files first, one claimed file at a time."""
+        """Ship spooled files first, one claimed file at a time; pause (and resume
+        on the next loop) when this process's own queue fills past half."""
         self._replay_due = False
         spool = self._spool
         while spool is not None and not self.abandoned and not self._past_deadline():
+            if self._queue.is_above(OVERFLOW_FRACTION):
+                self._replay_due = True
+                return
             claim = self._claim = spool.claim_next()
             if claim is None:
                 return
@@ -436,6 +441,13 @@ class Sender:
     def close_client(self) -> None:
         if self._client is not None:
             self._client.close()
+
+
+def _shown(url: str) -> str:
+    """``url`` without any ``user:password@`` part, for log lines."""
+    scheme, sep, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}"
 
 
 def _parse_json_object(body: bytes) -> dict[str, Any] | None:
