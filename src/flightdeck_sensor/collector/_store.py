@@ -164,13 +164,15 @@ class EventStore:
     def _ingest_locked(self, conn: sqlite3.Connection, events: Iterable[Event],
                        received_at: str) -> bool:
         attached = False
+        fresh, repeated = _split_new_events(conn, list(events))
+        for event in repeated:
+            if event.event_type == "session_start":
+                attached |= _was_attachment(conn, event.id)
+        rows = []
         deltas: dict[str, _SessionDelta] = {}
-        for event in events:
+        for event in fresh:
             when = utc_text(event.timestamp)
-            if not _insert_event(conn, event, when, received_at):
-                if event.event_type == "session_start":
-                    attached |= _was_attachment(conn, event.id)
-                continue
+            rows.append(_event_row(event, when, received_at))
             delta = deltas.get(event.session_id)
             if delta is None:
                 delta = deltas[event.session_id] = _SessionDelta(event, when, when)
@@ -182,9 +184,29 @@ class EventStore:
                 delta.last_attached_at = received_at
                 attached = True
             delta.add(event, when)
+        conn.executemany(_INSERT_EVENT, rows)
         for session_id, delta in deltas.items():
             _apply_delta(conn, session_id, delta)
         return attached
+
+
+def _split_new_events(conn: sqlite3.Connection,
+                      events: list[Event]) -> tuple[list[Event], list[Event]]:
+    """Events whose id is not stored yet (first of each id), and the repeats."""
+    stored: set[str] = set()
+    for start in range(0, len(events), 500):  # stay under SQLite's bound-parameter limit
+        ids = [event.id for event in events[start:start + 500]]
+        marks = ",".join("?" * len(ids))
+        stored.update(row[0] for row in
+                      conn.execute(f"SELECT id FROM events WHERE id IN ({marks})", ids))
+    fresh, repeated = [], []
+    for event in events:
+        if event.id in stored:
+            repeated.append(event)
+        else:
+            stored.add(event.id)
+            fresh.append(event)
+    return fresh, repeated
 
 
 def _was_attachment(conn: sqlite3.Connection, event_id: str) -> bool:
@@ -198,16 +220,18 @@ def _has_started(conn: sqlite3.Connection, session_id: str) -> bool:
     return bool(row and row[0])
 
 
-def _insert_event(conn: sqlite3.Connection, event: Event, when: str, received_at: str) -> bool:
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+_INSERT_EVENT = (
+    "INSERT OR IGNORE INTO events (id, session_id, event_type, timestamp, received_at, model,"
+    " tokens_input, tokens_output, latency_ms, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _event_row(event: Event, when: str, received_at: str) -> tuple[Any, ...]:
     raw = event.raw
-    cursor = conn.execute(
-        "INSERT OR IGNORE INTO events (id, session_id, event_type, timestamp, received_at, model,"
-        " tokens_input, tokens_output, latency_ms, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (event.id, event.session_id, event.event_type, when, received_at, _text(raw.get("model")),
-         raw.get("tokens_input"), raw.get("tokens_output"), raw.get("latency_ms"),
-         json.dumps(raw, separators=(",", ":"))),
-    )
-    return cursor.rowcount == 1
+    return (event.id, event.session_id, event.event_type, when, received_at,
+            _text(raw.get("model")), raw.get("tokens_input"), raw.get("tokens_output"),
+            raw.get("latency_ms"), _COMPACT_JSON.encode(raw))
 
 
 def _apply_delta(conn: sqlite3.Connection, session_id: str, delta: _SessionDelta) -> None:
