@@ -113,6 +113,7 @@ class IngestHandler(BaseHTTPRequestHandler):
         try:
             status, answer = self._route(method, ingest_path(self.path))
         except HttpError as error:
+            logger.info("%s %s -> %d %s", method, self.path[:100], error.status, error.message)
             self._discard_body_or_close(error)
             self._send_json(error.status, {"error": error.message}, close=error.close)
             return
@@ -158,6 +159,7 @@ class IngestHandler(BaseHTTPRequestHandler):
             try:
                 accepted.append(validate_event(raw, now))
             except InvalidEvent as invalid:
+                logger.info("rejected event %d of a batch: %s", index, invalid)
                 rejected.append({"index": index, "error": str(invalid)})
         attached = self.server.store.ingest(accepted)
         return {"status": "ok", "accepted": len(accepted), "rejected": rejected,
