@@ -292,7 +292,8 @@ def _chat_usage(body: dict[str, Any], completion_tokens: int) -> dict[str, Any]:
     prompt, cached = chat_prompt_usage(body)
     return {"prompt_tokens": prompt, "completion_tokens": completion_tokens,
             "total_tokens": prompt + completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0,
+                                      "audio_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
                                           "accepted_prediction_tokens": 0,
                                           "rejected_prediction_tokens": 0}}
@@ -482,7 +483,8 @@ def embeddings(request: Request) -> Reply:
 
 def _responses_usage(body: dict[str, Any], output_tokens: int) -> dict[str, Any]:
     prompt, cached = responses_prompt_usage(body)
-    return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": cached},
+    return {"input_tokens": prompt,
+            "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
             "output_tokens": output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": prompt + output_tokens}
 
