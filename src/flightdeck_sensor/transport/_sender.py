@@ -83,6 +83,9 @@ class Sender:
         # import (the lock's owner does not exist in the child).
         self.ready = threading.Event()
         self._idle = threading.Condition()
+        # Guards the hand-over of undelivered events between the sender and the
+        # closer, so that at the deadline each event is kept by exactly one side.
+        self._handoff = threading.Lock()
         # A binary semaphore the sender waits on; submitters release it without
         # ever blocking (Lock.release never blocks, unlike Event.set).
         self._wake = threading.Lock()
@@ -117,14 +120,15 @@ class Sender:
 
     def leftovers(self) -> list[Event]:
         """Everything not yet delivered (for the closer); the sender stops touching it."""
-        self.abandoned = True
-        events = list(self._in_flight)
-        self._in_flight = []
-        if self._carry is not None:
-            events.append(self._carry)
-            self._carry = None
-        while (event := self._queue.pop()) is not None:
-            events.append(event)
+        with self._handoff:
+            self.abandoned = True
+            events = list(self._in_flight)
+            self._in_flight = []
+            if self._carry is not None:
+                events.append(self._carry)
+                self._carry = None
+            while (event := self._queue.pop()) is not None:
+                events.append(event)
         if self._claim is not None and self._spool is not None:
             self._spool.release(self._claim)
             self._claim = None
@@ -174,24 +178,28 @@ class Sender:
                 return
             self._wake.acquire(timeout=first_seen + BATCH_WINDOW - now)
 
-    def _take_batch(self) -> list[Event]:
+    def _take_batch(self, in_flight: bool = True) -> list[Event]:
         """Up to 500 events and about 1 MiB (by the queue's size estimates)."""
         batch: list[Event] = []
-        self._in_flight = batch
-        size = 0
-        if self._carry is not None:
-            batch.append(self._carry)
-            size, self._carry = estimate_size(self._carry), None
-        while len(batch) < BATCH_EVENTS:
-            taken = self._queue.pop_with_size()
-            if taken is None:
-                break
-            event, event_size = taken
-            if batch and size + event_size > BATCH_BYTES:
-                self._carry = event
-                break
-            batch.append(event)
-            size += event_size
+        with self._handoff:
+            if self.abandoned:
+                return batch
+            if in_flight:
+                self._in_flight = batch
+            size = 0
+            if self._carry is not None:
+                batch.append(self._carry)
+                size, self._carry = estimate_size(self._carry), None
+            while len(batch) < BATCH_EVENTS:
+                taken = self._queue.pop_with_size()
+                if taken is None:
+                    break
+                event, event_size = taken
+                if batch and size + event_size > BATCH_BYTES:
+                    self._carry = event
+                    break
+                batch.append(event)
+                size += event_size
         return batch
 
     def _encode_one(self, event: Event) -> bytes | None:
@@ -216,14 +224,21 @@ class Sender:
         while events and not self.abandoned:
             if self._may_send():
                 events = self._send(events)
+                if spool_leftovers:
+                    with self._handoff:
+                        if not self.abandoned:
+                            self._in_flight = events
                 if not events:
                     break
             if self._closing.is_set() or self.stats.server_state == "unauthorized":
                 break
             self.stats.retries += 1
             self._pause(self._retry_delay())
-        self._in_flight = []
-        if events and not self.abandoned and spool_leftovers:
+        with self._handoff:
+            give_up = bool(events) and not self.abandoned and spool_leftovers
+            if not self.abandoned:
+                self._in_flight = []
+        if give_up:
             self.to_spool(events, "undeliverable")
             events = []
         return events
@@ -361,9 +376,7 @@ class Sender:
         if self._spool is None or not self._spool.enabled:
             return
         while self._queue.is_above(OVERFLOW_FRACTION) and not self.abandoned:
-            held, self._in_flight = self._in_flight, []
-            self.to_spool(self._take_batch(), "queue_full")
-            self._in_flight = held
+            self.to_spool(self._take_batch(in_flight=False), "queue_full")
 
     def _stop_sending(self, status: int, what: str) -> None:
         if self.stats.server_state == "unauthorized":
