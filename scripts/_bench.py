@@ -1,0 +1,390 @@
+"""Runs every benchmark script, prints one table, writes .bench/all.json and
+regenerates BENCHMARKS.md: each budget of DESIGN.md beside the measured figure.
+
+    scripts/bench            full run (~15-25 minutes on a quiet 2-core machine)
+    scripts/bench --quick    smoke run: few repetitions, figures indicative only
+    scripts/bench --only calls,sender   run some benchmarks, reuse the others' last JSON
+
+Benchmarks are scripts/bench_<name>.py; each writes .bench/<name>.json when
+given ``--out``. A missing or failing script is reported, never fatal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / ".bench"
+BENCHMARKS = ("startup", "calls", "sender")
+PACKAGES = ("openai", "anthropic", "litellm", "httpx", "httpx2", "wrapt", "flightdeck-sensor")
+TIMEOUT = {"startup": 1800, "calls": 2400, "sender": 2400}
+
+
+# -- running ---------------------------------------------------------------------
+
+def run_benchmark(name: str, quick: bool) -> dict[str, Any]:
+    script = ROOT / "scripts" / f"bench_{name}.py"
+    out = BENCH_DIR / f"{name}.json"
+    if not script.exists():
+        return {"error": f"scripts/bench_{name}.py does not exist"}
+    args = [sys.executable, str(script), "--out", str(out)] + (["--quick"] if quick else [])
+    print(f"==> {name}: {' '.join(Path(a).name if '/' in a else a for a in args[1:])}",
+          file=sys.stderr)
+    started = time.monotonic()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTDECK_")}
+    env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    try:
+        done = subprocess.run(args, cwd=ROOT, env=env, timeout=TIMEOUT[name],
+                              stdout=subprocess.PIPE, stderr=None, text=True)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {TIMEOUT[name]} s"}
+    took = time.monotonic() - started
+    if done.returncode != 0:
+        return {"error": f"exit status {done.returncode}", "seconds": took,
+                "stdout_tail": done.stdout[-2000:]}
+    return load(name) | {"seconds": took}
+
+
+def load(name: str) -> dict[str, Any]:
+    path = BENCH_DIR / f"{name}.json"
+    if not path.exists():
+        return {"error": f"no {path.relative_to(ROOT)}"}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        return {"error": f"{path.name} is not JSON: {exc}"}
+    return data if isinstance(data, dict) else {"data": data}
+
+
+# -- the machine ---------------------------------------------------------------------
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gib = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    try:
+        load_avg = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load_avg = []
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": memory_gib,
+            "os": f"{platform.system()} {platform.release()}",
+            "python": platform.python_version(), "implementation": platform.python_implementation(),
+            "load_average_at_end": load_avg, "packages": versions,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+# -- reading figures out of each benchmark's JSON -------------------------------------
+
+def dig(data: Any, *path: str | int) -> Any:
+    for key in path:
+        if isinstance(data, list) and isinstance(key, int) and abs(key) < len(data):
+            data = data[key]
+        elif not isinstance(data, dict) or key not in data:
+            return None
+        else:
+            data = data[key]
+    return data
+
+
+def first(data: dict[str, Any], *paths: tuple[str | int, ...]) -> Any:
+    for path in paths:
+        value = dig(data, *path)
+        if value is not None:
+            return value
+    return None
+
+
+@dataclass
+class Figure:
+    value: float | None
+    unit: str
+    spread: str = ""
+    note: str = ""
+
+    def text(self) -> str:
+        if self.value is None:
+            return "not measured" + (f" ({self.note})" if self.note else "")
+        return f"{fmt(self.value)} {self.unit}"
+
+
+def fmt(value: float) -> str:
+    magnitude = abs(value)
+    if magnitude >= 1000:
+        return f"{value:,.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def spread_text(low: Any, high: Any, unit: str, kind: str = "p10-p90") -> str:
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)):
+        return f"{kind} {fmt(low)} to {fmt(high)} {unit}"
+    return ""
+
+
+def startup_figure(data: dict[str, Any], scenario: str) -> Figure:
+    """Start-up overhead (ms) of a scenario over the bare interpreter."""
+    entry = first(data, ("overheads", scenario), ("scenarios", scenario), (scenario,))
+    if not isinstance(entry, dict):
+        return Figure(None, "ms", note=f"no '{scenario}' in startup.json")
+    value = first(entry, ("overhead_median_ms",), ("added_median_ms",), ("delta_median_ms",),
+                  ("overhead_ms",))
+    low = first(entry, ("overhead_p10_ms",), ("added_p10_ms",), ("delta_p10_ms",))
+    high = first(entry, ("overhead_p90_ms",), ("added_p90_ms",), ("delta_p90_ms",))
+    return Figure(value, "ms", spread_text(low, high, "ms"))
+
+
+def calls_figure(data: dict[str, Any], streamed: bool) -> Figure:
+    """The worst provider's median added time per call (or per chunk), thread CPU clock."""
+    if streamed:
+        rows = [r | {"stats": r["cpu"]} for r in data.get("per_chunk") or []]
+        key, low_key, high_key = ("added_per_chunk_us", "added_per_chunk_p10_us",
+                                  "added_per_chunk_p90_us")
+    else:
+        rows = [r | {"stats": r["cpu"]} for r in data.get("calls") or [] if not r.get("streamed")]
+        key, low_key, high_key = "added_median_us", "added_block_p10_us", "added_block_p90_us"
+    if not rows:
+        return Figure(None, "us", note="calls.json has no rows")
+    worst = max(rows, key=lambda r: r["stats"][key])
+    stats = worst["stats"]
+    return Figure(stats[key], "us",
+                  spread_text(stats.get(low_key), stats.get(high_key), "us", "blocks p10-p90"),
+                  note=f"worst: {worst['label']}, caller's CPU time")
+
+
+def sender_rate(data: dict[str, Any]) -> Figure:
+    value = first(data, ("throughput", "events_per_s"), ("events_per_s",),
+                  ("throughput", "median_events_per_s"), ("events_per_second",))
+    low = first(data, ("throughput", "events_per_s_min"), ("throughput", "min_events_per_s"))
+    high = first(data, ("throughput", "events_per_s_max"), ("throughput", "max_events_per_s"))
+    return Figure(value, "events/s", spread_text(low, high, "events/s", "min-max"))
+
+
+def sender_memory(data: dict[str, Any]) -> Figure:
+    value = first(data, ("memory", "growth_mib"), ("memory_down", "growth_mib"),
+                  ("memory", "rss_growth_mib"), ("memory_growth_mib",))
+    note = first(data, ("memory", "note"), ("memory_down", "note")) or ""
+    low = first(data, ("memory", "rss_start_mib"), ("memory_down", "rss_start_mib"))
+    high = first(data, ("memory", "rss_end_mib"), ("memory_down", "rss_end_mib"))
+    return Figure(value, "MiB growth", spread_text(low, high, "MiB RSS", "start/end"), note=note)
+
+
+def sender_exit(data: dict[str, Any], state: str) -> Figure:
+    value = first(data, ("exit", state, "median_s"), ("exit", state, "seconds"),
+                  ("exit_" + state + "_s",), ("exit", state))
+    if isinstance(value, dict):
+        value = None
+    low = first(data, ("exit", state, "min_s"))
+    high = first(data, ("exit", state, "max_s"))
+    return Figure(value, "s", spread_text(low, high, "s", "min-max"))
+
+
+@dataclass
+class Budget:
+    what: str
+    budget: str
+    figure: Callable[[dict[str, dict[str, Any]]], Figure]
+    passes: Callable[[float], bool]
+
+
+BUDGETS = [
+    Budget("interpreter start, sensor installed, env unset", "< 1 ms over not installed",
+           lambda r: startup_figure(r["startup"], "installed_env_unset"), lambda v: v < 1.0),
+    Budget("interpreter start, env set, no SDK imported", "< 5 ms over not installed",
+           lambda r: startup_figure(r["startup"], "env_set_no_sdk"), lambda v: v < 5.0),
+    Budget("added time per intercepted non-streaming call", "< 20 us median",
+           lambda r: calls_figure(r["calls"], streamed=False), lambda v: v < 20.0),
+    Budget("added time per streamed chunk", "< 2 us",
+           lambda r: calls_figure(r["calls"], streamed=True), lambda v: v < 2.0),
+    Budget("events shipped to a loopback collector", "> 50,000 events/s",
+           lambda r: sender_rate(r["sender"]), lambda v: v > 50_000),
+    Budget("memory with the server down for 1M events", "bounded by the queue cap, flat",
+           lambda r: sender_memory(r["sender"]), lambda v: v < 64.0),
+    Budget("exit with the server down", "within shutdown budget (2 s) + 0.2 s",
+           lambda r: sender_exit(r["sender"], "down"), lambda v: v <= 2.2),
+]
+
+
+def evaluate(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for budget in BUDGETS:
+        try:
+            figure = budget.figure(results)
+        except Exception as exc:  # a changed JSON shape must not lose the whole report
+            figure = Figure(None, "", note=f"unreadable: {type(exc).__name__}: {exc}")
+        verdict = "n/a" if figure.value is None else (
+            "pass" if budget.passes(figure.value) else "MISS")
+        rows.append({"what": budget.what, "budget": budget.budget, "measured": figure.text(),
+                     "value": figure.value, "unit": figure.unit, "spread": figure.spread,
+                     "note": figure.note, "verdict": verdict})
+    return rows
+
+
+# -- output --------------------------------------------------------------------------
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    widths = (48, 36, 22, 6)
+    print(f"{'what':{widths[0]}} {'budget':{widths[1]}} {'measured':{widths[2]}} verdict")
+    for row in rows:
+        print(f"{row['what'][:widths[0]]:{widths[0]}} {row['budget'][:widths[1]]:{widths[1]}} "
+              f"{row['measured'][:widths[2]]:{widths[2]}} {row['verdict']}")
+        if row["spread"] or row["note"]:
+            print(f"{'':{widths[0]}}   {row['spread']} {row['note']}".rstrip())
+
+
+def markdown(rows: list[dict[str, Any]], results: dict[str, dict[str, Any]],
+             host: dict[str, Any], quick: bool) -> str:
+    lines = ["# Benchmarks", "",
+             "Generated by `scripts/bench`" + (" --quick (smoke run: indicative only)" if quick
+                                                 else "") + f" on {host['date']}.",
+             "Regenerate with `scripts/bench`; raw figures in `.bench/all.json`.", "",
+             "## Budgets (DESIGN.md) and what was measured", "",
+             "| what | budget | measured | spread | verdict |", "|---|---|---|---|---|"]
+    for row in rows:
+        note = f" ({row['note']})" if row["note"] and row["value"] is not None else ""
+        lines.append(f"| {row['what']} | {row['budget']} | {row['measured']}{note} | "
+                     f"{row['spread']} | {row['verdict']} |")
+    lines += ["", "## Machine", "",
+              f"- CPU: {host['cpu']}, {host['cores']} cores; memory {host['memory_gib']} GiB; "
+              f"{host['os']}",
+              f"- Python {host['python']} ({host['implementation']})",
+              "- packages: " + ", ".join(f"{k} {v}" for k, v in host["packages"].items()),
+              f"- load average when the run ended: {host['load_average_at_end']} "
+              "(the machine is shared: other engineers' test runs share its cores, so "
+              "every comparison below is interleaved within one run and read as a difference "
+              "or ratio of that run)", ""]
+    lines += calls_section(results.get("calls", {}))
+    lines += generic_section("Start-up (scripts/bench_startup.py)", results.get("startup", {}))
+    lines += generic_section("Sender and exit (scripts/bench_sender.py)", results.get("sender", {}))
+    lines += soak_section()
+    return "\n".join(lines) + "\n"
+
+
+def calls_section(data: dict[str, Any]) -> list[str]:
+    lines = ["## Added time per intercepted call (scripts/bench_calls.py)", ""]
+    if "error" in data or not data.get("calls"):
+        return [*lines, f"Not measured: {data.get('error', 'no rows')}.", ""]
+    lines += [
+        "SDKs on an in-process `httpx2.MockTransport` answering with the fake provider's "
+        "replies; sensor on (`patch()`) and off (`unpatch()`, the SDK's own entry points) in "
+        f"interleaved ABBA blocks ({data['blocks']} blocks x {data['calls_per_block']} calls "
+        "per mode) in one process; events go through the real queue and sender thread to a "
+        "collector subprocess on loopback. Two clocks: the calling thread's CPU time (primary: "
+        "what the sensor adds to the caller, insensitive to other processes on the shared "
+        "cores) and wall time (includes scheduling noise and the sender thread's GIL share). "
+        f"Load average during the run: {data.get('load_average', '?')}. Times in us.", ""]
+    for clock, title in (("cpu", "Caller's CPU time"), ("wall", "Wall time")):
+        lines += [f"### {title}", "",
+                  "| call | stream deltas | off median | on median | added median (blocks "
+                  "p10-p90) | off p90 | on p90 | added p90 | ratio |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for row in data["calls"]:
+            r = row[clock]
+            lines.append(
+                f"| {row['label']} | {row['deltas'] if row['streamed'] else '-'} | "
+                f"{fmt(r['off_median_us'])} | {fmt(r['on_median_us'])} | "
+                f"{fmt(r['added_median_us'])} ({fmt(r['added_block_p10_us'])} to "
+                f"{fmt(r['added_block_p90_us'])}) | {fmt(r['off_p90_us'])} | "
+                f"{fmt(r['on_p90_us'])} | {fmt(r['added_p90_us'])} | {r['ratio_median']:.3f} |")
+        lines.append("")
+    lines += ["### Process CPU per call (both threads: caller and sender)", "",
+              "| call | stream deltas | off | on | added |", "|---|---|---|---|---|"]
+    for row in data["calls"]:
+        p = row["process_cpu_per_call_us"]
+        lines.append(f"| {row['label']} | {row['deltas'] if row['streamed'] else '-'} | "
+                     f"{fmt(p['off'])} | {fmt(p['on'])} | {fmt(p['on'] - p['off'])} |")
+    if data.get("per_chunk"):
+        lines += ["", "### Per streamed chunk", "",
+                  "Slope between the short and the long stream "
+                  f"({' and '.join(str(d) for d in data.get('stream_deltas', []))} deltas), "
+                  "which removes the per-call cost.", "",
+                  "| call | clock | SDK alone per chunk | added per chunk (blocks p10-p90) |",
+                  "|---|---|---|---|"]
+        for row in data["per_chunk"]:
+            for clock in ("cpu", "wall"):
+                r = row[clock]
+                lines.append(f"| {row['label']} | {clock} | {fmt(r['off_per_chunk_us'])} | "
+                             f"{fmt(r['added_per_chunk_us'])} ({fmt(r['added_per_chunk_p10_us'])}"
+                             f" to {fmt(r['added_per_chunk_p90_us'])}) |")
+    if data.get("not_intercepted"):
+        lines += ["", f"Not intercepted (no events with the sensor on): "
+                  f"{', '.join(data['not_intercepted'])}."]
+    return [*lines, ""]
+
+
+def generic_section(title: str, data: dict[str, Any]) -> list[str]:
+    lines = [f"## {title}", ""]
+    if "error" in data:
+        return [*lines, f"Not measured: {data['error']}.", ""]
+    shown = {k: v for k, v in data.items() if k != "seconds"}
+    return [*lines, "```json", json.dumps(shown, indent=1)[:6000], "```", ""]
+
+
+def soak_section() -> list[str]:
+    data = load("soak")
+    lines = ["## Outage soak (scripts/soak)", ""]
+    if "error" in data:
+        return [*lines, "Not run yet (`scripts/soak`).", ""]
+    summary = data.get("summary_lines") or []
+    return lines + summary + [""]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fast smoke run")
+    parser.add_argument("--only", default="",
+                        help="comma-separated benchmarks to run; the others' last JSON is reused")
+    parser.add_argument("--no-write", action="store_true", help="do not rewrite BENCHMARKS.md")
+    args = parser.parse_args()
+    BENCH_DIR.mkdir(exist_ok=True)
+    chosen = [n for n in args.only.split(",") if n] or list(BENCHMARKS)
+    results = {name: run_benchmark(name, args.quick) if name in chosen else load(name)
+               for name in BENCHMARKS}
+    host = machine()
+    rows = evaluate(results)
+    print()
+    print_table(rows)
+    for name, data in results.items():
+        if "error" in data:
+            print(f"  {name}: {data['error']}", file=sys.stderr)
+    (BENCH_DIR / "all.json").write_text(json.dumps(
+        {"machine": host, "quick": args.quick, "budgets": rows, "results": results},
+        indent=1) + "\n")
+    if not args.no_write:
+        (ROOT / "BENCHMARKS.md").write_text(markdown(rows, results, host, args.quick))
+        print("wrote BENCHMARKS.md and .bench/all.json", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,487 @@
+"""The outage soak: an agent making real SDK calls while the ingest server is
+down, then up, slow, answering 500, answering 429 with Retry-After.
+
+Parts, all real and on loopback:
+
+- the fake LLM provider (``tests/fakes/fake_llm``) as a subprocess;
+- the project's collector as a subprocess (SQLite: the ids it stored);
+- a fault-injecting HTTP proxy in this process in front of the collector,
+  switched from phase to phase: ``down`` (port closed: connection refused),
+  ``up`` (forward), ``slow`` (forward after ``slow_seconds``, longer than the
+  sender's 5 s request timeout: the sender gives up and resends, so the
+  collector sees the batch twice and must keep it once), ``500``, ``429``
+  (with ``Retry-After``);
+- the agent, a subprocess: OpenAI chat and Anthropic messages calls in a
+  loop, the sensor configured from the environment (``init()`` + ``patch()``),
+  alternating blocks with the sensor on and off (``unpatch()``) so call
+  latency is compared within one process. It logs every event id the sensor
+  submits (a wrapper around ``transport.submit``), its RSS and the sensor's
+  status every second.
+
+Afterwards the spool is shipped (``flightdeck-sensor spool flush``) and the
+ids the agent submitted are compared with the ids the collector stored.
+
+    scripts/soak [--quick] [--out .bench/soak.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "soak-token-0123456789"
+QUEUE_CAP = 2000  # small, so a minute of outage fills it: memory must stay flat there
+WARNING_MARK = "cannot deliver events"
+
+FULL_PHASES = (("down", 60), ("up", 40), ("slow", 45), ("up", 40), ("500", 40), ("up", 40),
+               ("429", 40), ("up", 40))
+QUICK_PHASES = (("down", 4), ("up", 3), ("slow", 8), ("up", 3), ("500", 3), ("up", 3),
+                ("429", 3), ("up", 4))
+
+AGENT = r'''
+import atexit, gc, json, logging, os, sys, threading, time
+logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                    format="%(created).3f %(levelname)s %(name)s %(message)s")
+import anthropic, openai
+import flightdeck_sensor
+from flightdeck_sensor import _sensor
+
+flightdeck_sensor.init()
+flightdeck_sensor.patch()
+SENSOR = _sensor.current()
+IDS = open(os.environ["SOAK_IDS"], "a", buffering=1)
+_submit = SENSOR.transport.submit
+
+
+def submit(event):
+    IDS.write(event["id"] + "\n")
+    _submit(event)
+
+
+SENSOR.transport.submit = submit
+atexit.register(IDS.flush)  # registered first: runs after the sensor's own exit flush
+
+fake = os.environ["SOAK_LLM"]
+oai = openai.OpenAI(base_url=fake + "/v1", api_key="sk-soak", max_retries=0)
+ant = anthropic.Anthropic(base_url=fake, api_key="sk-ant-soak", max_retries=0)
+MESSAGES = [{"role": "user", "content": "What is the capital of France"}]
+STOP = os.environ["SOAK_STOP"]
+PAUSE = float(os.environ.get("SOAK_PAUSE", "0.01"))
+BLOCK = 10  # calls per on/off block
+
+
+def rss_kib():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1])
+    return 0
+
+
+stats = open(os.environ["SOAK_STATS"], "a", buffering=1)
+samples = {"on": [], "off": []}
+errors = 0
+calls = 0
+last = time.monotonic()
+on = True
+while not os.path.exists(STOP):
+    if calls % BLOCK == 0:
+        on = (calls // BLOCK) % 2 == 0
+        (flightdeck_sensor.patch if on else flightdeck_sensor.unpatch)()
+    start = time.perf_counter()
+    try:
+        if calls % 2:
+            ant.messages.create(model="claude-3-5-haiku-latest", max_tokens=32, messages=MESSAGES)
+        else:
+            oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    except Exception as exc:
+        errors += 1
+        print(f"CALL ERROR {type(exc).__name__}: {exc}", file=sys.stderr)
+    samples["on" if on else "off"].append((time.perf_counter() - start) * 1000)
+    calls += 1
+    now = time.monotonic()
+    if now - last >= 1.0:
+        status = SENSOR.status()
+        stats.write(json.dumps({"t": time.time(), "calls": calls, "errors": errors,
+                                "rss_kib": rss_kib(), "on_ms": samples["on"],
+                                "off_ms": samples["off"], "queued": status["queued"],
+                                "sent": status["sent"], "spooled": status["spooled"],
+                                "dropped": status["dropped"],
+                                "server_state": status.get("server_state")}) + "\n")
+        samples = {"on": [], "off": []}
+        last = now
+    time.sleep(PAUSE)
+flightdeck_sensor.patch()
+stats.write(json.dumps({"final": True, "t": time.time(), "calls": calls, "errors": errors,
+                        "session_id": SENSOR.session.id}) + "\n")
+exit_started = time.monotonic()
+flightdeck_sensor.shutdown()
+status = SENSOR.status()
+stats.write(json.dumps({"exit": True, "exit_seconds": time.monotonic() - exit_started,
+                        "status": status}) + "\n")
+'''
+
+
+# -- the fault-injecting proxy --------------------------------------------------------
+
+@dataclass
+class ProxyStats:
+    requests: dict[str, int] = field(default_factory=dict)
+    forwarded_events: int = 0
+
+
+class FaultProxy:
+    """In front of the collector; ``mode`` decides each answer."""
+
+    def __init__(self, upstream_port: int, slow_seconds: float, retry_after: int) -> None:
+        self.upstream_port = upstream_port
+        self.slow_seconds = slow_seconds
+        self.retry_after = retry_after
+        self.mode = "up"
+        self.stats = ProxyStats()
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self.port = 0
+        self._listen()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/ingest"
+
+    def set_mode(self, mode: str) -> None:
+        if mode == "down":
+            self._close()
+        elif self._server is None:
+            self._listen()
+        self.mode = mode
+
+    def stop(self) -> None:
+        self._close()
+
+    def _listen(self) -> None:
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        server.daemon_threads = True
+        self.port = server.server_address[1]
+        threading.Thread(target=server.serve_forever, daemon=True, name="soak-proxy").start()
+        self._server = server
+
+    def _close(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+    def _count(self, mode: str) -> None:
+        with self._lock:
+            self.stats.requests[mode] = self.stats.requests.get(mode, 0) + 1
+
+    def _forward(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=30)
+        try:
+            conn.request("POST", path.replace("/ingest", "", 1), body=body, headers=headers)
+            answer = conn.getresponse()
+            return answer.status, answer.read()
+        finally:
+            conn.close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                mode = proxy.mode
+                proxy._count(mode)
+                if mode == "500":
+                    return self._reply(500, b'{"error":"injected"}')
+                if mode == "429":
+                    return self._reply(429, b'{"error":"slow down"}',
+                                       [("Retry-After", str(proxy.retry_after))])
+                if mode == "slow":
+                    time.sleep(proxy.slow_seconds)
+                keep = ("content-type", "content-encoding", "authorization", "user-agent")
+                headers = {k: v for k, v in self.headers.items() if k.lower() in keep}
+                try:
+                    status, data = proxy._forward(self.path, headers, body)
+                except OSError:
+                    return self._reply(502, b'{"error":"upstream"}')
+                with contextlib.suppress(ValueError):
+                    proxy.stats.forwarded_events += json.loads(data).get("accepted", 0)
+                with contextlib.suppress(OSError):
+                    self._reply(status, data)
+
+            def _reply(self, status: int, data: bytes,
+                       headers: list[tuple[str, str]] = ()) -> None:  # type: ignore[assignment]
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler
+
+
+# -- processes ----------------------------------------------------------------------------
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLIGHTDECK_", "AGENT_"))}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    env.update(extra)
+    return env
+
+
+def _wait_for_file(path: Path, process: subprocess.Popen[bytes], what: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while not path.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start")
+        time.sleep(0.02)
+    value: dict[str, Any] = json.loads(path.read_text())
+    return value
+
+
+def start_fake_llm(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    ready = workdir / "fake_llm.json"
+    process = subprocess.Popen([sys.executable, "-m", "fakes.fake_llm", "--port", "0",
+                                "--ready-file", str(ready)],
+                               env=_clean_env(PYTHONPATH=str(ROOT / "tests")),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return process, str(_wait_for_file(ready, process, "fake LLM")["url"])
+
+
+def start_collector(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    ready = workdir / "collector.json"
+    process = subprocess.Popen([sys.executable, "-m", "flightdeck_sensor", "collect",
+                                "--host", "127.0.0.1", "--port", "0", "--token", TOKEN,
+                                "--db", str(workdir / "collector.db"), "--ready-file", str(ready)],
+                               env=_clean_env(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    return process, int(_wait_for_file(ready, process, "collector")["port"])
+
+
+def stop(process: subprocess.Popen[Any]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+# -- the run ------------------------------------------------------------------------------
+
+@dataclass
+class SoakResult:
+    phases: list[dict[str, Any]]
+    submitted: int
+    stored: int
+    missing: int
+    unexpected: int
+    duplicate_submissions: int
+    dropped: dict[str, int]
+    warnings: list[dict[str, Any]]
+    call_errors: int
+    calls: int
+    exit_seconds: float | None
+    spool_flush: str
+    proxy_requests: dict[str, int]
+    forwarded_events: int
+    rss_kib: list[int]
+    queue_cap: int
+    max_queued: int
+    agent_stderr_tail: str
+    summary_lines: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def run_soak(phases: tuple[tuple[str, float], ...], workdir: Path, slow_seconds: float = 10.0,
+             retry_after: int = 3, pause: float = 0.01) -> SoakResult:
+    llm, llm_url = start_fake_llm(workdir)
+    collector, collector_port = start_collector(workdir)
+    proxy = FaultProxy(collector_port, slow_seconds, retry_after)
+    agent: subprocess.Popen[bytes] | None = None
+    files = {name: workdir / f"agent.{name}" for name in ("ids", "stats", "stderr", "stop")}
+    spool_dir = workdir / "spool"
+    sensor_env = {"FLIGHTDECK_SERVER": proxy.url, "FLIGHTDECK_TOKEN": TOKEN,
+                  "FLIGHTDECK_SPOOL_DIR": str(spool_dir),
+                  "FLIGHTDECK_MAX_QUEUE_EVENTS": str(QUEUE_CAP)}
+    timeline: list[tuple[str, float, float]] = []
+    try:
+        proxy.set_mode(phases[0][0])
+        with open(files["stderr"], "wb") as stderr:
+            agent = subprocess.Popen(
+                [sys.executable, "-c", AGENT],
+                env=_clean_env(**sensor_env, SOAK_LLM=llm_url, SOAK_IDS=str(files["ids"]),
+                               SOAK_STATS=str(files["stats"]), SOAK_STOP=str(files["stop"]),
+                               SOAK_PAUSE=str(pause)),
+                stdout=subprocess.DEVNULL, stderr=stderr)
+            _wait_until(lambda: files["stats"].exists(), 60, "the agent's first stats line")
+            for mode, seconds in phases:
+                proxy.set_mode(mode)
+                started = time.time()
+                print(f"  phase {mode:5} {seconds:5.0f} s", file=sys.stderr)
+                time.sleep(seconds)
+                timeline.append((mode, started, time.time()))
+            proxy.set_mode("up")
+            files["stop"].touch()
+            agent.wait(60)
+        flush = subprocess.run([sys.executable, "-m", "flightdeck_sensor", "spool", "flush",
+                                "--timeout", "60"], env=_clean_env(**sensor_env),
+                               capture_output=True, text=True, timeout=120)
+        spool_flush = (flush.stdout + flush.stderr).strip()[-500:] or f"exit {flush.returncode}"
+        return _result(files, workdir / "collector.db", timeline, proxy, spool_flush)
+    finally:
+        if agent is not None and agent.poll() is None:
+            agent.kill()
+            agent.wait(5)
+        proxy.stop()
+        stop(collector)
+        stop(llm)
+
+
+def _wait_until(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _result(files: dict[str, Path], db: Path, timeline: list[tuple[str, float, float]],
+            proxy: FaultProxy, spool_flush: str) -> SoakResult:
+    lines = [json.loads(line) for line in files["stats"].read_text().splitlines() if line]
+    seconds = [line for line in lines if "rss_kib" in line]
+    final = next((line for line in lines if line.get("final")), {})
+    exit_line = next((line for line in lines if line.get("exit")), {})
+    submitted_list = files["ids"].read_text().split()
+    submitted = set(submitted_list)
+    stored = _stored_ids(db, final.get("session_id"))
+    stderr = files["stderr"].read_text(errors="replace")
+    warnings = [{"at": float(line.split()[0]), "message": line[:200]}
+                for line in stderr.splitlines() if WARNING_MARK in line]
+    phases = []
+    for mode, start, end in timeline:
+        inside = [s for s in seconds if start <= s["t"] < end]
+        on = [x for s in inside for x in s["on_ms"]]
+        off = [x for s in inside for x in s["off_ms"]]
+        phases.append({
+            "mode": mode, "seconds": round(end - start, 1),
+            "calls_on": len(on), "calls_off": len(off),
+            "on_median_ms": statistics.median(on) if on else None,
+            "off_median_ms": statistics.median(off) if off else None,
+            "on_max_ms": max(on) if on else None, "off_max_ms": max(off) if off else None,
+            "rss_kib_first_last": [inside[0]["rss_kib"], inside[-1]["rss_kib"]] if inside else [],
+            "max_queued": max((s["queued"] for s in inside), default=0),
+            "warnings": sum(1 for w in warnings if start <= w["at"] < end),
+        })
+    status = exit_line.get("status", {})
+    result = SoakResult(
+        phases=phases, submitted=len(submitted), stored=len(stored),
+        missing=len(submitted - stored), unexpected=len(stored - submitted),
+        duplicate_submissions=len(submitted_list) - len(submitted),
+        dropped=status.get("dropped", {}), warnings=warnings,
+        call_errors=final.get("errors", -1), calls=final.get("calls", 0),
+        exit_seconds=exit_line.get("exit_seconds"), spool_flush=spool_flush,
+        proxy_requests=dict(proxy.stats.requests), forwarded_events=proxy.stats.forwarded_events,
+        rss_kib=[s["rss_kib"] for s in seconds], queue_cap=QUEUE_CAP,
+        max_queued=max((s["queued"] for s in seconds), default=0),
+        agent_stderr_tail=stderr[-3000:])
+    result.summary_lines = summarize(result)
+    return result
+
+
+def _stored_ids(db: Path, session_id: str | None) -> set[str]:
+    if session_id is None or not db.exists():
+        return set()
+    conn = sqlite3.connect(db, timeout=10)
+    try:
+        rows = conn.execute("SELECT id FROM events WHERE session_id = ?", (session_id.lower(),))
+        return {row[0] for row in rows}
+    finally:
+        conn.close()
+
+
+def summarize(r: SoakResult) -> list[str]:
+    dropped = sum(r.dropped.values())
+    lines = [
+        f"- {r.calls} SDK calls (OpenAI chat and Anthropic messages alternating, real HTTP to "
+        f"the fake provider), {r.call_errors} raised in the agent.",
+        f"- events submitted {r.submitted}, stored by the collector {r.stored}, missing "
+        f"{r.missing} (dropped and counted by the sensor: {dropped} {r.dropped or ''}), "
+        f"stored but never submitted {r.unexpected}; the collector acknowledged "
+        f"{r.forwarded_events} events through the proxy (more than stored = resent after a "
+        f"timeout, kept once).",
+        f"- queue cap {r.queue_cap} events: highest queue length seen {r.max_queued}; agent RSS "
+        f"{min(r.rss_kib, default=0) // 1024}-{max(r.rss_kib, default=0) // 1024} MiB over "
+        f"the run.",
+        f"- '{WARNING_MARK}' warnings: {len(r.warnings)} in total; exit took "
+        f"{r.exit_seconds if r.exit_seconds is None else round(r.exit_seconds, 2)} s; spool "
+        f"flush: {r.spool_flush.splitlines()[-1] if r.spool_flush else ''}",
+        "",
+        "| phase | s | calls on/off | median ms on / off | max ms on / off | RSS MiB first-last "
+        "| max queued | warnings |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for p in r.phases:
+        rss = "-".join(str(k // 1024) for k in p["rss_kib_first_last"])
+        lines.append(
+            f"| {p['mode']} | {p['seconds']} | {p['calls_on']}/{p['calls_off']} | "
+            f"{_ms(p['on_median_ms'])} / {_ms(p['off_median_ms'])} | {_ms(p['on_max_ms'])} / "
+            f"{_ms(p['off_max_ms'])} | {rss} | {p['max_queued']} | {p['warnings']} |")
+    return lines
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="~35 s instead of ~6 minutes")
+    parser.add_argument("--out", default=str(ROOT / ".bench" / "soak.json"))
+    args = parser.parse_args()
+    phases = QUICK_PHASES if args.quick else FULL_PHASES
+    slow = 6.0 if args.quick else 10.0
+    with tempfile.TemporaryDirectory(prefix="fd-soak-") as workdir:
+        result = run_soak(phases, Path(workdir), slow_seconds=slow)
+    data = result.as_dict() | {"quick": args.quick, "slow_seconds": slow,
+                               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=1) + "\n")
+    print("\n".join(result.summary_lines))
+    print(f"wrote {out}", file=sys.stderr)
+    ok = result.missing <= sum(result.dropped.values()) and result.unexpected == 0 \
+        and result.call_errors == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

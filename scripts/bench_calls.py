@@ -1,0 +1,428 @@
+"""Added time per intercepted LLM call and per streamed chunk, sensor on vs off.
+
+Every SDK talks to an in-process ``httpx2.MockTransport`` (no sockets), which
+answers with the fake provider's own replies (``tests/fakes/fake_llm``), so the
+network does not hide the sensor's cost. In ONE process run, blocks of calls
+with the sensor on (``flightdeck_sensor.patch()``) and off (``unpatch()``: the
+SDK's original entry points, i.e. not installed) are interleaved ABBA, so a
+noisy shared machine hits both modes alike.
+
+The sensor's side is the real one: ``init()`` with a real transport shipping to
+a real collector subprocess on loopback, so every event goes through the real
+``submit()`` -> queue -> sender thread -> HTTP path, and the sender thread's
+GIL share is part of what is measured. The queue never reaches its cap.
+
+Two clocks per call: the calling thread's CPU time (the primary figure: what
+the sensor adds to the caller, insensitive to other processes competing for
+the cores of a shared machine) and wall time (adds that noise, plus the sender
+thread's share of the GIL when it runs during a call).
+
+Per-chunk cost is the slope between a short and a long stream of the same
+call: (added time at N_LONG deltas - added time at N_SHORT) / (N_LONG - N_SHORT),
+which removes the per-call overhead.
+
+    .venv/bin/python scripts/bench_calls.py [--quick] [--out .bench/calls.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+for _name in [n for n in os.environ if n.startswith("FLIGHTDECK_")]:
+    del os.environ[_name]
+
+import httpx2  # noqa: E402
+
+from fakes.fake_llm import Reply, Request  # noqa: E402
+from fakes.fake_llm._server import ROUTES, _load_routes  # noqa: E402
+
+_load_routes()  # the route modules register themselves into ROUTES
+
+N_SHORT, N_LONG = 4, 64  # content deltas per streamed answer
+TOKEN = "bench-token-0123456789"
+MESSAGES: Any = [{"role": "user", "content": "What is the capital of France"}]
+
+
+# -- the in-process provider ---------------------------------------------------
+
+def _is_delta(name: str | None, data: str) -> bool:
+    if name in ("content_block_delta", "response.output_text.delta"):
+        return True
+    if name is None and '"delta"' in data:
+        try:
+            choices = json.loads(data).get("choices") or [{}]
+        except ValueError:
+            return False
+        return bool(choices[0].get("delta", {}).get("content"))
+    return False
+
+
+def _with_deltas(events: list[tuple[str | None, str]], count: int) -> list[tuple[str | None, str]]:
+    """The same stream with exactly ``count`` content deltas (copies of the first)."""
+    deltas = [e for e in events if _is_delta(*e)]
+    if not deltas:
+        return events
+    first = events.index(deltas[0])
+    rest = [e for e in events[first:] if not _is_delta(*e)]
+    return events[:first] + [deltas[0]] * count + rest
+
+
+def _render(reply: Reply, deltas: int) -> httpx2.Response:
+    if reply.sse is None:
+        return httpx2.Response(reply.status, headers={"content-type": "application/json",
+                                                      **reply.headers},
+                               content=json.dumps(reply.body).encode())
+    frames = b"".join(((f"event: {name}\n" if name else "") + f"data: {data}\n\n").encode()
+                      for name, data in _with_deltas(reply.sse, deltas))
+    return httpx2.Response(reply.status, headers={"content-type": "text/event-stream",
+                                                  **reply.headers}, content=frames)
+
+
+class Provider:
+    """Answers like the fake LLM, in process; replies cached per request body."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, bytes, int], tuple[int, dict[str, str], bytes]] = {}
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        raw = request.read()
+        deltas = int(request.headers.get("x-bench-deltas", N_SHORT))
+        key = (request.url.path, raw, deltas)
+        cached = self._cache.get(key)
+        if cached is None:
+            response = _render(self._answer(request, raw), deltas)
+            cached = (response.status_code, dict(response.headers), response.read())
+            self._cache[key] = cached
+        status, headers, content = cached
+        return httpx2.Response(status, headers=headers, content=content)
+
+    def _answer(self, request: httpx2.Request, raw: bytes) -> Reply:
+        path = request.url.path
+        handler = ROUTES.get(("POST", path))
+        if handler is None:
+            handler = next((h for (m, p), h in ROUTES.items()
+                            if m == "POST" and path.endswith(p)), None)
+        if handler is None:
+            raise LookupError(f"the fake provider has no route for {path}")
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        return handler(Request("POST", path, headers, json.loads(raw) if raw else None))
+
+
+def mock_http_client(provider: Provider, deltas: int) -> httpx2.Client:
+    return httpx2.Client(transport=httpx2.MockTransport(provider),
+                         headers={"x-bench-deltas": str(deltas)})
+
+
+# -- the calls ---------------------------------------------------------------------
+
+@dataclass
+class Case:
+    name: str  # e.g. "openai.chat"
+    label: str
+    streamed: bool
+    deltas: int
+    call: Callable[[], Any]
+
+
+def _drain(stream: Any) -> int:
+    count = 0
+    for _ in stream:
+        count += 1
+    return count
+
+
+def build_cases(provider: Provider, with_litellm: bool) -> list[Case]:
+    import anthropic
+    import openai
+
+    def oai(deltas: int) -> openai.OpenAI:
+        return openai.OpenAI(base_url="http://fake.invalid/v1", api_key="sk-bench", max_retries=0,
+                             http_client=mock_http_client(provider, deltas))
+
+    def ant(deltas: int) -> anthropic.Anthropic:
+        return anthropic.Anthropic(base_url="http://fake.invalid", api_key="sk-ant-bench",
+                                   max_retries=0, http_client=mock_http_client(provider, deltas))
+
+    o, a = oai(N_SHORT), ant(N_SHORT)
+    cases = [
+        Case("openai.chat", "OpenAI chat.completions.create", False, 0,
+             lambda: o.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)),
+        Case("openai.responses", "OpenAI responses.create", False, 0,
+             lambda: o.responses.create(model="gpt-4o-mini", input="What is the capital")),
+        Case("openai.embeddings", "OpenAI embeddings.create", False, 0,
+             lambda: o.embeddings.create(model="text-embedding-3-small", input=["hello world"])),
+        Case("anthropic.messages", "Anthropic messages.create", False, 0,
+             lambda: a.messages.create(model="claude-3-5-haiku-latest", max_tokens=64,
+                                       messages=MESSAGES)),
+    ]
+    for deltas in (N_SHORT, N_LONG):
+        os_, as_ = oai(deltas), ant(deltas)
+
+        def chat(c: Any = os_) -> int:
+            return _drain(c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
+                                                    stream=True))
+
+        def responses(c: Any = os_) -> int:
+            return _drain(c.responses.create(model="gpt-4o-mini", input="What is the capital",
+                                             stream=True))
+
+        def messages(c: Any = as_) -> int:
+            return _drain(c.messages.create(model="claude-3-5-haiku-latest", max_tokens=64,
+                                            messages=MESSAGES, stream=True))
+        cases += [
+            Case("openai.chat", "OpenAI chat.completions.create", True, deltas, chat),
+            Case("openai.responses", "OpenAI responses.create", True, deltas, responses),
+            Case("anthropic.messages", "Anthropic messages.create", True, deltas, messages),
+        ]
+    if with_litellm:
+        import litellm
+
+        def lite(deltas: int, stream: bool) -> Callable[[], Any]:
+            client = oai(deltas)
+
+            def call() -> Any:
+                result = litellm.completion(model="openai/gpt-4o-mini", messages=MESSAGES,
+                                            client=client, api_key="sk-bench", stream=stream)
+                return _drain(result) if stream else result
+            return call
+
+        cases.append(Case("litellm.completion", "litellm.completion (openai route)", False, 0,
+                          lite(N_SHORT, False)))
+        cases += [Case("litellm.completion", "litellm.completion (openai route)", True, d,
+                       lite(d, True)) for d in (N_SHORT, N_LONG)]
+    return cases
+
+
+# -- sensor on / off -------------------------------------------------------------
+
+class Collector:
+    """The project's collector as a subprocess on loopback: the sensor's real sink."""
+
+    def __init__(self, workdir: Path) -> None:
+        ready = workdir / "ready.json"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTDECK_")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "flightdeck_sensor", "collect", "--host", "127.0.0.1",
+             "--port", "0", "--token", TOKEN, "--db", str(workdir / "bench.db"),
+             "--ready-file", str(ready)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        deadline = time.monotonic() + 20
+        while not ready.exists():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError("collector did not start")
+            time.sleep(0.02)
+        self.url = f"http://127.0.0.1:{json.loads(ready.read_text())['port']}/ingest"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def sensor_on() -> None:
+    import flightdeck_sensor
+
+    flightdeck_sensor.patch()
+
+
+def sensor_off() -> None:
+    import flightdeck_sensor
+
+    flightdeck_sensor.unpatch()
+
+
+def intercepted(case: Case) -> bool:
+    """Whether a call of ``case`` produces events with the sensor on."""
+    from flightdeck_sensor import _sensor
+
+    sensor = _sensor.current()
+    assert sensor is not None
+    before = sensor.transport.status()
+    queued_before = before["queued"] + before["sent"]
+    sensor_on()
+    case.call()
+    sensor.flush(5)
+    after = sensor.transport.status()
+    return bool(after["queued"] + after["sent"] > queued_before)
+
+
+# -- timing -------------------------------------------------------------------------
+
+CLOCKS = ("cpu", "wall")
+
+
+def time_block(call: Callable[[], Any], calls: int) -> tuple[list[int], list[int], int]:
+    """Per-call thread CPU and wall times (ns), and the process CPU of the whole block."""
+    cpu, wall = [], []
+    thread_clock, wall_clock = time.thread_time_ns, time.perf_counter_ns
+    process_start = time.process_time_ns()
+    for _ in range(calls):
+        cpu_start, wall_start = thread_clock(), wall_clock()
+        call()
+        wall.append(wall_clock() - wall_start)
+        cpu.append(thread_clock() - cpu_start)
+    return cpu, wall, time.process_time_ns() - process_start
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summarize(on_ns: list[int], off_ns: list[int], block_added: list[float]) -> dict[str, Any]:
+    on = [v / 1000 for v in on_ns]
+    off = [v / 1000 for v in off_ns]
+    on_med, off_med = statistics.median(on), statistics.median(off)
+    on_p90, off_p90 = percentile(on, 0.9), percentile(off, 0.9)
+    return {
+        "on_median_us": on_med, "off_median_us": off_med,
+        "on_p90_us": on_p90, "off_p90_us": off_p90,
+        "added_median_us": on_med - off_med, "added_p90_us": on_p90 - off_p90,
+        "ratio_median": on_med / off_med if off_med else None,
+        "added_block_p10_us": percentile(block_added, 0.1),
+        "added_block_p90_us": percentile(block_added, 0.9),
+        "added_block_min_us": min(block_added), "added_block_max_us": max(block_added),
+        "block_added_us": block_added,
+    }
+
+
+def measure(case: Case, blocks: int, calls: int) -> dict[str, Any]:
+    """Interleaved ABBA blocks; per-call samples of both modes and per-block differences.
+
+    Two clocks: the calling thread's CPU time (what the sensor adds to the
+    caller, unaffected by other processes taking the cores of a shared
+    machine) and wall time (adds scheduling noise, and the sender thread's
+    GIL share when it runs during a call). Process CPU per call (both
+    threads, whole block / calls) is reported beside them."""
+    samples: dict[str, dict[bool, list[int]]] = {c: {True: [], False: []} for c in CLOCKS}
+    block_added: dict[str, list[float]] = {c: [] for c in CLOCKS}
+    process_cpu: dict[bool, int] = {True: 0, False: 0}
+    for _ in range(3):  # warm both paths
+        sensor_on()
+        case.call()
+        sensor_off()
+        case.call()
+    for block in range(blocks):
+        order = (True, False) if block % 2 == 0 else (False, True)
+        medians: dict[str, dict[bool, float]] = {c: {} for c in CLOCKS}
+        for enabled in order:
+            (sensor_on if enabled else sensor_off)()
+            gc.collect()
+            cpu, wall, process = time_block(case.call, calls)
+            process_cpu[enabled] += process
+            for clock, values in (("cpu", cpu), ("wall", wall)):
+                samples[clock][enabled].extend(values)
+                medians[clock][enabled] = statistics.median(values)
+        for clock in CLOCKS:
+            block_added[clock].append((medians[clock][True] - medians[clock][False]) / 1000)
+    sensor_off()
+    result: dict[str, Any] = {
+        "case": case.name, "label": case.label, "streamed": case.streamed, "deltas": case.deltas,
+        "calls_per_mode": blocks * calls, "blocks": blocks,
+        "process_cpu_per_call_us": {"on": process_cpu[True] / blocks / calls / 1000,
+                                    "off": process_cpu[False] / blocks / calls / 1000},
+    }
+    for clock in CLOCKS:
+        result[clock] = summarize(samples[clock][True], samples[clock][False], block_added[clock])
+    return result
+
+
+def per_chunk(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Slope of added time between the short and the long stream, per provider and clock."""
+    found = []
+    streamed = {(r["case"], r["deltas"]): r for r in results if r["streamed"]}
+    span = N_LONG - N_SHORT
+    for (name, deltas), short in streamed.items():
+        long = streamed.get((name, N_LONG))
+        if deltas != N_SHORT or long is None:
+            continue
+        row: dict[str, Any] = {"case": name, "label": short["label"]}
+        for clock in CLOCKS:
+            s, lg = short[clock], long[clock]
+            slopes = [(b_long - b_short) / span for b_short, b_long
+                      in zip(s["block_added_us"], lg["block_added_us"], strict=False)]
+            row[clock] = {
+                "added_per_chunk_us": (lg["added_median_us"] - s["added_median_us"]) / span,
+                "added_per_chunk_p10_us": percentile(slopes, 0.1),
+                "added_per_chunk_p90_us": percentile(slopes, 0.9),
+                "off_per_chunk_us": (lg["off_median_us"] - s["off_median_us"]) / span,
+                "on_per_chunk_us": (lg["on_median_us"] - s["on_median_us"]) / span,
+            }
+        found.append(row)
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="few blocks, for a smoke run")
+    parser.add_argument("--out", default=str(ROOT / ".bench" / "calls.json"))
+    parser.add_argument("--no-litellm", action="store_true", help="skip litellm (~5 s import)")
+    args = parser.parse_args()
+    blocks, calls = (4, 20) if args.quick else (12, 80)
+
+    import flightdeck_sensor
+    from flightdeck_sensor import _sensor
+
+    with tempfile.TemporaryDirectory(prefix="fd-bench-calls-") as workdir:
+        collector = Collector(Path(workdir))
+        try:
+            flightdeck_sensor.init(server=collector.url, token=TOKEN, spool="off")
+            provider = Provider()
+            cases = build_cases(provider, with_litellm=not args.no_litellm)
+            results, skipped = [], []
+            for case in cases:
+                if not intercepted(case):
+                    skipped.append(f"{case.name}{' streamed' if case.streamed else ''}")
+                    print(f"  {case.label}: NOT intercepted (interceptor missing?)",
+                          file=sys.stderr)
+                    sensor_off()
+                    continue
+                result = measure(case, blocks, calls)
+                results.append(result)
+                cpu, wall = result["cpu"], result["wall"]
+                print(f"  {case.label:36} {'stream' + str(case.deltas) if case.streamed else '':9}"
+                      f" cpu off {cpu['off_median_us']:8.1f} added {cpu['added_median_us']:7.1f}"
+                      f" | wall off {wall['off_median_us']:8.1f} added "
+                      f"{wall['added_median_us']:7.1f} us", file=sys.stderr)
+            sensor = _sensor.current()
+            assert sensor is not None
+            delivered = sensor.flush(15)
+            status = sensor.status()
+            flightdeck_sensor.shutdown(5)
+        finally:
+            collector.stop()
+    report = {
+        "benchmark": "calls", "quick": args.quick, "blocks": blocks, "calls_per_block": calls,
+        "stream_deltas": [N_SHORT, N_LONG], "off_means": "flightdeck_sensor.unpatch()",
+        "clocks": {"cpu": "calling thread's CPU time (time.thread_time_ns)",
+                   "wall": "wall time (time.perf_counter_ns)"},
+        "load_average": list(os.getloadavg()),
+        "sink": "real transport -> collector subprocess on loopback",
+        "calls": results, "per_chunk": per_chunk(results), "not_intercepted": skipped,
+        "sensor_status": {k: status.get(k) for k in ("sent", "dropped", "queued", "spooled")},
+        "all_delivered": delivered,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
