@@ -49,8 +49,8 @@ def test_stalled_client_does_not_block_others_and_is_dropped(
 
     assert status == 200
     started = time.monotonic()
-    read_until_closed(stalled_body)  # the server times the connection out
-    read_until_closed(stalled_headers)
+    assert read_until_closed(stalled_body).startswith(b"HTTP/1.1 408")  # timed out, told so
+    assert read_until_closed(stalled_headers) == b""  # no request yet: just closed
     assert time.monotonic() - started < 25
     assert len(collector.events()) == 1
 
@@ -133,6 +133,31 @@ def test_body_shorter_than_its_content_length_is_answered_when_the_client_gives_
 
     assert read_until_closed(sock).startswith(b"HTTP/1.1 400")
     assert collector.post(SINGLE, valid_event())[0] == 200
+
+
+def test_clients_that_vanish_mid_request_leave_the_collector_serving_quietly(
+        collector: CollectorProcess) -> None:
+    request = (b"POST /ingest/v1/events/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+               collector.token.encode() + b"\r\nContent-Length: 100000\r\n\r\n")
+    for cut in (10, len(request), len(request) + 500):
+        sock = raw_connection(collector)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.sendall((request + b"{" * 1000)[:cut])
+        sock.close()  # RST, not FIN
+    gone_before_answer = raw_connection(collector)
+    gone_before_answer.sendall(request.replace(b"100000", b"2") + b"{}")
+    gone_before_answer.close()
+
+    assert collector.post(SINGLE, valid_event())[0] == 200
+    assert "Traceback" not in collector.output()
+
+
+def test_negative_chunk_size_is_400(collector: CollectorProcess) -> None:
+    sock = raw_connection(collector)
+    sock.sendall(b"POST /ingest/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                 collector.token.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\n")
+
+    assert read_until_closed(sock).startswith(b"HTTP/1.1 400")
 
 
 def test_restart_keeps_data_and_port(collector: CollectorProcess) -> None:

@@ -58,6 +58,10 @@ class CollectorServer(ThreadingHTTPServer):
             self.address_family = socket.AF_INET6
         super().__init__(address, IngestHandler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that broke (reset, timeout): one DEBUG line, not a traceback on stderr."""
+        logger.debug("collector: connection from %s failed", client_address, exc_info=True)
+
     def is_authorized(self, header: str | None) -> bool:
         """Constant-time comparison of the whole ``Authorization`` header."""
         if header is None:
@@ -116,6 +120,13 @@ class IngestHandler(BaseHTTPRequestHandler):
             logger.info("%s %s -> %d %s", method, self.path[:100], error.status, error.message)
             self._discard_body_or_close(error)
             self._send_json(error.status, {"error": error.message}, close=error.close)
+            return
+        except TimeoutError:
+            self._send_json(408, {"error": "request body not received in time"}, close=True)
+            return
+        except OSError:  # the client reset the connection mid-request
+            logger.debug("collector: client went away", exc_info=True)
+            self.close_connection = True
             return
         except Exception:
             logger.exception("collector: request failed")
@@ -200,7 +211,9 @@ class IngestHandler(BaseHTTPRequestHandler):
             if size == 0:
                 self._skip_trailers()
                 return bytes(body)
-            if size < 0 or len(body) + size > MAX_BODY_BYTES:
+            if size < 0:
+                raise HttpError(400, "malformed chunked body", close=True)
+            if len(body) + size > MAX_BODY_BYTES:
                 raise HttpError(413, f"body larger than {MAX_BODY_BYTES} bytes", close=True)
             chunk = self.rfile.read(size)
             if len(chunk) < size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
@@ -235,9 +248,12 @@ class IngestHandler(BaseHTTPRequestHandler):
         if close:
             self.send_header("Connection", "close")
             self.close_connection = True
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        try:
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+        except OSError:  # the client went away before reading its answer
+            self.close_connection = True
 
 
 def decode_body(body: bytes, content_encoding: str | None) -> bytes:
