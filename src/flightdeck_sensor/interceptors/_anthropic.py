@@ -63,7 +63,7 @@ _CONTENT_ARGUMENTS = ("system", "messages", "tools")
 # Extractors: response shapes -> Outcome. Read attributes, never model_dump.
 
 def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    return value if type(value) is int and value >= 0 else None  # bool excluded
 
 
 def _str(value: Any) -> str | None:
@@ -86,12 +86,19 @@ class _Usage:
         (``message_delta`` usage is cumulative and may name only output tokens)."""
         if usage is None:
             return
-        for name, attribute in (("input", "input_tokens"), ("output", "output_tokens"),
-                                ("cache_read", "cache_read_input_tokens"),
-                                ("cache_creation", "cache_creation_input_tokens")):
-            value = _int(getattr(usage, attribute, None))
-            if value is not None:
-                setattr(self, name, value)
+        # Spelled out, not looped: this runs on every call (budget: 20 µs a call).
+        value = _int(getattr(usage, "input_tokens", None))
+        if value is not None:
+            self.input = value
+        value = _int(getattr(usage, "output_tokens", None))
+        if value is not None:
+            self.output = value
+        value = _int(getattr(usage, "cache_read_input_tokens", None))
+        if value is not None:
+            self.cache_read = value
+        value = _int(getattr(usage, "cache_creation_input_tokens", None))
+        if value is not None:
+            self.cache_creation = value
 
     def fill(self, outcome: Outcome) -> None:
         if self.input is None and self.output is None:
