@@ -160,3 +160,24 @@ async def test_cancelled_task_is_a_client_abort(sensor: Any, fake_llm: Any) -> N
     assert post["streaming"]["final_outcome"] == "aborted"
     assert post["streaming"]["abort_reason"] == "client_aborted"
     assert post["streaming"]["chunk_count"] >= 1
+
+
+def test_stream_helper_falls_back_to_proxying_the_message_stream(
+        sensor: Any, fake_llm: Any, monkeypatch: Any) -> None:
+    # given an SDK whose MessageStream no longer holds a raw stream we recognise
+    from flightdeck_sensor.interceptors import _anthropic
+
+    class Unrecognised:
+        pass
+
+    monkeypatch.setattr(_anthropic, "_stream_classes", lambda: (Unrecognised, Unrecognised))
+    sensor.init()
+    # when the user iterates the helper's events
+    with sync_client(fake_llm).messages.stream(**ARGS) as stream:
+        assert isinstance(stream, MessageStream)
+        events = list(stream)
+    # then the call is still reported once, with the usage the events carried
+    post = _only_post_call(sensor)
+    assert post["streaming"]["final_outcome"] == "completed"
+    assert post["streaming"]["chunk_count"] == len(events)
+    assert post["tokens_output"] == 8
