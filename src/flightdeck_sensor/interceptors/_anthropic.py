@@ -306,7 +306,7 @@ def _is_raw_response(result: Any) -> bool:
     return hasattr(result, "http_response") and callable(getattr(result, "parse", None))
 
 
-class _RawResponseProxy(wrapt.ObjectProxy[Any]):
+class _RawResponseProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg,unused-ignore]
     """A raw response whose ``parse()`` finishes the call: the Message is
     recorded, a stream gets its timing proxy. Never parsed (the user read the
     bytes): finished from the headers when dropped."""
@@ -363,7 +363,7 @@ def _instrument_message_stream(call: Call, message_stream: Any, args: tuple[Any,
     return proxy_type(message_stream, _recorder(call, args, kwargs, message_stream))
 
 
-class _StreamManagerProxy(wrapt.ObjectProxy[Any]):
+class _StreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg,unused-ignore]
     """``messages.stream(...)`` returns a manager; the request is sent by
     ``__enter__``, so the call starts there."""
 
@@ -392,7 +392,7 @@ class _StreamManagerProxy(wrapt.ObjectProxy[Any]):
         return self.__wrapped__.__exit__(exc_type, exc, tb)
 
 
-class _AsyncStreamManagerProxy(wrapt.ObjectProxy[Any]):
+class _AsyncStreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg,unused-ignore]
     def __init__(self, manager: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         super().__init__(manager)
         self._self_args = args
@@ -470,9 +470,9 @@ def patch_module(module_name: str) -> None:
 
 def _wrap(cls: type, method_name: str, wrapper: Any) -> None:
     original = cls.__dict__.get(method_name)
-    if original is None:
-        logger.warning("flightdeck-sensor: %s.%s not found; not reported",
-                       cls.__qualname__, method_name)
+    if original is None:  # e.g. parse() in older SDK versions
+        logger.debug("flightdeck-sensor: %s.%s not in this SDK version",
+                     cls.__qualname__, method_name)
         return
     if isinstance(original, wrapt.FunctionWrapper):
         return
