@@ -248,6 +248,50 @@ def test_text_completion_reports_one_pair_not_one_per_layer(
     assert post["provider_metadata"]["via"] == "litellm"
 
 
+@sync_async
+def test_streamed_text_completion_reports_one_pair(sensor: SensorHarness, fake_llm: FakeLLM,
+                                                   mode: str) -> None:
+    # litellm makes the OpenAI SDK request lazily here, on the first chunk read.
+    sensor.init()
+    kwargs = {"model": "openai/gpt-3.5-turbo-instruct", "prompt": "say hello there",
+              "api_base": OPENAI.api_base(fake_llm), "api_key": "sk-test", "stream": True}
+
+    if mode == "sync":
+        chunks = list(litellm.text_completion(**kwargs))
+    else:
+        async def read() -> list[Any]:
+            stream = await litellm.atext_completion(**kwargs)
+            return [chunk async for chunk in stream]
+        chunks = asyncio.run(read())
+
+    events = sensor.call_events()
+    assert types_of(events) == ["pre_call", "post_call"]
+    post = events[1]
+    assert post["model_requested"] == "openai/gpt-3.5-turbo-instruct"
+    assert post["stop_reason"] == "stop"
+    assert post["streaming"]["final_outcome"] == "completed"
+    assert post["streaming"]["chunk_count"] == len(chunks)
+
+
+def test_the_openai_sdk_under_litellm_is_instrumented_yet_silent(sensor: SensorHarness,
+                                                                  fake_llm: FakeLLM) -> None:
+    import openai
+
+    sensor.init()
+    client = openai.OpenAI(base_url=OPENAI.api_base(fake_llm), api_key="sk-test")
+    client.completions.create(model="gpt-3.5-turbo-instruct", prompt="say hello")
+    assert types_of(sensor.call_events()) == ["pre_call", "post_call"]  # the SDK layer reports
+
+    litellm.text_completion(model="openai/gpt-3.5-turbo-instruct", prompt="say hello",
+                            api_base=OPENAI.api_base(fake_llm), api_key="sk-test")
+    litellm.completion(**call_kwargs(fake_llm, OPENAI))
+
+    events = sensor.call_events()
+    assert types_of(events) == ["pre_call", "post_call"] * 3
+    assert [e["model"] for e in events if e["event_type"] == "pre_call"] == [
+        "gpt-3.5-turbo-instruct", "openai/gpt-3.5-turbo-instruct", OPENAI.model]
+
+
 # ---------------------------------------------------------------- Router
 
 def router_for(fake: FakeLLM, target: Target) -> Any:

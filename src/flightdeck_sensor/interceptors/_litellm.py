@@ -27,6 +27,7 @@ from typing import Any
 import wrapt
 
 from ._core import (
+    _IN_CALL,
     AsyncStreamProxy,
     Call,
     Outcome,
@@ -272,9 +273,30 @@ class _StreamAccumulator:
             return None
 
 
+class _SyncLiteLLMStreamProxy(SyncStreamProxy):
+    """litellm may make the provider request lazily, on the first ``next()``
+    (``text_completion(stream=True)`` calls the OpenAI SDK then): that inner call
+    is part of this one and must stay silent, so iteration runs under the guard."""
+
+    def __next__(self) -> Any:
+        token = _IN_CALL.set(True)
+        try:
+            return super().__next__()
+        finally:
+            _IN_CALL.reset(token)
+
+
 class _AsyncLiteLLMStreamProxy(AsyncStreamProxy):
-    """litellm's stream wrapper closes with a *sync* ``close()`` and an async
-    ``aclose()``, unlike the SDK streams the core's proxy models."""
+    """The async twin, guarded the same way. litellm's stream wrapper closes with
+    a *sync* ``close()`` and an async ``aclose()``, unlike the SDK streams the
+    core's proxy models."""
+
+    async def __anext__(self) -> Any:
+        token = _IN_CALL.set(True)
+        try:
+            return await super().__anext__()
+        finally:
+            _IN_CALL.reset(token)
 
     def close(self) -> Any:
         try:
@@ -304,7 +326,7 @@ def _stream_handler(is_async: bool) -> ResultHandler:
         recorder = StreamRecorder(call, accumulator)
         if is_async and hasattr(type(result), "__anext__"):
             return _AsyncLiteLLMStreamProxy(result, recorder)
-        return SyncStreamProxy(result, recorder)
+        return _SyncLiteLLMStreamProxy(result, recorder)
 
     return handle
 
