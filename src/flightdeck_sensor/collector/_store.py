@@ -264,6 +264,8 @@ def _text(value: Any) -> str | None:
     """A column-safe string: JSON may carry lone surrogates SQLite cannot encode."""
     if not isinstance(value, str):
         return None
+    if value.isascii():
+        return value
     return value.encode("utf-8", "replace").decode("utf-8")
 
 
