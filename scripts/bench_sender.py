@@ -189,15 +189,17 @@ def measure_memory_down(events: int, spool: str) -> dict[str, Any]:
 EXIT_PROGRAM = """
 import time, flightdeck_sensor, os
 from flightdeck_sensor import _sensor
-flightdeck_sensor.init(server=os.environ["BENCH_SERVER"], token="{token}")
-sensor = _sensor.current()
-for _ in range(1000):
-    sensor.record("post_call", {fields!r})
+if os.environ["BENCH_SERVER"]:
+    flightdeck_sensor.init(server=os.environ["BENCH_SERVER"], token="{token}")
+    sensor = _sensor.current()
+    for _ in range(1000):
+        sensor.record("post_call", {fields!r})
 print(time.time(), flush=True)
 """
 
 
 def exit_seconds(server: str, spool: str) -> float:
+    """From the program's last statement to its process's end ("" : no sensor)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTDECK_")}
     env.update(BENCH_SERVER=server, FLIGHTDECK_SPOOL_DIR=spool)
     program = EXIT_PROGRAM.format(token=TOKEN, fields=CALL_FIELDS)
@@ -212,8 +214,8 @@ def measure_exit(collector: Collector, runs: int, spool: str) -> dict[str, Any]:
     dead.stop()
     results: dict[str, Any] = {}
     with IngestServer([Reply(never_answer=True)]) as hanging:
-        for state, url in (("up", collector.ingest_url), ("down", dead.url),
-                           ("not_answering", hanging.url)):
+        for state, url in (("no_sensor_baseline", ""), ("up", collector.ingest_url),
+                           ("down", dead.url), ("not_answering", hanging.url)):
             times = [exit_seconds(url, spool) for _ in range(runs)]
             results[state] = {"median_s": round(statistics.median(times), 3),
                               "min_s": round(min(times), 3), "max_s": round(max(times), 3),
@@ -275,6 +277,8 @@ def print_table(result: dict[str, Any]) -> None:
         ("exit with 1,000 pending, server up", f"{e['up']['median_s']} s"),
         ("exit with 1,000 pending, server down", f"{e['down']['median_s']} s"),
         ("exit with 1,000 pending, never answers", f"{e['not_answering']['median_s']} s"),
+        ("exit of the same program without the sensor",
+         f"{e['no_sensor_baseline']['median_s']} s"),
     ]
     rows.append(("machine load average (1 min) / CPUs",
                  f"{result['load_average_at_end'][0]:.1f} / {result['cpus']}"))

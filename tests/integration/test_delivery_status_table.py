@@ -73,6 +73,15 @@ def harness(server: IngestServer, tmp_path: Path) -> Iterator[Harness]:
     h.transport.close(0.5)
 
 
+def wait_until(condition: Any, timeout: float = 20.0) -> bool:
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def numbers(events: list[dict[str, Any]]) -> list[int]:
     return [e["number"] for e in events]
 
@@ -344,3 +353,21 @@ def test_server_that_never_answers_does_not_hold_close_beyond_its_budget(
     assert time.monotonic() - started < 2.5
     assert numbers(harness.spooled_events()) == numbers(sent)
     assert harness.transport.status()["spooled"] == 50
+
+
+# -- outage: the queue's overflow goes to the spool ---------------------------------------
+def test_during_an_outage_the_queue_overflow_is_spooled_not_dropped(tmp_path: Path) -> None:
+    down = IngestServer()
+    down.stop()
+    harness = Harness(down.url, tmp_path / "spool")
+    harness.transport = Transport(harness.config.replace(max_queue_events=100))
+    sent = harness.submit(1, start=-1)
+    assert wait_until(lambda: harness.transport.status()["server_state"] == "unreachable")
+    for round_number in range(4):
+        sent += harness.submit(90, start=round_number * 90)
+        time.sleep(0.6)  # the sender, between retries, moves the excess to disk
+
+    status = harness.transport.status()
+    assert status["spooled"] > 0 and not status["dropped"]
+    harness.transport.close(0.5)
+    assert sorted(numbers(harness.spooled_events())) == numbers(sent)

@@ -85,7 +85,7 @@ class Sender:
         self._idle = threading.Condition()
         # Guards the hand-over of undelivered events between the sender and the
         # closer, so that at the deadline each event is kept by exactly one side.
-        self._handoff = threading.Lock()
+        self._handoff = threading.RLock()  # re-entrant: a SIGTERM handler may close
         # A binary semaphore the sender waits on; submitters release it without
         # ever blocking (Lock.release never blocks, unlike Event.set).
         self._wake = threading.Lock()
