@@ -207,3 +207,45 @@ def test_each_tool_use_block_gives_one_tool_call_event(sensor: Any, fake_llm: An
     # arguments are prompt content: not sent without capture
     assert all("arguments" not in str(e.get("content")) for e in events[2:])
     assert all(not e["has_content"] for e in events)
+
+
+def test_concurrent_threads_each_get_their_own_event_pair(sensor: Any, fake_llm: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    sensor.init()
+    client = sync_client(fake_llm)
+
+    def one_call(index: int) -> str:
+        prompt = [{"role": "user", "content": f"question number {index}"}]
+        if index % 2:
+            with client.messages.stream(model=MODEL, max_tokens=64, messages=prompt) as stream:
+                return stream.get_final_text()
+        return _text(client.messages.create(model=MODEL, max_tokens=64, messages=prompt))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(one_call, range(24)))
+    assert answers == [f"You said: question number {i}" for i in range(24)]
+    posts = sensor.events("post_call")
+    assert len(sensor.events("pre_call")) == 24
+    assert len(posts) == 24
+    assert len({p["provider_metadata"]["request_id"] for p in posts}) == 24
+    # the session total is exact: no increment lost between threads
+    assert max(p["tokens_used_session"] for p in posts) == sum(p["tokens_total"] for p in posts)
+
+
+async def test_concurrent_tasks_each_get_their_own_event_pair(sensor: Any, fake_llm: Any) -> None:
+    import asyncio
+
+    sensor.init()
+    client = async_client(fake_llm)
+
+    async def one_call(index: int) -> str:
+        prompt = [{"role": "user", "content": f"question number {index}"}]
+        async with client.messages.stream(model=MODEL, max_tokens=64, messages=prompt) as stream:
+            return "".join([text async for text in stream.text_stream])
+
+    answers = await asyncio.gather(*(one_call(i) for i in range(12)))
+    assert answers == [f"You said: question number {i}" for i in range(12)]
+    posts = sensor.events("post_call")
+    assert len(posts) == 12
+    assert all(p["streaming"]["final_outcome"] == "completed" for p in posts)
