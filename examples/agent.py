@@ -19,7 +19,7 @@ QUESTION = "Which three factors matter most when choosing a vector database?"
 
 def plan(client: anthropic.Anthropic) -> str:
     message = client.messages.create(
-        model="claude-haiku-4-5",
+        model="claude-haiku-5-5",
         max_tokens=200,
         system="You are a meticulous research planner.",
         messages=[{"role": "user", "content": f"Plan research steps for: {QUESTION}"}],
@@ -45,7 +45,7 @@ def draft(client: openai.OpenAI, steps: str) -> str:
 
 def critique(client: anthropic.Anthropic, text: str) -> str:
     with client.messages.stream(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-5-5",
         max_tokens=300,
         messages=[{"role": "user", "content": f"Critique this draft:\n{text}"}],
     ) as stream:
@@ -71,7 +71,7 @@ async def follow_ups(topics: list[str]) -> list[str]:
 
 async def summarise(text: str) -> str:
     response = await litellm.acompletion(
-        model="anthropic/claude-haiku-4-5",
+        model="anthropic/claude-haiku-5-5",
         messages=[{"role": "user", "content": f"Summarise in one line:\n{text}"}],
         max_tokens=60,
     )
