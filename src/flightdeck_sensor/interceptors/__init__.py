@@ -31,6 +31,9 @@ HOOK_MODULES: dict[str, tuple[str, ...]] = {
     "anthropic": (
         "anthropic.resources.messages.messages",
         "anthropic.resources.beta.messages.messages",
+        # older SDKs (0.40 checked): messages was a module, and a prompt-caching beta existed
+        "anthropic.resources.messages",
+        "anthropic.resources.beta.prompt_caching.messages",
     ),
     "openai": (
         "openai.resources.chat.completions.completions",

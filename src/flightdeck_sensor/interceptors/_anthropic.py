@@ -449,6 +449,10 @@ _ASYNC = ("AsyncMessages", (("create", async_wrapper(ADAPTER, handler=_finish_cr
 _TARGETS: dict[str, tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]] = {
     "anthropic.resources.messages.messages": (_SYNC, _ASYNC),
     "anthropic.resources.beta.messages.messages": (_SYNC, _ASYNC),
+    # Older SDKs define the classes here; newer ones re-export the same classes
+    # (already wrapped: patching is idempotent).
+    "anthropic.resources.messages": (_SYNC, _ASYNC),
+    "anthropic.resources.beta.prompt_caching.messages": (_SYNC, _ASYNC),
 }
 
 # (class, attribute, the original from the class __dict__), to restore.
