@@ -314,10 +314,10 @@ class _RawResponseProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg,unused
     def __init__(self, wrapped: Any, call: Call, args: tuple[Any, ...],
                  kwargs: dict[str, Any]) -> None:
         super().__init__(wrapped)
-        self._self_call = call
+        self._self_parsed: tuple[Any, Any] | None = None  # (SDK's result, what the user got)
         self._self_args = args
         self._self_kwargs = kwargs
-        self._self_parsed: tuple[Any, Any] | None = None  # (SDK's result, what the user got)
+        self._self_call = call  # last: __del__ acts only on a fully built proxy
 
     def parse(self, *args: Any, **kwargs: Any) -> Any:
         result = self.__wrapped__.parse(*args, **kwargs)
