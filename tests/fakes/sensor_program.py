@@ -37,6 +37,9 @@ def program_env(server: str, spool_dir: Path | str, token: str = TOKEN,
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLIGHTDECK_", "AGENT_"))}
     env.update(TEST_SERVER=server, TEST_TOKEN=token, FLIGHTDECK_SPOOL_DIR=str(spool_dir),
                PYTHONUNBUFFERED="1")
+    # Tests about something else than the exit budget get a generous one: on a
+    # loaded machine, importing httpx alone can take most of the default 2 s.
+    env["FLIGHTDECK_SHUTDOWN_TIMEOUT"] = "10"
     env.update(extra)
     return env
 

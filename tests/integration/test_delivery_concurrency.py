@@ -27,7 +27,7 @@ for t in threads: t.join()
 print(SENSOR.session.id, flush=True)
 """
     result = run_program(body, collector.ingest_url, tmp_path / "spool",
-                         TEST_TOKEN=collector.token, FLIGHTDECK_SHUTDOWN_TIMEOUT="20")
+                         TEST_TOKEN=collector.token)
     assert result.returncode == 0, result.stderr
     session_id = result.stdout.strip()
 
@@ -74,4 +74,5 @@ print(json.dumps(flightdeck_sensor.get_status()), flush=True)
     events = collector.wait_for_events(status["sent"], session_id=status["session_id"])
     assert len(events) == status["sent"]
     assert status["sent"] + sum(status["dropped"].values()) + status["spooled"] == 24002
-    assert set(status["dropped"]) <= {"queue_full"}
+    # (finalizers that run after shutdown() are counted as "after_close")
+    assert set(status["dropped"]) <= {"queue_full", "after_close"}

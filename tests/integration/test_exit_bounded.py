@@ -14,8 +14,8 @@ from typing import Any
 from fakes.ingest_server import IngestServer, Reply
 from fakes.sensor_program import run_program, start_program
 
-BUDGET = 2.0  # FLIGHTDECK_SHUTDOWN_TIMEOUT's default
-MARGIN = 1.5  # generous: proves "does not hang", not a speed
+BUDGET = 1.0  # shorter than the default 2 s, so that a hang on the 5 s request timeout shows
+MARGIN = 3.0  # generous (interpreter teardown on a loaded machine): proves "does not hang"
 
 
 def dead_server_url() -> str:
@@ -26,7 +26,8 @@ def dead_server_url() -> str:
 
 def exit_duration(body: str, server: str, spool_dir: Path) -> tuple[float, str]:
     """Seconds from the program's last statement to the end of its process."""
-    process = start_program(body + "\nprint(time.time(), flush=True)\n", server, spool_dir)
+    process = start_program(body + "\nprint(time.time(), flush=True)\n", server, spool_dir,
+                            FLIGHTDECK_SHUTDOWN_TIMEOUT=str(BUDGET))
     stdout, stderr = process.communicate(timeout=60)
     ended = time.time()
     assert process.returncode == 0, stderr
@@ -63,7 +64,8 @@ def test_next_run_delivers_the_spool_to_the_collector_exactly_once(
     # Given a first run while the collector was down: its events are in the spool
     collector.stop()
     first = run_program("for _ in range(20): call()\nprint(SENSOR.session.id)",
-                        collector.ingest_url, spool, TEST_TOKEN=collector.token)
+                        collector.ingest_url, spool, TEST_TOKEN=collector.token,
+                        FLIGHTDECK_SHUTDOWN_TIMEOUT="1")
     first_session = first.stdout.strip()
     assert list(spool.rglob("*.batch")), first.stderr
 

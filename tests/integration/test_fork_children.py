@@ -60,12 +60,20 @@ print("parent", SENSOR.session.id, flush=True)
 
 
 def test_fork_while_the_sender_is_mid_send_does_not_hang(tmp_path: Path) -> None:
-    slow_first = Reply(200, delay=2.0)
-    with IngestServer([slow_first, Reply(200)]) as server:
-        body = """
+    mid_send = tmp_path / "mid-send"
+
+    def slow_first_answer(received: Any) -> Reply | None:
+        if mid_send.exists():
+            return None
+        mid_send.touch()  # tells the program its sender is now waiting on us
+        return Reply(200, delay=2.0)
+
+    with IngestServer(responder=slow_first_answer) as server:
+        body = f"""
 import os, sys, time
 for _ in range(3): call()
-time.sleep(1.5)   # the batch window passed: the sender is waiting on the slow answer
+while not os.path.exists({str(mid_send)!r}):
+    time.sleep(0.01)
 pid = os.fork()
 if pid == 0:
     call()
@@ -106,10 +114,7 @@ def run_multiprocessing(method: str, tmp_path: Path, collector: Any) -> tuple[st
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                             timeout=90, env=program_env(
                                 collector.ingest_url, tmp_path / "spool",
-                                TEST_TOKEN=collector.token,
-                                # a child imports httpx inside its exit budget: on a
-                                # loaded machine that can exceed the default 2 s
-                                FLIGHTDECK_SHUTDOWN_TIMEOUT="10"))
+                                TEST_TOKEN=collector.token))
     assert result.returncode == 0, result.stderr
     return result.stdout.split(" ", 1)[0], result.stdout
 

@@ -12,12 +12,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from .._config import Config
@@ -43,15 +40,17 @@ Event = dict[str, Any]
 _UNAUTHORIZED = frozenset((401, 403))
 
 
-@dataclass
 class Stats:
-    sent: int = 0
-    spooled: int = 0
-    retries: int = 0
-    dropped: dict[str, int] = field(default_factory=dict)
-    last_error: str | None = None
-    mode: str = "batch"
-    server_state: str = "unknown"  # ok | unreachable | paused | unauthorized
+    """The sender's counters, read by ``Transport.status()``."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.spooled = 0
+        self.retries = 0
+        self.dropped: dict[str, int] = {}
+        self.last_error: str | None = None
+        self.mode = "batch"  # batch | single
+        self.server_state = "unknown"  # ok | unreachable | paused | unauthorized
 
     def drop(self, reason: str, count: int = 1) -> None:
         if count:
@@ -358,6 +357,8 @@ class Sender:
         if self._pause_for is not None:
             delay, self._pause_for = self._pause_for, None
             return delay
+        import random
+
         delay = self._backoff * random.uniform(0.5, 1.0)
         self._backoff = min(self._backoff * 2, BACKOFF_MAX)
         return delay
@@ -498,6 +499,8 @@ def _retry_after_seconds(value: str | None) -> float:
     try:
         seconds = float(value)
     except ValueError:
+        from email.utils import parsedate_to_datetime  # ~5 ms: only when needed
+
         try:
             seconds = parsedate_to_datetime(value).timestamp() - time.time()
         except (TypeError, ValueError, IndexError):

@@ -11,7 +11,6 @@ after a crash is deduplicated by the server. The token is never written here.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import json
 import logging
@@ -20,7 +19,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -45,11 +43,13 @@ def spool_dir_for(server: str, base: str | None) -> Path:
     return (Path(base) if base else default_spool_base()) / f"u{user}-{digest}"
 
 
-@dataclass(frozen=True)
 class Claim:
-    path: Path
-    events: list[dict[str, Any]]
-    expired: int  # events dropped for being older than the server accepts
+    """A spool file this process took, with its events still worth sending."""
+
+    def __init__(self, path: Path, events: list[dict[str, Any]], expired: int) -> None:
+        self.path = path
+        self.events = events
+        self.expired = expired  # dropped for being older than the server accepts
 
 
 class Spool:
@@ -70,6 +70,8 @@ class Spool:
         """Store one batch; False when the spool is off or unusable (warned once)."""
         if not events or not self.enabled:
             return False
+        import gzip
+
         with self._lock:
             try:
                 self._ensure_directory()
@@ -190,6 +192,8 @@ def _event_count(path: Path) -> int:
 
 def _read_events(path: Path) -> tuple[list[dict[str, Any]], int]:
     """The file's events still inside the server's window, and how many were too old."""
+    import gzip
+
     try:
         lines = gzip.decompress(path.read_bytes()).splitlines()
     except (OSError, EOFError, gzip.BadGzipFile):

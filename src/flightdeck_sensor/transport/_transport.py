@@ -151,7 +151,7 @@ class Transport:
         self._reset()
 
 
-FORK_WAIT_SECONDS = 2.0
+FORK_WAIT_SECONDS = 5.0  # only a fork in the first moments of the sender ever waits
 
 
 def _before_fork(transport: weakref.ref[Transport]) -> None:
