@@ -32,6 +32,7 @@ import functools
 import importlib
 import json
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import wrapt
@@ -57,11 +58,13 @@ _STREAM_SINK: contextvars.ContextVar[list[StreamRecorder] | None] = contextvars.
     "flightdeck_openai_stream_sink", default=None)
 
 
-def _get(obj: Any, name: str) -> Any:
-    """Attribute of an SDK model, or key of the same object decoded from JSON."""
-    if isinstance(obj, dict):
-        return obj.get(name)
-    return getattr(obj, name, None)
+def as_attributes(decoded: Any) -> Any:
+    """A JSON-decoded response with attribute access, read like the SDK's models."""
+    if isinstance(decoded, dict):
+        return SimpleNamespace(**{str(k): as_attributes(v) for k, v in decoded.items()})
+    if isinstance(decoded, list):
+        return [as_attributes(item) for item in decoded]
+    return decoded
 
 
 def _int(value: Any) -> int | None:
@@ -77,90 +80,107 @@ def _first(items: Any) -> Any:
 
 
 # --------------------------------------------------------------------------
-# Reading responses (SDK models, or dicts decoded from a raw response body).
+# Reading responses (SDK models, or raw bodies seen through as_attributes).
 
-def _usage_outcome(outcome: Outcome, usage: Any, input_key: str, output_key: str) -> Outcome:
-    """Fill tokens from a usage object: chat/legacy (prompt/completion_tokens)
-    or responses (input/output_tokens). OpenAI's prompt tokens include cached ones."""
+# Usage field names: (input, output, input details, output details).
+CHAT_USAGE = ("prompt_tokens", "completion_tokens", "prompt_tokens_details",
+              "completion_tokens_details")
+RESPONSES_USAGE = ("input_tokens", "output_tokens", "input_tokens_details",
+                   "output_tokens_details")
+
+
+def _usage_outcome(outcome: Outcome, usage: Any, names: tuple[str, str, str, str]) -> Outcome:
+    """Fill tokens from a usage object. OpenAI's input tokens include cached ones.
+
+    Only the named fields are read: a miss on a pydantic model costs microseconds."""
     if usage is None:
         return outcome
-    outcome.tokens_input = _int(_get(usage, input_key))
-    outcome.tokens_output = _int(_get(usage, output_key))
-    details = _get(usage, "prompt_tokens_details") or _get(usage, "input_tokens_details")
+    input_key, output_key, input_details_key, output_details_key = names
+    outcome.tokens_input = _int(getattr(usage, input_key, None))
+    outcome.tokens_output = _int(getattr(usage, output_key, None))
+    details = getattr(usage, input_details_key, None)
     if details is not None:
-        outcome.tokens_cache_read = _int(_get(details, "cached_tokens"))
-        outcome.tokens_cache_creation = _int(_get(details, "cache_write_tokens"))
-    reasoning = _get(_get(usage, "completion_tokens_details")
-                     or _get(usage, "output_tokens_details"), "reasoning_tokens")
-    if _int(reasoning):
+        outcome.tokens_cache_read = _int(getattr(details, "cached_tokens", None))
+        outcome.tokens_cache_creation = _int(getattr(details, "cache_write_tokens", None))
+    output_details = getattr(usage, output_details_key, None)
+    reasoning = _int(getattr(output_details, "reasoning_tokens", None))
+    if reasoning:
         outcome.provider_metadata["reasoning_tokens"] = reasoning
     if outcome.tokens_input is not None or outcome.tokens_output is not None:
         outcome.usage_source = "reported"
     return outcome
 
 
-def _base_outcome(response: Any) -> Outcome:
-    outcome = Outcome(model=_str(_get(response, "model")),
-                      request_id=_str(getattr(response, "_request_id", None)))
-    response_id = _str(_get(response, "id"))
-    if response_id:
-        outcome.provider_metadata["response_id"] = response_id
-    for key in ("system_fingerprint", "service_tier"):
-        value = _str(_get(response, key))
+def _sdk_request_id(response: Any) -> str | None:
+    """The ``x-request-id`` the SDK stores on its models as ``_request_id``.
+
+    Read from the instance dict: ``getattr`` where it is unset (e.g. a
+    ``parse()`` result) goes through pydantic's ``__getattr__`` and raises
+    inside it, which costs microseconds."""
+    instance_dict = getattr(response, "__dict__", None)
+    return _str(instance_dict.get("_request_id")) if isinstance(instance_dict, dict) else None
+
+
+def _base_outcome(response: Any, metadata_keys: tuple[str, ...]) -> Outcome:
+    outcome = Outcome(model=_str(getattr(response, "model", None)),
+                      request_id=_sdk_request_id(response))
+    for key in metadata_keys:
+        value = _str(getattr(response, key, None))
         if value:
-            outcome.provider_metadata[key] = value
+            outcome.provider_metadata["response_id" if key == "id" else key] = value
     return outcome
 
 
 def chat_outcome(response: Any) -> Outcome:
     """Outcome of a ChatCompletion (also ParsedChatCompletion)."""
-    outcome = _usage_outcome(_base_outcome(response), _get(response, "usage"),
-                             "prompt_tokens", "completion_tokens")
-    choice = _first(_get(response, "choices"))
+    outcome = _usage_outcome(
+        _base_outcome(response, ("id", "system_fingerprint", "service_tier")),
+        getattr(response, "usage", None), CHAT_USAGE)
+    choice = _first(getattr(response, "choices", None))
     if choice is not None:
-        outcome.stop_reason = _str(_get(choice, "finish_reason"))
-        message = _get(choice, "message")
+        outcome.stop_reason = _str(getattr(choice, "finish_reason", None))
+        message = getattr(choice, "message", None)
         if message is not None:
-            outcome.content = _get(message, "content")
-            outcome.tool_calls = _chat_tool_calls(_get(message, "tool_calls"))
+            outcome.content = getattr(message, "content", None)
+            outcome.tool_calls = _chat_tool_calls(getattr(message, "tool_calls", None))
     return outcome
 
 
 def _chat_tool_calls(tool_calls: Any) -> list[tuple[str, Any]]:
     found: list[tuple[str, Any]] = []
     for tool_call in tool_calls if isinstance(tool_calls, list) else ():
-        function = _get(tool_call, "function")
-        name = _str(_get(function, "name")) if function is not None else None
+        function = getattr(tool_call, "function", None)
+        name = _str(getattr(function, "name", None)) if function is not None else None
         if name:
-            found.append((name, _get(function, "arguments")))
+            found.append((name, getattr(function, "arguments", None)))
     return found
 
 
 def text_completion_outcome(response: Any) -> Outcome:
     """Outcome of a legacy Completion."""
-    outcome = _usage_outcome(_base_outcome(response), _get(response, "usage"),
-                             "prompt_tokens", "completion_tokens")
-    choice = _first(_get(response, "choices"))
+    outcome = _usage_outcome(_base_outcome(response, ("id", "system_fingerprint")),
+                             getattr(response, "usage", None), CHAT_USAGE)
+    choice = _first(getattr(response, "choices", None))
     if choice is not None:
-        outcome.stop_reason = _str(_get(choice, "finish_reason"))
-        outcome.content = _get(choice, "text")
+        outcome.stop_reason = _str(getattr(choice, "finish_reason", None))
+        outcome.content = getattr(choice, "text", None)
     return outcome
 
 
 def responses_outcome(response: Any) -> Outcome:
     """Outcome of a Response (also ParsedResponse)."""
-    outcome = _usage_outcome(_base_outcome(response), _get(response, "usage"),
-                             "input_tokens", "output_tokens")
-    details = _get(response, "incomplete_details")
-    outcome.stop_reason = _str(_get(details, "reason")) if details is not None else None
-    outcome.stop_reason = outcome.stop_reason or _str(_get(response, "status"))
-    output = _get(response, "output")
+    outcome = _usage_outcome(_base_outcome(response, ("id", "service_tier")),
+                             getattr(response, "usage", None), RESPONSES_USAGE)
+    details = getattr(response, "incomplete_details", None)
+    outcome.stop_reason = _str(getattr(details, "reason", None)) if details is not None else None
+    outcome.stop_reason = outcome.stop_reason or _str(getattr(response, "status", None))
+    output = getattr(response, "output", None)
     if isinstance(output, list):
         outcome.content = output
         for item in output:
-            if _get(item, "type") in ("function_call", "custom_tool_call"):
-                name = _str(_get(item, "name"))
-                arguments = _get(item, "arguments") or _get(item, "input")
+            if getattr(item, "type", None) in ("function_call", "custom_tool_call"):
+                name = _str(getattr(item, "name", None))
+                arguments = getattr(item, "arguments", None) or getattr(item, "input", None)
                 if name:
                     outcome.tool_calls.append((name, arguments))
     return outcome
@@ -168,11 +188,11 @@ def responses_outcome(response: Any) -> Outcome:
 
 def embeddings_outcome(response: Any) -> Outcome:
     """Outcome of a CreateEmbeddingResponse: input tokens and (count, dimension)."""
-    outcome = _usage_outcome(_base_outcome(response), _get(response, "usage"),
-                             "prompt_tokens", "completion_tokens")
-    data = _get(response, "data")
+    outcome = _usage_outcome(_base_outcome(response, ()), getattr(response, "usage", None),
+                             CHAT_USAGE)
+    data = getattr(response, "data", None)
     if isinstance(data, list) and data:
-        dimension = _dimension(_get(data[0], "embedding"))
+        dimension = _dimension(getattr(data[0], "embedding", None))
         if dimension:
             outcome.output_dimensions = (len(data), dimension)
     return outcome
@@ -241,7 +261,7 @@ class ChatStreamAccumulator:
 
     def outcome(self) -> Outcome:
         outcome = _usage_outcome(Outcome(model=_str(self.model), request_id=_str(self.request_id)),
-                                 self.usage, "prompt_tokens", "completion_tokens")
+                                 self.usage, CHAT_USAGE)
         outcome.stop_reason = _str(self.finish_reason)
         outcome.tool_calls = [(slot[0], "".join(slot[1:])) for _, slot in sorted(self.tools.items())
                               if isinstance(slot[0], str)]
@@ -411,7 +431,7 @@ def _raw_outcome(call: Call, http_response: Any, kwargs: dict[str, Any]) -> Outc
         return outcome
     if not isinstance(decoded, dict):
         return outcome
-    parsed = call.adapter.response_outcome(decoded)
+    parsed = call.adapter.response_outcome(as_attributes(decoded))
     parsed.request_id = parsed.request_id or outcome.request_id
     return parsed
 
