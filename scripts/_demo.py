@@ -29,9 +29,9 @@ def banner(text: str) -> None:
 def start(name: str, args: list[str], env: dict[str, str] | None = None) -> dict[str, object]:
     ready = WORK / f"{name}.ready"
     ready.unlink(missing_ok=True)
-    log = open(WORK / f"{name}.log", "ab")
-    proc = subprocess.Popen([*args, "--ready-file", str(ready)], stdout=log, stderr=log,
-                            env=env, cwd=ROOT, start_new_session=True)
+    with open(WORK / f"{name}.log", "ab") as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen([*args, "--ready-file", str(ready)], stdout=log, stderr=log,
+                                env=env, cwd=ROOT, start_new_session=True)
     processes.append(proc)
     deadline = time.monotonic() + 30
     while not ready.exists():

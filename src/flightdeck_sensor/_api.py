@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from . import _sensor
-from ._config import resolve_config
+from ._config import PROVIDER_NAMES, resolve_config
 
 logger = logging.getLogger("flightdeck_sensor")
 
@@ -47,8 +47,10 @@ def patch(providers: list[str] | tuple[str, ...] | set[str] | None = None) -> No
         from .interceptors import patch_loaded
 
         sensor = _sensor.current()
-        chosen = frozenset(providers) if providers is not None else (
-            sensor.config.providers if sensor is not None else frozenset(("anthropic", "openai", "litellm")))
+        if providers is not None:
+            chosen = frozenset(providers)
+        else:
+            chosen = sensor.config.providers if sensor is not None else frozenset(PROVIDER_NAMES)
         patch_loaded(chosen)
         _hooks.install(chosen)
     except Exception:

@@ -191,7 +191,8 @@ class Call:
         self.sensor.record("llm_error", fields)
 
 
-def _attach_content(sensor: _sensor.Sensor, fields: dict[str, Any], content: dict[str, Any]) -> None:
+def _attach_content(sensor: _sensor.Sensor, fields: dict[str, Any],
+                    content: dict[str, Any]) -> None:
     from ._content import capped_content
 
     fields["has_content"] = True
@@ -290,7 +291,7 @@ def async_wrapper(adapter: Adapter, kind: str = "chat",
 # Streams.
 
 def _percentile(sorted_values: list[int], fraction: float) -> float:
-    index = min(len(sorted_values) - 1, int(round(fraction * (len(sorted_values) - 1))))
+    index = min(len(sorted_values) - 1, round(fraction * (len(sorted_values) - 1)))
     return sorted_values[index] / 1_000_000
 
 
@@ -380,7 +381,7 @@ def record_iteration(recorder: StreamRecorder, iterator: Iterator[Any]) -> Itera
     recorder.complete()
 
 
-class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """Transparent proxy of an SDK's sync stream: iteration is timed, ``close()``,
     ``with`` and GC finalize. Everything else goes to the SDK object."""
 
@@ -432,7 +433,7 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
             recorder.abort()
 
 
-class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """The async twin of :class:`SyncStreamProxy`; cancellation counts as an abort."""
 
     def __init__(self, wrapped: Any, recorder: StreamRecorder) -> None:

@@ -6,6 +6,8 @@ Anthropic SDK, the OpenAI SDK and litellm all expose in the same shape.
 
 from __future__ import annotations
 
+import contextlib
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,10 +73,8 @@ class ErrorFacts:
 def classify(exc: BaseException, provider: str) -> ErrorFacts:
     """ErrorFacts from any SDK exception; never raises."""
     facts = ErrorFacts(provider=provider, error_message=type(exc).__name__)
-    try:
+    with contextlib.suppress(Exception):
         _fill(facts, exc)
-    except Exception:
-        pass
     return facts
 
 

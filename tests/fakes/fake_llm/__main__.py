@@ -1,6 +1,7 @@
 """Run the fake provider as a process: ``python -m fakes.fake_llm --port 0 --ready-file F``."""
 
 import argparse
+import contextlib
 import json
 import signal
 import threading
@@ -22,8 +23,6 @@ else:
     print(fake.url, flush=True)
 stop = threading.Event()
 signal.signal(signal.SIGTERM, lambda *_: stop.set())
-try:
+with contextlib.suppress(KeyboardInterrupt):
     stop.wait()
-except KeyboardInterrupt:
-    pass
 fake.stop()

@@ -52,7 +52,8 @@ def json_reply(body: Any, status: int = 200, headers: dict[str, str] | None = No
     return Reply(status=status, body=body, headers=headers or {})
 
 
-def sse_reply(events: Iterable[tuple[str | None, Any]], headers: dict[str, str] | None = None) -> Reply:
+def sse_reply(events: Iterable[tuple[str | None, Any]],
+              headers: dict[str, str] | None = None) -> Reply:
     """SSE reply from (event name or None, data) pairs; data dicts are JSON-encoded."""
     encoded = [(name, data if isinstance(data, str) else json.dumps(data)) for name, data in events]
     return Reply(sse=encoded, headers=headers or {})
