@@ -189,7 +189,10 @@ def measure_memory_down(events: int, spool: str) -> dict[str, Any]:
 EXIT_PROGRAM = """
 import time, flightdeck_sensor, os
 from flightdeck_sensor import _sensor
-if os.environ["BENCH_SERVER"]:
+if os.environ["BENCH_SERVER"] == "httpx":  # baseline: what importing httpx costs at exit
+    import httpx
+    client = httpx.Client()
+elif os.environ["BENCH_SERVER"]:
     flightdeck_sensor.init(server=os.environ["BENCH_SERVER"], token="{token}")
     sensor = _sensor.current()
     for _ in range(1000):
@@ -214,7 +217,8 @@ def measure_exit(collector: Collector, runs: int, spool: str) -> dict[str, Any]:
     dead.stop()
     results: dict[str, Any] = {}
     with IngestServer([Reply(never_answer=True)]) as hanging:
-        for state, url in (("no_sensor_baseline", ""), ("up", collector.ingest_url),
+        for state, url in (("no_sensor_baseline", ""), ("no_sensor_httpx_baseline", "httpx"),
+                           ("up", collector.ingest_url),
                            ("down", dead.url), ("not_answering", hanging.url)):
             times = [exit_seconds(url, spool) for _ in range(runs)]
             results[state] = {"median_s": round(statistics.median(times), 3),
@@ -278,7 +282,8 @@ def print_table(result: dict[str, Any]) -> None:
         ("exit with 1,000 pending, server down", f"{e['down']['median_s']} s"),
         ("exit with 1,000 pending, never answers", f"{e['not_answering']['median_s']} s"),
         ("exit of the same program without the sensor",
-         f"{e['no_sensor_baseline']['median_s']} s"),
+         f"{e['no_sensor_baseline']['median_s']} s "
+         f"(with httpx imported: {e['no_sensor_httpx_baseline']['median_s']} s)"),
     ]
     rows.append(("machine load average (1 min) / CPUs",
                  f"{result['load_average_at_end'][0]:.1f} / {result['cpus']}"))

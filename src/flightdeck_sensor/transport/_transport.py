@@ -111,7 +111,8 @@ class Transport:
             thread.join(max(0.0, deadline - time.monotonic()))
             finished = not thread.is_alive()
         else:
-            sender.run(replay=False)  # inline on this thread; bounded by the deadline
+            if not sender.is_idle():
+                sender.run(replay=False)  # inline on this thread; bounded by the deadline
             finished = True
         leftovers = sender.leftovers()
         if leftovers:
