@@ -199,6 +199,41 @@ def test_stream_is_litellms_stream_wrapper_to_the_caller(sensor: SensorHarness,
     assert {type(chunk).__name__ for chunk in stream} == {"ModelResponseStream"}
 
 
+# ---------------------------------------------------------------- prompt capture
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_no_content_leaves_the_process_without_prompt_capture(
+        sensor: SensorHarness, fake_llm: FakeLLM, stream: bool) -> None:
+    sensor.init()
+
+    result = litellm.completion(stream=stream, **call_kwargs(fake_llm, ANTHROPIC))
+    if stream:
+        list(result)
+
+    for event in sensor.call_events():
+        assert not event.get("has_content")
+        assert event.get("content") is None
+        assert "hello there world" not in str(event)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_prompt_capture_sends_the_request_and_the_response(
+        sensor: SensorHarness, fake_llm: FakeLLM, stream: bool) -> None:
+    sensor.init(capture_prompts=True)
+
+    result = litellm.completion(stream=stream, **call_kwargs(fake_llm, ANTHROPIC))
+    if stream:
+        list(result)
+
+    pre, post = sensor.call_events()
+    assert pre["has_content"] is True
+    assert pre["content"]["request"]["messages"] == MESSAGES
+    assert post["has_content"] is True
+    response = post["content"]["response"]
+    text = response["text"] if stream else response
+    assert text == "You said: hello there world"
+
+
 # ---------------------------------------------------------------- embeddings
 
 @sync_async

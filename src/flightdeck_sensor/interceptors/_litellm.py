@@ -276,12 +276,15 @@ class _StreamAccumulator:
 class _SyncLiteLLMStreamProxy(SyncStreamProxy):
     """litellm may make the provider request lazily, on the first ``next()``
     (``text_completion(stream=True)`` calls the OpenAI SDK then): that inner call
-    is part of this one and must stay silent, so iteration runs under the guard."""
+    is part of this one and must stay silent, so reading up to the first chunk
+    runs under the guard (later chunks skip the contextvar: per-chunk budget)."""
 
     def __next__(self) -> Any:
+        if self._self_recorder.chunk_count:
+            return SyncStreamProxy.__next__(self)
         token = _IN_CALL.set(True)
         try:
-            return super().__next__()
+            return SyncStreamProxy.__next__(self)
         finally:
             _IN_CALL.reset(token)
 
@@ -292,9 +295,11 @@ class _AsyncLiteLLMStreamProxy(AsyncStreamProxy):
     core's proxy models."""
 
     async def __anext__(self) -> Any:
+        if self._self_recorder.chunk_count:
+            return await AsyncStreamProxy.__anext__(self)
         token = _IN_CALL.set(True)
         try:
-            return await super().__anext__()
+            return await AsyncStreamProxy.__anext__(self)
         finally:
             _IN_CALL.reset(token)
 
