@@ -215,10 +215,12 @@ def _dimension(embedding: Any) -> int | None:
 class ChatStreamAccumulator:
     """Folds ChatCompletionChunk (or legacy Completion chunk) into an Outcome."""
 
-    __slots__ = ("capture", "finish_reason", "model", "request_id", "texts", "tools", "usage")
+    __slots__ = ("capture", "finish_reason", "legacy", "model", "request_id", "texts", "tools",
+                 "usage")
 
-    def __init__(self, capture: bool) -> None:
+    def __init__(self, capture: bool, legacy: bool = False) -> None:
         self.capture = capture
+        self.legacy = legacy  # legacy completion chunks carry ``text``, not ``delta``
         self.model: Any = None
         self.request_id: Any = None
         self.usage: Any = None
@@ -238,10 +240,12 @@ class ChatStreamAccumulator:
         choice = choices[0]
         if choice.finish_reason is not None:
             self.finish_reason = choice.finish_reason
-        delta = getattr(choice, "delta", None)
-        if delta is None:  # legacy completion chunk
+        if self.legacy:
             if self.capture:
-                self.texts.append(getattr(choice, "text", None) or "")
+                self.texts.append(choice.text or "")
+            return
+        delta = choice.delta
+        if delta is None:
             return
         if delta.tool_calls:
             self._add_tool_calls(delta.tool_calls)
@@ -344,7 +348,7 @@ class OpenAIAdapter:
 CHAT = OpenAIAdapter(("messages", "tools", "functions"), chat_outcome,
                      lambda: ChatStreamAccumulator(_capture_on()))
 TEXT_COMPLETION = OpenAIAdapter(("prompt", "suffix"), text_completion_outcome,
-                                lambda: ChatStreamAccumulator(_capture_on()))
+                                lambda: ChatStreamAccumulator(_capture_on(), legacy=True))
 RESPONSES = OpenAIAdapter(("instructions", "input", "tools"), responses_outcome,
                           ResponsesStreamAccumulator)
 EMBEDDINGS = OpenAIAdapter(("input",), embeddings_outcome)  # never streamed
