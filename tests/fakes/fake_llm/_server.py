@@ -93,7 +93,7 @@ class FakeLLM:
         self._scripted: list[_Scripted] = []
         self._stream_faults: list[_Scripted] = []
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
+        self._httpd = _QuietServer((host, port), _make_handler(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -106,7 +106,8 @@ class FakeLLM:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> FakeLLM:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-llm",
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
+                                        name="fake-llm",
                                         daemon=True)
         self._thread.start()
         return self
@@ -168,6 +169,16 @@ class FakeLLM:
             if fault is not None:
                 reply.drop_after = fault.drop_after
         return reply
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Clients that hang up mid-stream (early break, close) are normal here."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _make_handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
