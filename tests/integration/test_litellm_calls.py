@@ -80,6 +80,7 @@ def test_completion_reports_one_pair_with_the_providers_numbers(
     assert post["provider_metadata"]["request_id"]
     assert "streaming" not in post
     assert isinstance(response, litellm.ModelResponse)
+    assert sensor.sensor is not None and sensor.sensor.internal_errors == 0
 
 
 @sync_async
@@ -145,6 +146,7 @@ def test_streamed_completion_reports_one_pair_with_a_streaming_block(
     assert streaming["ttft_ms"] is not None and streaming["ttft_ms"] >= 0
     assert streaming["inter_chunk_ms"]["max"] >= streaming["inter_chunk_ms"]["p50"] >= 0
     assert post["provider_metadata"]["request_id"]
+    assert sensor.sensor is not None and sensor.sensor.internal_errors == 0
 
 
 @sync_async
@@ -358,6 +360,26 @@ def test_router_call_reports_one_pair(sensor: SensorHarness, fake_llm: FakeLLM,
     assert types_of(events) == ["pre_call", "post_call"]
     assert events[1]["model_requested"] == target.model  # the deployment, not the alias
     assert events[1]["provider"] == target.name
+
+
+def test_router_retry_reports_each_attempt_it_made(sensor: SensorHarness,
+                                                   fake_llm: FakeLLM) -> None:
+    # Router retries go through litellm.acompletion again: each attempt is a
+    # provider request of its own, and is reported as such (known limit: the
+    # failed attempt says terminal: true although the Router went on).
+    from fakes.fake_llm import anthropic_routes
+
+    sensor.init()
+    router = litellm.Router(model_list=[{
+        "model_name": "my-model",
+        "litellm_params": {"model": ANTHROPIC.model, "api_base": ANTHROPIC.api_base(fake_llm),
+                           "api_key": "sk-test"}}], num_retries=1, retry_after=0)
+    fake_llm.script(ANTHROPIC.path, anthropic_routes.error_reply(500))
+
+    asyncio.run(router.acompletion(model="my-model", messages=MESSAGES))
+
+    assert len(fake_llm.requests) == 2
+    assert types_of(sensor.call_events()) == ["pre_call", "llm_error", "pre_call", "post_call"]
 
 
 # ---------------------------------------------------------------- transparency
