@@ -260,7 +260,6 @@ class _StreamAccumulator:
             outcome.content = {"text": "".join(self._text), "tool_calls": tools}
         return outcome
 
-
     def _partial_usage(self) -> Any:
         """A stream cut short (error, break, close) carries no usage: litellm's own
         recovery counts the chunks delivered so far (it bills them the same way)."""
