@@ -422,3 +422,36 @@ def test_cached_prompt_tokens_are_reported(sensor: Any, fake_llm: Any) -> None:
     # then: input includes the cached tokens, cache read is reported apart
     post = sensor.events("post_call")[0]
     assert (post["tokens_input"], post["tokens_cache_read"]) == (12, 6)
+
+
+def test_raw_response_of_a_stream_is_reported_when_its_headers_arrive(
+        sensor: Any, fake_llm: Any) -> None:
+    # given
+    sensor.init()
+
+    # when: the user asks for the raw response of a stream and parses it themselves
+    raw = sync_client(fake_llm).chat.completions.with_raw_response.create(**CHAT, stream=True)
+    stream = raw.parse()
+    text = _chunks_text(list(stream))
+
+    # then: the user's stream is the SDK's own, whole; the call is reported once,
+    # without usage or stream timings (the sensor never touches a body it did not read)
+    assert type(stream) is openai.Stream
+    assert text == ANSWER
+    _pre, post = sensor.call_events()
+    assert post["event_type"] == "post_call"
+    assert post["usage_source"] == "absent"
+    assert post.get("streaming") is None
+
+
+def test_messages_given_as_a_generator_reach_the_api_whole(sensor: Any, fake_llm: Any) -> None:
+    # given: prompt capture on, which reads the request's messages
+    sensor.init(capture_prompts=True)
+
+    # when: the messages are a one-shot generator
+    answer = sync_client(fake_llm).chat.completions.create(
+        model=MODEL, messages=(message for message in MESSAGES))
+
+    # then: the sensor did not consume it
+    assert _chat_text(answer) == ANSWER
+    assert last_body(fake_llm, routes.CHAT_PATH)["messages"] == MESSAGES
