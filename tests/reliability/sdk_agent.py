@@ -70,7 +70,8 @@ def tokens(response):
 
 
 def report(**values):
-    print("REPORT " + json.dumps(values), flush=True)
+    sys.stdout.flush()  # one write per line: forked children share this pipe
+    os.write(1, ("REPORT " + json.dumps(values) + "\\n").encode())
 
 
 def log_submitted_ids(path):

@@ -1,0 +1,160 @@
+"""Hostile ingest answers fed to the real sender, fuzzed: odd status codes,
+weird Retry-After values, garbage / HTML / huge / wrongly typed / truncated
+gzip bodies, slow and never-finished answers. The program never sees an
+exception, the sender never dies of one, and close() keeps its time budget.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fakes.ingest_server import IngestServer, Reply
+from flightdeck_sensor._config import resolve_config
+from flightdeck_sensor._session import Session
+from flightdeck_sensor.transport import Transport
+
+pytestmark = [pytest.mark.reliability, pytest.mark.timeout(300)]
+
+CLOSE_BUDGET = 1.0
+CLOSE_MARGIN = 1.5  # thread join granularity and a loaded machine; proves "no hang"
+
+STATUSES = st.sampled_from([200, 201, 202, 204, 206, 299, 301, 302, 307, 400, 401, 403, 404,
+                            405, 408, 409, 413, 415, 422, 429, 431, 500, 501, 502, 503, 504,
+                            507, 599])
+RETRY_AFTER = st.one_of(
+    st.sampled_from(["0", "-5", "1e309", "nan", "inf", "-inf", "1.5", "99999999999999999999",
+                     "Wed, 21 Oct 2015 07:28:00 GMT", "Fri, 31 Dec 9999 23:59:59 GMT",
+                     "Mon, 32 Foo 2020 25:61:61 GMT", "", " 1 ", "0x10", "١٢"]),
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40))
+JSON_BODIES = st.sampled_from([
+    None, [], 123, "ok", True,
+    {"status": "ok", "accepted": "all", "rejected": "none"},
+    {"rejected": [{"index": "0", "error": 5}]},
+    {"rejected": [{"index": 10**20}, {"index": -1}, {"index": True}, None, "x", 0]},
+    {"rejected": [{"index": 0, "error": {"nested": ["x" * 1000]}}]},
+    {"attached": "yes", "directive": {"action": ["shutdown"]}},
+    {"error": None}, {"error": ["a", "b"]}, {"accepted": -1, "rejected": {}},
+])
+
+
+@st.composite
+def bodies(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
+    kind = draw(st.sampled_from(["json", "garbage", "html", "huge", "truncated_gzip",
+                                 "empty", "bad_utf8"]))
+    if kind == "json":
+        return json.dumps(draw(JSON_BODIES)).encode(), {"Content-Type": "application/json"}
+    if kind == "garbage":
+        return draw(st.binary(max_size=2000)), {}
+    if kind == "html":
+        return b"<html><body><h1>502 Bad Gateway</h1></body></html>", {
+            "Content-Type": "text/html"}
+    if kind == "huge":
+        return b"{" + b" " * draw(st.integers(1_000_000, 4_000_000)), {}
+    if kind == "truncated_gzip":
+        packed = gzip.compress(json.dumps({"status": "ok", "rejected": []}).encode())
+        return packed[:draw(st.integers(0, len(packed) - 1))], {"Content-Encoding": "gzip"}
+    if kind == "bad_utf8":
+        return b'{"error": "\xff\xfe\xfa"}', {"Content-Type": "application/json"}
+    return b"", {}
+
+
+@st.composite
+def replies(draw: st.DrawFn) -> Reply:
+    body, headers = draw(bodies())
+    if draw(st.booleans()):
+        headers["Retry-After"] = draw(RETRY_AFTER)
+    if draw(st.integers(0, 9)) == 0:
+        headers["Content-Length-Ignored"] = "x" * 8000  # an oversized header
+    return Reply(draw(STATUSES), body=body, headers=headers,
+                 delay=draw(st.sampled_from([0.0, 0.0, 0.0, 0.2])),
+                 never_answer=draw(st.integers(0, 14)) == 0,
+                 close_connection=draw(st.integers(0, 14)) == 0)
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def sensor_log() -> Iterator[Records]:
+    handler = Records()
+    logger = logging.getLogger("flightdeck_sensor")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+
+
+def events(count: int, server: str) -> list[dict[str, Any]]:
+    config, _ = resolve_config({"FLIGHTDECK_SPOOL": "off"}, server=server, token="tok-hostile")
+    session = Session(config)
+    return [session.build("post_call", {"model": "gpt-test", "provider": "openai",
+                                        "tokens_input": 3, "tokens_output": 2,
+                                        "tokens_total": 5, "latency_ms": 1})
+            for _ in range(count)]
+
+
+@settings(max_examples=20, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(script=st.lists(replies(), min_size=1, max_size=4))
+def test_hostile_answers_never_raise_never_kill_the_sender_and_exit_stays_bounded(
+        script: list[Reply], sensor_log: Records) -> None:
+    sensor_log.records.clear()
+    with IngestServer(script) as server:
+        # Given a transport delivering to a server that answers with the script
+        config, _ = resolve_config({"FLIGHTDECK_SPOOL": "off"}, server=server.url,
+                                   token="tok-hostile")
+        transport = Transport(config)
+        # When events are submitted, flushed and the transport closes
+        for event in events(5, server.url):
+            transport.submit(event)
+        transport.flush(0.5)
+        started = time.monotonic()
+        transport.close(CLOSE_BUDGET)
+        took = time.monotonic() - started
+        status = transport.status()
+
+    # Then close kept its budget, and nothing escaped or killed the sender
+    assert took < CLOSE_BUDGET + CLOSE_MARGIN, (took, script)
+    assert isinstance(status["dropped"], dict)
+    died = [r.getMessage() for r in sensor_log.records if "internal error" in r.getMessage()
+            or (r.exc_info and r.levelno >= logging.WARNING)]
+    assert died == [], (died, script)
+    assert "Bearer" not in " ".join(r.getMessage() for r in sensor_log.records)
+
+
+def test_sender_thread_ends_after_close_even_if_the_server_never_answers() -> None:
+    # Given a server that reads every request and never answers
+    with IngestServer([Reply(200, never_answer=True)]) as server:
+        config, _ = resolve_config({"FLIGHTDECK_SPOOL": "off"}, server=server.url,
+                                   token="tok-hostile")
+        transport = Transport(config)
+        for event in events(3, server.url):
+            transport.submit(event)
+        time.sleep(1.2)  # the batch window passed: the POST hangs on the server
+        # When the transport closes with a 1 s budget
+        started = time.monotonic()
+        transport.close(CLOSE_BUDGET)
+        took = time.monotonic() - started
+        # Then close returns within the budget and the sender thread is gone soon after
+        senders = [t for t in threading.enumerate() if t.name == "flightdeck-sensor-sender"]
+        deadline = time.monotonic() + 6
+        while any(t.is_alive() for t in senders) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert took < CLOSE_BUDGET + CLOSE_MARGIN
+    assert not any(t.is_alive() for t in senders)
+    assert sum(transport.status()["dropped"].values()) == 3  # spool off: counted, not silent
