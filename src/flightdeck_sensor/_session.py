@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -12,15 +13,36 @@ from ._frameworks import current_framework
 from ._identity import CLIENT_TYPE, agent_id
 
 
-def utc_timestamp() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+def utc_timestamp(seconds: float | None = None) -> str:
+    """RFC 3339 UTC with offset, of now or of ``seconds`` since the epoch."""
+    moment = datetime.now(timezone.utc) if seconds is None else datetime.fromtimestamp(
+        seconds, timezone.utc)
+    return moment.isoformat(timespec="microseconds")
+
+
+def complete_event(event: dict[str, Any]) -> dict[str, Any]:
+    """Stamp what ``Session.build`` leaves to the sender thread: the event id and
+    the RFC 3339 form of its time. Called as the event leaves the queue; idempotent.
+
+    Both cost more than the rest of the event together (uuid4 about 60 % of
+    ``build``, formatting the time about 30 %), and neither has to happen on the
+    user's thread: the instant is captured there, the id only has to exist
+    before the first send (retries reuse it, so the server can deduplicate).
+    """
+    if "id" not in event:
+        event["id"] = str(uuid.uuid4())
+    stamp = event.get("timestamp")
+    if isinstance(stamp, float):
+        event["timestamp"] = utc_timestamp(stamp)
+    return event
 
 
 class Session:
     """Builds events carrying the common fields; keeps the session's token total.
 
     ``build`` is on the hot path of every intercepted call: it copies a
-    prepared template and fills in the per-event fields.
+    prepared template, fills in the per-event fields and captures the instant;
+    :func:`complete_event` finishes the event on the sender thread.
     """
 
     def __init__(self, config: Config, session_id: str | None = None,
@@ -67,10 +89,9 @@ class Session:
         """A complete wire event: template, then ``fields``, then id/time/counters."""
         event = self._template.copy()
         event.update(fields)
-        event["id"] = str(uuid.uuid4())
         event["event_type"] = event_type
         event["framework"] = current_framework()
-        event["timestamp"] = utc_timestamp()
+        event["timestamp"] = time.time()
         added = fields.get("tokens_total") if event_type in ("post_call", "embeddings") else None
         if added:
             with self._lock:

@@ -7,7 +7,7 @@ import uuid
 
 from flightdeck_sensor._config import resolve_config
 from flightdeck_sensor._identity import agent_id, current_user, default_agent_name, system_hostname
-from flightdeck_sensor._session import Session
+from flightdeck_sensor._session import Session, complete_event
 
 
 def test_agent_id_matches_the_protocol_test_vector() -> None:
@@ -44,7 +44,7 @@ def test_events_carry_the_identity_of_the_configuration() -> None:
                                 "USER": "omria", "FLIGHTDECK_HOSTNAME": "Omri-PC",
                                 "FLIGHTDECK_AGENT_TYPE": "coding"})
 
-    event = Session(config).build("pre_call", {})
+    event = complete_event(Session(config).build("pre_call", {}))
 
     assert (event["user"], event["hostname"], event["host"], event["agent_name"]) == (
         "omria", "Omri-PC", "Omri-PC", "omria@Omri-PC")

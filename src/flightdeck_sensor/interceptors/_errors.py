@@ -7,7 +7,6 @@ Anthropic SDK, the OpenAI SDK and litellm all expose in the same shape.
 from __future__ import annotations
 
 import contextlib
-
 from dataclasses import dataclass
 from typing import Any
 

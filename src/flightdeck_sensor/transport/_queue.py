@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from .._session import complete_event
+
 # Serialized size of an event without content: about 900 bytes of common
 # fields; rounded up so the byte bound errs on the safe side.
 BASE_EVENT_BYTES = 1024
@@ -78,12 +80,13 @@ class EventQueue:
         return None if taken is None else taken[0]
 
     def pop_with_size(self) -> tuple[dict[str, Any], int] | None:
-        """The oldest event and its estimated size, or None when empty."""
+        """The oldest event, completed for the wire, and its estimated size, or None."""
         try:
             taken = self._items.popleft()
         except IndexError:
             return None
         self.bytes -= taken[1]
+        complete_event(taken[0])
         return taken
 
     def is_above(self, fraction: float) -> bool:
