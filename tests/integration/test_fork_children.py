@@ -103,7 +103,7 @@ if __name__ == "__main__":
     for child in children:
         child.start()
     for child in children:
-        child.join(30)
+        child.join()  # bounded by the subprocess timeout below
     print(SENSOR.session.id, [child.exitcode for child in children], flush=True)
 """
 
@@ -124,7 +124,7 @@ def test_multiprocessing_fork_children_report_their_calls(tmp_path: Path,
     parent_id, output = run_multiprocessing("fork", tmp_path, collector)
     assert "[0, 0, 0]" in output
 
-    events = collector.wait_for_events(18)
+    events = collector.wait_for_events(18, timeout=30)
 
     sessions = sessions_of(events)
     assert sessions.pop(parent_id) == complete(1)
@@ -140,7 +140,7 @@ def test_multiprocessing_spawn_children_report_their_calls(tmp_path: Path,
     parent_id, output = run_multiprocessing("spawn", tmp_path, collector)
     assert "[0, 0, 0]" in output
 
-    events = collector.wait_for_events(18)
+    events = collector.wait_for_events(18, timeout=30)
 
     sessions = sessions_of(events)
     assert sessions.pop(parent_id) == complete(1)
