@@ -36,6 +36,9 @@ def add_parser(subparsers: Any) -> None:
                          help='once listening, write {"url", "ingest_url", "port", "pid", "db"} '
                               "as JSON to PATH (for scripts and tests using --port 0)")
     collect.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    collect.add_argument("--no-batch", action="store_true",
+                         help="answer the batch path 404, as Flightdeck's ingestion does "
+                              "(sensors then send one event per request)")
     collect.set_defaults(func=run_collect)
 
     sessions = subparsers.add_parser("sessions", help="list the sessions the collector received")
@@ -72,7 +75,8 @@ def run_collect(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     try:
-        server = CollectorServer((args.host, args.port), token, store)
+        server = CollectorServer((args.host, args.port), token, store,
+                                 batch_endpoint=not args.no_batch)
     except OSError as error:
         store.close()
         print(f"flightdeck-sensor collect: cannot listen on {args.host}:{args.port}: "

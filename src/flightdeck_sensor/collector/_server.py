@@ -51,9 +51,12 @@ class CollectorServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], token: str, store: EventStore) -> None:
+    def __init__(self, address: tuple[str, int], token: str, store: EventStore,
+                 batch_endpoint: bool = True) -> None:
         self.expected_authorization = f"Bearer {token}".encode()
         self.store = store
+        # False: behave as Flightdeck's ingestion, which has no batch endpoint.
+        self.batch_endpoint = batch_endpoint
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, IngestHandler)
@@ -136,7 +139,7 @@ class IngestHandler(BaseHTTPRequestHandler):
 
     def _route(self, method: str, path: str) -> tuple[int, dict[str, Any]]:
         allowed = _KNOWN_PATHS.get(path)
-        if allowed is None:
+        if allowed is None or (path == BATCH_PATH and not self.server.batch_endpoint):
             raise HttpError(404, f"no such path: {path[:100]}")
         if method != allowed:
             raise HttpError(405, f"{path} accepts {allowed} only")
