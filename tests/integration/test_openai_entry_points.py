@@ -455,3 +455,21 @@ def test_messages_given_as_a_generator_reach_the_api_whole(sensor: Any, fake_llm
     # then: the sensor did not consume it
     assert _chat_text(answer) == ANSWER
     assert last_body(fake_llm, routes.CHAT_PATH)["messages"] == MESSAGES
+
+
+def test_prompt_capture_covers_responses_and_embedding_input(sensor: Any, fake_llm: Any) -> None:
+    # given: capture on
+    sensor.init(capture_prompts=True)
+    client = sync_client(fake_llm)
+
+    # when
+    client.responses.create(**RESPONSE)
+    client.embeddings.create(model=EMBEDDING_MODEL, input="embed these words")
+
+    # then: instructions, input and the response output; the embedding input
+    pre_response, post_response, pre_embedding, _ = sensor.call_events()
+    assert pre_response["content"]["request"] == {"instructions": "Answer briefly",
+                                                  "input": PROMPT}
+    output = post_response["content"]["response"]
+    assert output[0]["content"][0]["text"] == ANSWER
+    assert pre_embedding["content"]["request"] == {"input": "embed these words"}
