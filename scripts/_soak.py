@@ -55,7 +55,7 @@ QUICK_PHASES = (("down", 4), ("up", 3), ("slow", 8), ("up", 3), ("500", 3), ("up
                 ("429", 3), ("up", 4))
 
 AGENT = r'''
-import atexit, gc, json, logging, os, sys, threading, time
+import atexit, gc, json, logging, os, sys, threading, time, uuid
 logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                     format="%(created).3f %(levelname)s %(name)s %(message)s")
 import anthropic, openai
@@ -70,6 +70,8 @@ _submit = SENSOR.transport.submit
 
 
 def submit(event):
+    # The sensor may stamp ids on its sender thread; one stamped here is kept.
+    event.setdefault("id", str(uuid.uuid4()))
     IDS.write(event["id"] + "\n")
     _submit(event)
 

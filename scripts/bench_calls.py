@@ -21,6 +21,13 @@ Per-chunk cost is the slope between a short and a long stream of the same
 call: (added time at N_LONG deltas - added time at N_SHORT) / (N_LONG - N_SHORT),
 which removes the per-call overhead.
 
+An isolated measurement follows: the same patched entry points (the sensor's
+real wrapper, recording real events) around a stand-in for the SDK function
+that returns a prebuilt SDK response, or an instance of the SDK's own Stream
+class yielding prebuilt chunks. Without the ~2 ms of SDK work around it, the
+sensor's few microseconds are resolved on a noisy machine; the SDK-level
+figures above bound the same cost from outside.
+
     .venv/bin/python scripts/bench_calls.py [--quick] [--out .bench/calls.json]
 """
 
@@ -54,6 +61,7 @@ from fakes.fake_llm._server import ROUTES, _load_routes  # noqa: E402
 _load_routes()  # the route modules register themselves into ROUTES
 
 N_SHORT, N_LONG = 4, 64  # content deltas per streamed answer
+ISOLATED_FACTOR = 10  # the isolated path is ~100x cheaper than an SDK call: more calls per block
 TOKEN = "bench-token-0123456789"
 MESSAGES: Any = [{"role": "user", "content": "What is the capital of France"}]
 
@@ -301,7 +309,12 @@ def summarize(on_ns: list[int], off_ns: list[int], block_added: list[float]) -> 
     }
 
 
-def measure(case: Case, blocks: int, calls: int) -> dict[str, Any]:
+def set_sensor(enabled: bool) -> None:
+    (sensor_on if enabled else sensor_off)()
+
+
+def measure(case: Case, blocks: int, calls: int,
+            switch: Callable[[bool], None] = set_sensor) -> dict[str, Any]:
     """Interleaved ABBA blocks; per-call samples of both modes and per-block differences.
 
     Two clocks: the calling thread's CPU time (what the sensor adds to the
@@ -313,15 +326,15 @@ def measure(case: Case, blocks: int, calls: int) -> dict[str, Any]:
     block_added: dict[str, list[float]] = {c: [] for c in CLOCKS}
     process_cpu: dict[bool, int] = {True: 0, False: 0}
     for _ in range(3):  # warm both paths
-        sensor_on()
+        switch(True)
         case.call()
-        sensor_off()
+        switch(False)
         case.call()
     for block in range(blocks):
         order = (True, False) if block % 2 == 0 else (False, True)
         medians: dict[str, dict[bool, float]] = {c: {} for c in CLOCKS}
         for enabled in order:
-            (sensor_on if enabled else sensor_off)()
+            switch(enabled)
             gc.collect()
             cpu, wall, process = time_block(case.call, calls)
             process_cpu[enabled] += process
@@ -330,7 +343,7 @@ def measure(case: Case, blocks: int, calls: int) -> dict[str, Any]:
                 medians[clock][enabled] = statistics.median(values)
         for clock in CLOCKS:
             block_added[clock].append((medians[clock][True] - medians[clock][False]) / 1000)
-    sensor_off()
+    switch(False)
     result: dict[str, Any] = {
         "case": case.name, "label": case.label, "streamed": case.streamed, "deltas": case.deltas,
         "calls_per_mode": blocks * calls, "blocks": blocks,
@@ -367,13 +380,106 @@ def per_chunk(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return found
 
 
+# -- isolated: the sensor's own path, without the SDK's cost around it ----------------
+
+@dataclass
+class Isolated:
+    """A patched entry point called through the sensor's wrapper around a stand-in
+    for the SDK function that returns a prebuilt SDK response (or stream)."""
+
+    name: str
+    label: str
+    owner: Any  # class or module holding the patched attribute
+    attribute: str
+    instance: Any
+    kwargs: dict[str, Any]
+    stream_class: Any = None  # the SDK's Stream class, for streamed calls
+    deltas: int = 0
+
+
+def _fake_stream(model: Any, chunks: list[Any]) -> Any:
+    """An instance of the SDK's own Stream class yielding prebuilt chunks; its
+    ``response`` is that of the (consumed) stream ``model`` the chunks came from."""
+    stream = object.__new__(type(model))
+    stream._iterator = iter(chunks)
+    stream.response = model.response
+    return stream
+
+
+def isolated_cases(provider: Provider) -> list[Isolated]:
+    import anthropic
+    import openai
+    from anthropic._streaming import Stream as AnthropicStream
+    from anthropic.resources.messages.messages import Messages
+    from openai._streaming import Stream as OpenAIStream
+    from openai.resources.chat.completions.completions import Completions
+    from openai.resources.embeddings import Embeddings
+
+    def oai(deltas: int) -> Any:
+        return openai.OpenAI(base_url="http://fake.invalid/v1", api_key="sk-bench",
+                             max_retries=0, http_client=mock_http_client(provider, deltas))
+
+    def ant(deltas: int) -> Any:
+        return anthropic.Anthropic(base_url="http://fake.invalid", api_key="sk-ant-bench",
+                                   max_retries=0, http_client=mock_http_client(provider, deltas))
+
+    chat = {"model": "gpt-4o-mini", "messages": MESSAGES}
+    messages = {"model": "claude-3-5-haiku-latest", "max_tokens": 64, "messages": MESSAGES}
+    o, a = oai(N_SHORT), ant(N_SHORT)
+    cases = [
+        Isolated("openai.chat", "OpenAI chat.completions.create", Completions, "create",
+                 o.chat.completions, chat),
+        Isolated("openai.embeddings", "OpenAI embeddings.create", Embeddings, "create",
+                 o.embeddings, {"model": "text-embedding-3-small", "input": ["hello world"]}),
+        Isolated("anthropic.messages", "Anthropic messages.create", Messages, "create",
+                 a.messages, messages),
+    ]
+    for deltas in (N_SHORT, N_LONG):
+        cases += [
+            Isolated("openai.chat", "OpenAI chat.completions.create", Completions, "create",
+                     oai(deltas).chat.completions, chat | {"stream": True}, OpenAIStream, deltas),
+            Isolated("anthropic.messages", "Anthropic messages.create", Messages, "create",
+                     ant(deltas).messages, messages | {"stream": True}, AnthropicStream, deltas),
+        ]
+    return cases
+
+
+def measure_isolated(case: Isolated, blocks: int, calls: int) -> dict[str, Any] | None:
+    """None when the entry point is not wrapped or a stream is not proxied."""
+    import wrapt
+
+    sensor_off()
+    prebuilt = getattr(case.owner, case.attribute)(case.instance, **case.kwargs)
+    chunks = list(prebuilt) if case.stream_class is not None else None
+    sensor_on()
+    patched = case.owner.__dict__[case.attribute]
+    if not isinstance(patched, wrapt.FunctionWrapper):
+        return None
+
+    def sdk_stand_in(*args: Any, **kwargs: Any) -> Any:
+        return _fake_stream(prebuilt, chunks) if chunks is not None else prebuilt
+
+    bound = wrapt.FunctionWrapper(sdk_stand_in, patched._self_wrapper).__get__(
+        case.instance, type(case.instance))
+    if chunks is not None and not isinstance(bound(**case.kwargs), wrapt.ObjectProxy):
+        return None
+    enabled = {"on": True}
+
+    def call() -> Any:
+        result = (bound if enabled["on"] else sdk_stand_in)(**case.kwargs)
+        return _drain(result) if chunks is not None else result
+
+    toggled = Case(case.name, case.label, chunks is not None, case.deltas, call)
+    return measure(toggled, blocks, calls, switch=lambda on: enabled.update(on=on))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="few blocks, for a smoke run")
     parser.add_argument("--out", default=str(ROOT / ".bench" / "calls.json"))
     parser.add_argument("--no-litellm", action="store_true", help="skip litellm (~5 s import)")
     args = parser.parse_args()
-    blocks, calls = (4, 20) if args.quick else (12, 80)
+    blocks, calls = (4, 20) if args.quick else (10, 40)
 
     import flightdeck_sensor
     from flightdeck_sensor import _sensor
@@ -392,13 +498,26 @@ def main() -> int:
                           file=sys.stderr)
                     sensor_off()
                     continue
-                result = measure(case, blocks, calls)
+                # litellm's streams cost ~50x a plain SDK call here: fewer of them
+                slow = case.name.startswith("litellm") and case.streamed
+                result = measure(case, blocks, max(5, calls // 4) if slow else calls)
                 results.append(result)
                 cpu, wall = result["cpu"], result["wall"]
                 print(f"  {case.label:36} {'stream' + str(case.deltas) if case.streamed else '':9}"
                       f" cpu off {cpu['off_median_us']:8.1f} added {cpu['added_median_us']:7.1f}"
                       f" | wall off {wall['off_median_us']:8.1f} added "
                       f"{wall['added_median_us']:7.1f} us", file=sys.stderr)
+            isolated = []
+            for icase in isolated_cases(provider):
+                measured = measure_isolated(icase, blocks, calls * ISOLATED_FACTOR)
+                if measured is None:
+                    skipped.append(f"isolated {icase.name}")
+                    continue
+                isolated.append(measured)
+                print(f"  isolated {icase.label:29} "
+                      f"{'stream' + str(icase.deltas) if icase.deltas else '':9} cpu added "
+                      f"{measured['cpu']['added_median_us']:7.2f} us", file=sys.stderr)
+            sensor_off()
             sensor = _sensor.current()
             assert sensor is not None
             delivered = sensor.flush(15)
@@ -414,6 +533,8 @@ def main() -> int:
         "load_average": list(os.getloadavg()),
         "sink": "real transport -> collector subprocess on loopback",
         "calls": results, "per_chunk": per_chunk(results), "not_intercepted": skipped,
+        "isolated": isolated, "isolated_per_chunk": per_chunk(isolated),
+        "isolated_calls_per_block": calls * ISOLATED_FACTOR,
         "sensor_status": {k: status.get(k) for k in ("sent", "dropped", "queued", "spooled")},
         "all_delivered": delivered,
     }

@@ -80,6 +80,8 @@ def log_submitted_ids(path):
     submit = SENSOR.transport.submit
 
     def logged(event):
+        # The sensor may stamp ids on its sender thread; one stamped here is kept.
+        event.setdefault("id", str(__import__("uuid").uuid4()))
         ids.write(event["id"] + "\\n")
         submit(event)
 
