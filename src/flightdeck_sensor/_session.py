@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -20,17 +21,17 @@ def utc_timestamp(seconds: float | None = None) -> str:
     return moment.isoformat(timespec="microseconds")
 
 
-def complete_event(event: dict[str, Any]) -> dict[str, Any]:
-    """Stamp what ``Session.build`` leaves to the sender thread: the event id and
-    the RFC 3339 form of its time. Called as the event leaves the queue; idempotent.
+def new_event_id() -> str:
+    """A random (version 4) UUID from os.urandom, like ``uuid.uuid4()`` at a
+    seventh of its cost: ``uuid4`` was 60 % of ``Session.build``."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
-    Both cost more than the rest of the event together (uuid4 about 60 % of
-    ``build``, formatting the time about 30 %), and neither has to happen on the
-    user's thread: the instant is captured there, the id only has to exist
-    before the first send (retries reuse it, so the server can deduplicate).
-    """
-    if "id" not in event:
-        event["id"] = str(uuid.uuid4())
+
+def complete_event(event: dict[str, Any]) -> dict[str, Any]:
+    """Format the event's time as RFC 3339, on the sender thread as the event
+    leaves the queue (idempotent). ``Session.build`` captures only the instant:
+    formatting it was 30 % of the cost of building an event."""
     stamp = event.get("timestamp")
     if isinstance(stamp, float):
         event["timestamp"] = utc_timestamp(stamp)
@@ -42,7 +43,7 @@ class Session:
 
     ``build`` is on the hot path of every intercepted call: it copies a
     prepared template, fills in the per-event fields and captures the instant;
-    :func:`complete_event` finishes the event on the sender thread.
+    :func:`complete_event` formats the time on the sender thread.
     """
 
     def __init__(self, config: Config, session_id: str | None = None,
@@ -89,6 +90,7 @@ class Session:
         """A complete wire event: template, then ``fields``, then id/time/counters."""
         event = self._template.copy()
         event.update(fields)
+        event["id"] = new_event_id()
         event["event_type"] = event_type
         event["framework"] = current_framework()
         event["timestamp"] = time.time()

@@ -1,12 +1,13 @@
 """The first calls of a process, while the sensor's sender thread is starting.
 
-The first event starts the sender thread, which imports httpx (~100 ms). The
-OpenAI SDK looks for a loaded legacy ``httpx`` with ``sys.modules.get("httpx")``
-on every request (``openai._httpx2.normalize_httpx_timeout``); during that
-import it finds the half-initialized module and raises ``AttributeError:
-partially initialized module 'httpx' has no attribute 'Timeout'`` into the
-user's call. Found by scripts/bench_calls.py (fixed in 8299e0c: the OpenAI
-hook imports httpx with the SDK); these tests keep it fixed.
+The OpenAI SDK looks for a loaded legacy ``httpx`` with ``sys.modules.get("httpx")``
+on every request (``openai._httpx2.normalize_httpx_timeout``). When the sender
+thread imported httpx lazily, a call made during that import found the
+half-initialized module and raised ``AttributeError: partially initialized
+module 'httpx' has no attribute 'Timeout'`` into the user's code. Found by
+scripts/bench_calls.py; fixed by importing httpx when the sensor is created
+(``transport._transport._import_http_stack``). These tests keep it fixed,
+including for a program whose OpenAI SDK is not instrumented at all.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 from fakes.fake_llm import FakeLLM
 from reliability.sdk_agent import run_agent
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.timeout(300)]
 
 
 def test_openai_calls_made_while_the_sender_starts_never_fail(
@@ -56,6 +57,31 @@ def test_anthropic_calls_made_while_the_sender_starts_never_fail(
         report(calls=calls, errors=errors[:3], failed=len(errors))
     """, collector.ingest_url, collector.token, fake_llm.url)
 
+    assert result.returncode == 0, result.stderr
+    assert result.report["failed"] == 0, result.report
+    assert result.report["calls"] > 0
+
+
+def test_uninstrumented_openai_calls_never_fail_while_the_sender_starts(
+        collector: Any, fake_llm: FakeLLM) -> None:
+    # Given a program that instruments only Anthropic but also uses the OpenAI SDK
+    # When an Anthropic call starts the sender while OpenAI calls run
+    result = run_agent("""
+        flightdeck_sensor.unpatch()
+        flightdeck_sensor.patch(["anthropic"])
+        client, claude = openai_client(), anthropic_client()
+        threading.Thread(target=message, args=(claude,)).start()
+        errors, calls, end = [], 0, time.monotonic() + 1.5
+        while time.monotonic() < end:
+            calls += 1
+            try:
+                chat(client)
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+        report(calls=calls, errors=errors[:3], failed=len(errors))
+    """, collector.ingest_url, collector.token, fake_llm.url)
+
+    # Then every OpenAI call returns normally
     assert result.returncode == 0, result.stderr
     assert result.report["failed"] == 0, result.report
     assert result.report["calls"] > 0

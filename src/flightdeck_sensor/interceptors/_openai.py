@@ -569,22 +569,8 @@ _PLAN: dict[str, list[tuple[str, str, Callable[..., Any]]]] = {
 _originals: dict[tuple[type, str], Any] = {}
 
 
-def _import_httpx_here() -> None:
-    """Import httpx on the thread that imports the SDK, before any call.
-
-    openai 3.x reads ``sys.modules.get("httpx")`` on every request and uses its
-    attributes (``_httpx2._loaded_legacy_httpx``). Our sender thread imports
-    httpx lazily on the first event, which is the first call's ``pre_call``:
-    the user's thread would then see a half-initialized httpx and its call
-    would raise ``AttributeError``. A finished import here closes that race
-    (and costs little next to the SDK's own import)."""
-    with contextlib.suppress(ImportError):
-        import httpx  # noqa: F401  # (class, attribute) -> original from __dict__
-
-
 def patch_module(module_name: str) -> None:
     """Wrap the entry points ``module_name`` defines (idempotent)."""
-    _import_httpx_here()
     module = importlib.import_module(module_name)
     for class_name, attribute, wrapper in _PLAN.get(module_name, ()):
         cls = getattr(module, class_name, None)

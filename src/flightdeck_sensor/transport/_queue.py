@@ -80,7 +80,7 @@ class EventQueue:
         return None if taken is None else taken[0]
 
     def pop_with_size(self) -> tuple[dict[str, Any], int] | None:
-        """The oldest event, completed for the wire, and its estimated size, or None."""
+        """The oldest event (its time formatted for the wire) and its size, or None."""
         try:
             taken = self._items.popleft()
         except IndexError:
