@@ -3,8 +3,8 @@
 Every child reports its own calls under its own session, nothing twice, no hang.
 
 (tests/integration/test_fork_children.py covers the same shapes through
-``record()``; these go through the OpenAI and Anthropic SDKs, whose clients
-and connection pools are created in the parent as a web app's would be.)
+``record()``; these go through the OpenAI and Anthropic SDKs, imported and
+patched in the parent, with the sensor's sender running when it forks.)
 """
 
 from __future__ import annotations
@@ -51,12 +51,14 @@ def test_prefork_worker_pool_each_worker_reports_its_own_calls(
     # Given a parent that imported the SDKs, made a call (sender running) and
     # then forked 4 workers, each making 3 OpenAI and 3 Anthropic calls
     result = run_agent("""
-        oai, ant = openai_client(), anthropic_client()
-        chat(oai)
+        chat()
         workers = []
         for number in range(4):
             pid = os.fork()
             if pid == 0:
+                # Own clients: a keep-alive connection inherited from the parent
+                # would be one socket shared by five processes (an httpx hazard).
+                oai, ant = openai_client(), anthropic_client()
                 for _ in range(3):
                     chat(oai)
                     message(ant)
