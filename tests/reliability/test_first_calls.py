@@ -21,67 +21,56 @@ from reliability.sdk_agent import run_agent
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(300)]
 
+# Calls ``CALL`` back to back for 1.5 s from the program's first call on, and
+# reports how many raised.
+CALLS_FOR_A_WHILE = """
+{setup}
+errors, calls, end = [], 0, time.monotonic() + 1.5
+while time.monotonic() < end:
+    calls += 1
+    try:
+        {call}
+    except Exception as exc:
+        errors.append(f"{{type(exc).__name__}}: {{exc}}")
+report(calls=calls, errors=errors[:3], failed=len(errors))
+"""
+
+
+def calls_for_a_while(setup: str, call: str, collector: Any, fake_llm: FakeLLM) -> dict[str, Any]:
+    result = run_agent(CALLS_FOR_A_WHILE.format(setup=setup, call=call),
+                       collector.ingest_url, collector.token, fake_llm.url)
+    assert result.returncode == 0, result.stderr
+    return result.report
+
 
 def test_openai_calls_made_while_the_sender_starts_never_fail(
         collector: Any, fake_llm: FakeLLM) -> None:
     # Given a fresh process whose first LLM call starts the sensor's sender
     # When it makes OpenAI calls back to back from its very first call
-    result = run_agent("""
-        client = openai_client()
-        errors, calls, end = [], 0, time.monotonic() + 1.5
-        while time.monotonic() < end:
-            calls += 1
-            try:
-                chat(client)
-            except Exception as exc:
-                errors.append(f"{type(exc).__name__}: {exc}")
-        report(calls=calls, errors=errors[:3], failed=len(errors))
-    """, collector.ingest_url, collector.token, fake_llm.url)
-
+    report = calls_for_a_while("client = openai_client()", "chat(client)", collector, fake_llm)
     # Then every call returns normally
-    assert result.returncode == 0, result.stderr
-    assert result.report["failed"] == 0, result.report
+    assert report["failed"] == 0, report
+    assert report["calls"] > 0
 
 
 def test_anthropic_calls_made_while_the_sender_starts_never_fail(
         collector: Any, fake_llm: FakeLLM) -> None:
-    result = run_agent("""
-        client = anthropic_client()
-        errors, calls, end = [], 0, time.monotonic() + 1.5
-        while time.monotonic() < end:
-            calls += 1
-            try:
-                message(client)
-            except Exception as exc:
-                errors.append(f"{type(exc).__name__}: {exc}")
-        report(calls=calls, errors=errors[:3], failed=len(errors))
-    """, collector.ingest_url, collector.token, fake_llm.url)
-
-    assert result.returncode == 0, result.stderr
-    assert result.report["failed"] == 0, result.report
-    assert result.report["calls"] > 0
+    report = calls_for_a_while("client = anthropic_client()", "message(client)",
+                               collector, fake_llm)
+    assert report["failed"] == 0, report
+    assert report["calls"] > 0
 
 
 def test_uninstrumented_openai_calls_never_fail_while_the_sender_starts(
         collector: Any, fake_llm: FakeLLM) -> None:
     # Given a program that instruments only Anthropic but also uses the OpenAI SDK
     # When an Anthropic call starts the sender while OpenAI calls run
-    result = run_agent("""
-        flightdeck_sensor.unpatch()
-        flightdeck_sensor.patch(["anthropic"])
-        client, claude = openai_client(), anthropic_client()
-        threading.Thread(target=message, args=(claude,)).start()
-        errors, calls, end = [], 0, time.monotonic() + 1.5
-        while time.monotonic() < end:
-            calls += 1
-            try:
-                chat(client)
-            except Exception as exc:
-                errors.append(f"{type(exc).__name__}: {exc}")
-        report(calls=calls, errors=errors[:3], failed=len(errors))
-    """, collector.ingest_url, collector.token, fake_llm.url)
-
+    setup = """
+flightdeck_sensor.unpatch()
+flightdeck_sensor.patch(["anthropic"])
+client = openai_client()
+threading.Thread(target=message, args=(anthropic_client(),)).start()"""
+    report = calls_for_a_while(setup, "chat(client)", collector, fake_llm)
     # Then every OpenAI call returns normally
-    assert result.returncode == 0, result.stderr
-    assert result.report["failed"] == 0, result.report
-    assert result.report["calls"] > 0
+    assert report["failed"] == 0, report
+    assert report["calls"] > 0
