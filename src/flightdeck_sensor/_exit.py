@@ -5,7 +5,9 @@
 - SIGTERM, only when the application left it at its default and only from the
   main thread (``signal.signal`` refuses other threads): shut down within the
   budget, then restore the default and re-raise SIGTERM so the process dies
-  of it, as it would have without us.
+  of it, as it would have without us. Installed when the sensor is created
+  (an SDK's import or ``init()``, nearly always on the main thread), so it is
+  in place even when the first LLM call runs on a worker thread.
 - ``multiprocessing`` fork children leave through ``os._exit`` without
   running atexit; they run ``multiprocessing.util._exit_function`` first,
   which calls the registered ``Finalize`` callbacks. Their registry is cleared
@@ -37,7 +39,7 @@ def install(sensor: Sensor) -> None:
     if not _atexit_registered:
         _atexit_registered = True
         atexit.register(_shutdown_current)
-    _install_sigterm()
+    install_sigterm()
     _install_multiprocessing_finalizer()
 
 
@@ -50,7 +52,7 @@ def _shutdown_current() -> None:
             sensor.shutdown()
 
 
-def _install_sigterm() -> None:
+def install_sigterm() -> None:
     global _sigterm_installed
     if _sigterm_installed or threading.current_thread() is not threading.main_thread():
         return

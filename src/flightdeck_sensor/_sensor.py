@@ -72,6 +72,9 @@ class Sensor:
             self._held_warnings = list(warnings)
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._after_fork_in_child)
+        from . import _exit
+
+        _exit.install_sigterm()
 
     # -- warnings ---------------------------------------------------------
     def log_warnings_now(self, warnings: list[str]) -> None:

@@ -56,3 +56,30 @@ signal.signal(signal.SIGTERM, lambda *_: (print("app handler", flush=True), sys.
     assert "app handler" in stdout
     events = collector.wait_for_events(10, session_id=session_id)
     assert [e["event_type"] for e in events].count("post_call") == 8
+
+
+def test_sigterm_flushes_calls_made_on_worker_threads(tmp_path: Path, collector: Any) -> None:
+    # Given a program whose LLM calls (and so its session) start on a worker thread
+    body = """
+import threading, time
+def work():
+    for _ in range(3):
+        call()
+    print(SENSOR.session.id, flush=True)
+threading.Thread(target=work).start()
+time.sleep(60)
+"""
+    process = start_program(body, collector.ingest_url, tmp_path / "spool",
+                            TEST_TOKEN=collector.token)
+    assert process.stdout is not None
+    session_id = process.stdout.readline().strip()
+
+    # When it is sent SIGTERM
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=15)
+
+    # Then it still dies of SIGTERM, and its events were delivered first
+    assert process.returncode == -signal.SIGTERM
+    events = collector.wait_for_events(5, session_id=session_id)
+    assert Counter(e["event_type"] for e in events) == {
+        "session_start": 1, "post_call": 3, "session_end": 1}
