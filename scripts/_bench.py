@@ -437,8 +437,20 @@ def soak_section() -> list[str]:
     lines = ["## Outage soak (scripts/soak)", ""]
     if "error" in data:
         return [*lines, "Not run yet (`scripts/soak`).", ""]
+    phases = ", ".join(f"{p['mode']} {p['seconds']:.0f} s" for p in data.get("phases", []))
+    lines += [f"Run on {data.get('date', '?')}{' (--quick)' if data.get('quick') else ''}: an "
+              "agent subprocess alternating OpenAI chat and Anthropic messages calls (real "
+              "HTTP to the fake provider, ~10 ms pause between calls), the sensor on and off "
+              "in alternating blocks of 10 calls; the collector behind a fault-injecting "
+              f"proxy through the phases {phases}. 'slow' answers after "
+              f"{data.get('slow_seconds', '?')} s (beyond the sender's 5 s request timeout: "
+              "it resends), '429' carries Retry-After: 3. Queue cap lowered to "
+              f"{data.get('queue_cap', '?')} events so the outage reaches it; spool on. After "
+              "the agent exits, `flightdeck-sensor spool flush` ships what is left and the "
+              "event ids the agent submitted are compared with the ids the collector stored.",
+              ""]
     summary = data.get("summary_lines") or []
-    return lines + summary + [""]
+    return [*lines, *summary, ""]
 
 
 def main() -> int:

@@ -378,15 +378,16 @@ def _wait_until(predicate: Any, timeout: float, what: str) -> None:
 
 def _result(files: dict[str, Path], db: Path, timeline: list[tuple[str, float, float]],
             proxy: FaultProxy, spool_flush: str) -> SoakResult:
-    lines = [json.loads(line) for line in files["stats"].read_text().splitlines() if line]
+    lines: list[dict[str, Any]] = [json.loads(line) for line
+                                   in files["stats"].read_text().splitlines() if line]
     seconds = [line for line in lines if "rss_kib" in line]
-    final = next((line for line in lines if line.get("final")), {})
-    exit_line = next((line for line in lines if line.get("exit")), {})
+    final: dict[str, Any] = next((line for line in lines if line.get("final")), {})
+    exit_line: dict[str, Any] = next((line for line in lines if line.get("exit")), {})
     submitted_list = files["ids"].read_text().split()
     submitted = set(submitted_list)
     stored = _stored_ids(db, final.get("session_id"))
     stderr = files["stderr"].read_text(errors="replace")
-    warnings = [{"at": float(line.split()[0]), "message": line[:200]}
+    warnings: list[dict[str, Any]] = [{"at": float(line.split()[0]), "message": line[:200]}
                 for line in stderr.splitlines() if WARNING_MARK in line]
     phases = []
     for mode, start, end in timeline:

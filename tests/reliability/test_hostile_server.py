@@ -36,7 +36,7 @@ RETRY_AFTER = st.one_of(
                      "Wed, 21 Oct 2015 07:28:00 GMT", "Fri, 31 Dec 9999 23:59:59 GMT",
                      "Mon, 32 Foo 2020 25:61:61 GMT", "", " 1 ", "0x10", "١٢"]),
     st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40))
-JSON_BODIES = st.sampled_from([
+JSON_BODIES: st.SearchStrategy[Any] = st.sampled_from([
     None, [], 123, "ok", True,
     {"status": "ok", "accepted": "all", "rejected": "none"},
     {"rejected": [{"index": "0", "error": 5}]},
