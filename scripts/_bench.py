@@ -377,6 +377,11 @@ def calls_section(data: dict[str, Any]) -> list[str]:
             lines.append(f"| {row['label']}: per chunk (slope) | - | - | - | "
                          f"{fmt(r['added_per_chunk_us'])} ({fmt(r['added_per_chunk_p10_us'])} "
                          f"to {fmt(r['added_per_chunk_p90_us'])}) | - |")
+    status = data.get("sensor_status") or {}
+    if status:
+        lines += ["", f"The sensor at the end of the run: {status.get('sent')} events sent, "
+                  f"dropped {status.get('dropped') or 'none'}, everything delivered: "
+                  f"{data.get('all_delivered')}."]
     if data.get("not_intercepted"):
         lines += ["", f"Not intercepted (no events with the sensor on): "
                   f"{', '.join(data['not_intercepted'])}."]
