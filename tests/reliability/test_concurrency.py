@@ -15,7 +15,7 @@ import pytest
 from fakes.fake_llm import FakeLLM
 from reliability.sdk_agent import run_agent
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.timeout(300)]
 
 EXIT_LIMIT = 60  # seconds: far above the 2 s flush budget; only proves "no deadlock"
 
