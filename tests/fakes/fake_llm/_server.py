@@ -174,6 +174,10 @@ class FakeLLM:
 class _QuietServer(ThreadingHTTPServer):
     """Clients that hang up mid-stream (early break, close) are normal here."""
 
+    # The default listen backlog (5) refuses connections when hundreds of
+    # asyncio tasks connect at once, which real providers never do.
+    request_queue_size = 1024
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         import sys
 
