@@ -22,9 +22,11 @@ time.sleep(60)
 """
 
 
-def test_sigterm_flushes_and_the_process_still_dies_of_sigterm(
-        tmp_path: Path, collector: Any) -> None:
-    process = start_program(WAIT_FOR_SIGNAL, collector.ingest_url, tmp_path / "spool",
+def sigterm_when_ready(body: str, tmp_path: Path, collector: Any,
+                      expected_events: int) -> list[dict[str, Any]]:
+    """Run ``body`` (which prints its session id when ready), send it SIGTERM,
+    check it died of SIGTERM, and return the events its session delivered."""
+    process = start_program(body, collector.ingest_url, tmp_path / "spool",
                             TEST_TOKEN=collector.token)
     assert process.stdout is not None
     session_id = process.stdout.readline().strip()
@@ -33,7 +35,14 @@ def test_sigterm_flushes_and_the_process_still_dies_of_sigterm(
     process.wait(timeout=15)
 
     assert process.returncode == -signal.SIGTERM
-    events = collector.wait_for_events(10, session_id=session_id)
+    events: list[dict[str, Any]] = collector.wait_for_events(expected_events,
+                                                             session_id=session_id)
+    return events
+
+
+def test_sigterm_flushes_and_the_process_still_dies_of_sigterm(
+        tmp_path: Path, collector: Any) -> None:
+    events = sigterm_when_ready(WAIT_FOR_SIGNAL, tmp_path, collector, 10)
     assert Counter(e["event_type"] for e in events) == {
         "session_start": 1, "post_call": 8, "session_end": 1}
     assert events[-1]["close_reason"] == "normal_exit"
@@ -69,17 +78,7 @@ def work():
 threading.Thread(target=work).start()
 time.sleep(60)
 """
-    process = start_program(body, collector.ingest_url, tmp_path / "spool",
-                            TEST_TOKEN=collector.token)
-    assert process.stdout is not None
-    session_id = process.stdout.readline().strip()
-
-    # When it is sent SIGTERM
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=15)
-
-    # Then it still dies of SIGTERM, and its events were delivered first
-    assert process.returncode == -signal.SIGTERM
-    events = collector.wait_for_events(5, session_id=session_id)
+    # When it is sent SIGTERM, then it still dies of SIGTERM, its events delivered first
+    events = sigterm_when_ready(body, tmp_path, collector, 5)
     assert Counter(e["event_type"] for e in events) == {
         "session_start": 1, "post_call": 3, "session_end": 1}
