@@ -111,7 +111,8 @@ def main() -> None:
     print(f"collector: {server}   fake LLM provider: {fake_url}   work dir: {WORK}")
 
     banner("1. The agent runs with FLIGHTDECK_SERVER and FLIGHTDECK_TOKEN set (no code changes)")
-    run_agent(agent_env(server, fake_url, FLIGHTDECK_SESSION_ID=WORKFLOW_SESSION))
+    first = run_agent(agent_env(server, fake_url, FLIGHTDECK_SESSION_ID=WORKFLOW_SESSION))
+    print(f"   agent ran for {first:.1f} s (collector up)")
     cli("sessions")
     banner(f"   Timeline of session {WORKFLOW_SESSION}")
     cli("events", WORKFLOW_SESSION)
@@ -125,7 +126,9 @@ def main() -> None:
     stop(collector["proc"])
     elapsed = run_agent(agent_env(server, fake_url))
     spooled = sum(f.stat().st_size for f in (WORK / "spool").rglob("*") if f.is_file())
-    print(f"   agent exited after {elapsed:.1f} s; spool holds {spooled} bytes")
+    print(f"   agent ran for {elapsed:.1f} s with the collector down ({first:.1f} s with it up; "
+          f"the exit flush is bounded by FLIGHTDECK_SHUTDOWN_TIMEOUT, 2 s)")
+    print(f"   spool holds {spooled} bytes")
 
     banner("4. The collector is back: the next run ships the spool first")
     collector = start("collector", [*collector_args, "--port", str(collector["port"])])
