@@ -56,7 +56,6 @@ class Sensor:
         self.accepting = True
         self._held_warnings: list[str] = []
         self.session = Session(config)
-        self._pid = os.getpid()
         self._started = False
         self._start_lock = threading.Lock()
         self.internal_errors = 0
@@ -129,10 +128,6 @@ class Sensor:
 
             _exit.install(self)
 
-    @property
-    def session_started(self) -> bool:
-        return self._started
-
     # -- server answers -----------------------------------------------------
     _attached_logged = False
 
@@ -171,7 +166,6 @@ class Sensor:
         return status
 
     def _after_fork_in_child(self) -> None:
-        self._pid = os.getpid()
         self._start_lock = threading.Lock()
         self.session = self.session.forked()
         self._started = False

@@ -15,11 +15,9 @@ from ._frameworks import current_framework
 from ._identity import CLIENT_TYPE, agent_id
 
 
-def utc_timestamp(seconds: float | None = None) -> str:
-    """RFC 3339 UTC with offset, of now or of ``seconds`` since the epoch."""
-    moment = datetime.now(timezone.utc) if seconds is None else datetime.fromtimestamp(
-        seconds, timezone.utc)
-    return moment.isoformat(timespec="microseconds")
+def utc_timestamp(seconds: float) -> str:
+    """RFC 3339 UTC with offset of ``seconds`` since the epoch."""
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="microseconds")
 
 
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}

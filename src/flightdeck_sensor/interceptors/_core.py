@@ -374,21 +374,6 @@ class StreamRecorder:
             self.call.sensor.note_internal_error(f"{self.call.adapter.provider} stream end")
 
 
-def record_iteration(recorder: StreamRecorder, iterator: Iterator[Any]) -> Iterator[Any]:
-    """Wrap an iterator: time each chunk, finalize on end / error / close."""
-    try:
-        for chunk in iterator:
-            recorder.on_chunk(chunk)
-            yield chunk
-    except GeneratorExit:
-        recorder.abort()
-        raise
-    except BaseException as exc:
-        recorder.error(exc)
-        raise
-    recorder.complete()
-
-
 class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """Transparent proxy of an SDK's sync stream: iteration is timed, ``close()``,
     ``with`` and GC finalize. Everything else goes to the SDK object."""
