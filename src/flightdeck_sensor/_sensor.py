@@ -91,11 +91,12 @@ class Sensor:
 
     # -- recording ----------------------------------------------------------
     def record(self, event_type: str, fields: dict[str, Any]) -> None:
-        """Build and enqueue one event; starts the session on first use. Never raises."""
+        """Enqueue one event made of ``fields`` (taken over, not copied); starts
+        the session on first use. Never raises."""
         try:
             if not self._started:
                 self._start_session()
-            self.transport.submit(self.session.build(event_type, fields))
+            self.transport.submit(self.session.stamp(event_type, fields))
         except Exception:
             self.note_internal_error("record")
 

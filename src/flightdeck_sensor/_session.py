@@ -7,17 +7,29 @@ import threading
 import time
 import uuid
 from collections import deque
-from datetime import datetime, timezone
 from typing import Any
 
 from ._config import Config
 from ._frameworks import current_framework
 from ._identity import CLIENT_TYPE, agent_id
 
+_last_second: tuple[int, str] = (-1, "")
+
 
 def utc_timestamp(seconds: float) -> str:
-    """RFC 3339 UTC with offset of ``seconds`` since the epoch."""
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="microseconds")
+    """RFC 3339 UTC with offset of ``seconds`` since the epoch, to the microsecond
+    (what ``datetime.isoformat`` gives, at a third of its cost: the sender formats
+    every event, and events come many to a second)."""
+    global _last_second
+    whole = int(seconds)
+    micros = round((seconds - whole) * 1_000_000)
+    if micros == 1_000_000:
+        whole, micros = whole + 1, 0
+    second, prefix = _last_second
+    if second != whole:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _last_second = (whole, prefix)
+    return f"{prefix}.{micros:06d}+00:00"
 
 
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
@@ -56,22 +68,38 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_ready_ids)
 
 
+# The key under which a pending event (see ``Session.stamp``) carries its
+# session's common fields until the sender completes it.
+_COMMON = "_flightdeck_common"
+
+
 def complete_event(event: dict[str, Any]) -> dict[str, Any]:
-    """Format the event's time as RFC 3339, on the sender thread as the event
-    leaves the queue (idempotent). ``Session.build`` captures only the instant:
-    formatting it was 30 % of the cost of building an event."""
+    """The wire event of a pending one (idempotent: a complete event comes back
+    as it is). Runs on the sender thread as the event leaves the queue: the
+    session's common fields, the event id (one already set is kept) and the
+    RFC 3339 time. Doing this at record time cost the caller about 4 µs per event.
+    """
+    common = event.pop(_COMMON, None)
+    if common is not None:
+        pending, event = event, common.copy()
+        event.update(pending)
+        if "id" not in pending:
+            event["id"] = new_event_id()
     stamp = event.get("timestamp")
     if isinstance(stamp, float):
         event["timestamp"] = utc_timestamp(stamp)
     return event
 
 
-class Session:
-    """Builds events carrying the common fields; keeps the session's token total.
+_COUNTED = frozenset(("post_call", "embeddings"))
 
-    ``build`` is on the hot path of every intercepted call: it copies a
-    prepared template, fills in the per-event fields and captures the instant;
-    :func:`complete_event` formats the time on the sender thread.
+
+class Session:
+    """Stamps events with what the caller's thread must capture; holds the
+    common fields every event of the session carries and the token total.
+
+    ``stamp`` is on the hot path of every intercepted call;
+    :func:`complete_event` finishes the event on the sender thread.
     """
 
     def __init__(self, config: Config, session_id: str | None = None,
@@ -115,21 +143,27 @@ class Session:
         return self._tokens
 
     def build(self, event_type: str, fields: dict[str, Any]) -> dict[str, Any]:
-        """A complete wire event: template, then ``fields``, then id/time/counters."""
-        event = self._template.copy()
-        event.update(fields)
-        event["id"] = new_event_id()
-        event["event_type"] = event_type
-        event["framework"] = current_framework()
-        event["timestamp"] = time.time()
-        added = fields.get("tokens_total") if event_type in ("post_call", "embeddings") else None
+        """A pending event made of a copy of ``fields`` (see :meth:`stamp`)."""
+        return self.stamp(event_type, dict(fields))
+
+    def stamp(self, event_type: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Turn ``fields`` (taken over: the caller made it for this event) into a
+        pending event: its type, instant, framework and the session's running
+        token total. This is the part of an event that must be read on the
+        caller's thread; :func:`complete_event` adds the rest on the sender's.
+        """
+        fields["event_type"] = event_type
+        fields["framework"] = current_framework()
+        fields["timestamp"] = time.time()
+        added = fields.get("tokens_total") if event_type in _COUNTED else None
         if added:
             with self._lock:
                 self._tokens += added
-                event["tokens_used_session"] = self._tokens
+                fields["tokens_used_session"] = self._tokens
         else:
-            event["tokens_used_session"] = self._tokens
-        return event
+            fields["tokens_used_session"] = self._tokens
+        fields[_COMMON] = self._template
+        return fields
 
     def forked(self) -> Session:
         """The child's session after fork(): a new id whose parent is ours,

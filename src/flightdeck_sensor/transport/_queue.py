@@ -61,18 +61,24 @@ class EventQueue:
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, event: dict[str, Any]) -> bool:
-        """Append ``event``; False (and counted) when a bound is reached."""
-        if len(self._items) >= self.max_events:
+    def put(self, event: dict[str, Any]) -> int:
+        """Append ``event``; the number of events now waiting, or 0 (refused and
+        counted) when a bound is reached. Runs on the caller's thread for every
+        event: one ``dict.get`` stands in for :func:`estimate_size` when the
+        event carries no content (the common case)."""
+        items = self._items
+        waiting = len(items)
+        if waiting >= self.max_events:
             self.dropped_full += 1
-            return False
-        size = estimate_size(event)
-        if self.bytes + size > self.max_bytes and self._items:
+            return 0
+        content = event.get("content")
+        size = BASE_EVENT_BYTES if content is None else BASE_EVENT_BYTES + _content_size(content)
+        if self.bytes + size > self.max_bytes and waiting:
             self.dropped_bytes += 1
-            return False
-        self._items.append((event, size))
+            return 0
+        items.append((event, size))
         self.bytes += size
-        return True
+        return waiting + 1
 
     def pop(self) -> dict[str, Any] | None:
         """The oldest event, or None when empty."""
@@ -80,14 +86,13 @@ class EventQueue:
         return None if taken is None else taken[0]
 
     def pop_with_size(self) -> tuple[dict[str, Any], int] | None:
-        """The oldest event (its time formatted for the wire) and its size, or None."""
+        """The oldest event (completed for the wire) and its size, or None."""
         try:
-            taken = self._items.popleft()
+            event, size = self._items.popleft()
         except IndexError:
             return None
-        self.bytes -= taken[1]
-        complete_event(taken[0])
-        return taken
+        self.bytes -= size
+        return complete_event(event), size
 
     def is_above(self, fraction: float) -> bool:
         """Whether the queue holds more than ``fraction`` of either bound."""

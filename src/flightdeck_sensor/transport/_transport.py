@@ -65,11 +65,9 @@ class Transport:
             if self._closed:
                 self._dropped_after_close += 1
                 return
-            queue = self._queue
-            if queue.put(event):
-                waiting = len(queue)
-                if waiting == 1 or waiting >= BATCH_EVENTS:
-                    self._sender.wake()
+            waiting = self._queue.put(event)
+            if waiting == 1 or waiting >= BATCH_EVENTS:
+                self._sender.wake()
             if self._thread is None:
                 self._start_sender()
         except Exception:
