@@ -42,6 +42,8 @@ from ._core import (
     ToolCall,
     _begin,
     _record_failure,
+    as_count,
+    as_text,
     async_wrapper,
     sync_wrapper,
 )
@@ -62,14 +64,6 @@ _CONTENT_ARGUMENTS = ("system", "messages", "tools")
 # --------------------------------------------------------------------------
 # Extractors: response shapes -> Outcome. Read attributes, never model_dump.
 
-def _int(value: Any) -> int | None:
-    return value if type(value) is int and value >= 0 else None  # bool excluded
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 class _Usage:
     """Token counts as the API reports them (``input_tokens`` excludes cache)."""
 
@@ -87,16 +81,16 @@ class _Usage:
         if usage is None:
             return
         # Spelled out, not looped: this runs on every call (budget: 20 µs a call).
-        value = _int(getattr(usage, "input_tokens", None))
+        value = as_count(getattr(usage, "input_tokens", None))
         if value is not None:
             self.input = value
-        value = _int(getattr(usage, "output_tokens", None))
+        value = as_count(getattr(usage, "output_tokens", None))
         if value is not None:
             self.output = value
-        value = _int(getattr(usage, "cache_read_input_tokens", None))
+        value = as_count(getattr(usage, "cache_read_input_tokens", None))
         if value is not None:
             self.cache_read = value
-        value = _int(getattr(usage, "cache_creation_input_tokens", None))
+        value = as_count(getattr(usage, "cache_creation_input_tokens", None))
         if value is not None:
             self.cache_creation = value
 
@@ -116,14 +110,14 @@ def message_outcome(message: Any) -> Outcome:
     raw response (``with_raw_response`` / ``with_streaming_response``, body not
     read by us), only what its headers say."""
     if not hasattr(message, "usage"):
-        return Outcome(request_id=_str(_header(message, "request-id")))
-    outcome = Outcome(model=_str(getattr(message, "model", None)),
-                      stop_reason=_str(getattr(message, "stop_reason", None)),
-                      request_id=_str(getattr(message, "_request_id", None)))
+        return Outcome(request_id=as_text(_header(message, "request-id")))
+    outcome = Outcome(model=as_text(getattr(message, "model", None)),
+                      stop_reason=as_text(getattr(message, "stop_reason", None)),
+                      request_id=as_text(getattr(message, "_request_id", None)))
     usage = _Usage()
     usage.update(getattr(message, "usage", None))
     usage.fill(outcome)
-    message_id = _str(getattr(message, "id", None))
+    message_id = as_text(getattr(message, "id", None))
     if message_id:
         outcome.provider_metadata["message_id"] = message_id
     content = getattr(message, "content", None)
@@ -187,17 +181,18 @@ class StreamAccumulator:
     def _add_rare(self, kind: Any, event: Any) -> None:
         if kind == "message_start":
             message = event.message
-            self._model = _str(getattr(message, "model", None))
-            self._message_id = _str(getattr(message, "id", None))
+            self._model = as_text(getattr(message, "model", None))
+            self._message_id = as_text(getattr(message, "id", None))
             self._usage.update(getattr(message, "usage", None))
         elif kind == "content_block_start":
             block = event.content_block
             block_type = getattr(block, "type", None)
             if self._capture or block_type in _TOOL_BLOCK_TYPES:
                 self._blocks[event.index] = _Block(str(block_type),
-                                                   _str(getattr(block, "name", None)))
+                                                   as_text(getattr(block, "name", None)))
         elif kind == "message_delta":
-            self._stop_reason = _str(getattr(event.delta, "stop_reason", None)) or self._stop_reason
+            self._stop_reason = (as_text(getattr(event.delta, "stop_reason", None))
+                                 or self._stop_reason)
             self._usage.update(getattr(event, "usage", None))
         elif kind == "message_stop":
             self._stopped = True
@@ -256,7 +251,7 @@ class AnthropicAdapter:
     provider = PROVIDER
 
     def request_model(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
-        return _str(kwargs.get("model"))
+        return as_text(kwargs.get("model"))
 
     def request_content(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         # Only real values: the SDK's ``omit`` / ``NOT_GIVEN`` sentinels are skipped.
@@ -283,7 +278,7 @@ ADAPTER = AnthropicAdapter()
 def _recorder(call: Call, args: tuple[Any, ...], kwargs: dict[str, Any],
               raw_stream: Any) -> StreamRecorder:
     accumulator = ADAPTER.new_accumulator(args, kwargs)
-    accumulator.request_id = _str(_header(getattr(raw_stream, "response", None), "request-id"))
+    accumulator.request_id = as_text(_header(getattr(raw_stream, "response", None), "request-id"))
     return StreamRecorder(call, accumulator)
 
 

@@ -34,6 +34,8 @@ from ._core import (
     ResultHandler,
     StreamRecorder,
     SyncStreamProxy,
+    as_count,
+    as_text,
     async_wrapper,
     sync_wrapper,
 )
@@ -101,14 +103,6 @@ def _hidden_params(obj: Any) -> dict[str, Any]:
     return hidden if isinstance(hidden, dict) else {}
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def _first_choice(response: Any) -> Any:
     choices = _get(response, "choices")
     return choices[0] if isinstance(choices, list) and choices else None
@@ -120,7 +114,7 @@ def _request_id(hidden: dict[str, Any]) -> str | None:
         return None
     for name in ("llm_provider-x-request-id", "llm_provider-request-id", "x-request-id",
                  "request-id"):
-        found = _str(headers.get(name))
+        found = as_text(headers.get(name))
         if found:
             return found
     return None
@@ -129,13 +123,13 @@ def _request_id(hidden: dict[str, Any]) -> str | None:
 def _apply_usage(outcome: Outcome, usage: Any, source: str) -> None:
     """Token fields from litellm's ``Usage`` (its ``prompt_tokens`` already includes
     cached tokens, for Anthropic too)."""
-    outcome.tokens_input = _int(_get(usage, "prompt_tokens"))
-    outcome.tokens_output = _int(_get(usage, "completion_tokens"))
+    outcome.tokens_input = as_count(_get(usage, "prompt_tokens"))
+    outcome.tokens_output = as_count(_get(usage, "completion_tokens"))
     details = _get(usage, "prompt_tokens_details")
-    outcome.tokens_cache_read = _int(_get(usage, "cache_read_input_tokens")) or _int(
+    outcome.tokens_cache_read = as_count(_get(usage, "cache_read_input_tokens")) or as_count(
         _get(details, "cached_tokens"))
-    outcome.tokens_cache_creation = _int(_get(usage, "cache_creation_input_tokens")) or _int(
-        _get(details, "cache_creation_tokens"))
+    outcome.tokens_cache_creation = (as_count(_get(usage, "cache_creation_input_tokens"))
+                                     or as_count(_get(details, "cache_creation_tokens")))
     if outcome.tokens_input is not None or outcome.tokens_output is not None:
         outcome.usage_source = source
 
@@ -149,7 +143,7 @@ def _tool_calls(message: Any) -> list[tuple[str, Any]]:
     found: list[tuple[str, Any]] = []
     for tool_call in _get(message, "tool_calls") or ():
         function = _get(tool_call, "function")
-        name = _str(_get(function, "name"))
+        name = as_text(_get(function, "name"))
         if name:
             found.append((name, _get(function, "arguments")))
     return found
@@ -157,14 +151,14 @@ def _tool_calls(message: Any) -> list[tuple[str, Any]]:
 
 def _metadata(provider: str, response: Any, hidden: dict[str, Any]) -> dict[str, Any]:
     metadata: dict[str, Any] = {"via": "litellm"}
-    response_id = _str(_get(response, "id"))
+    response_id = as_text(_get(response, "id"))
     if response_id:
         metadata["response_id"] = response_id
     cost = hidden.get("response_cost")
     if isinstance(cost, (int, float)) and not isinstance(cost, bool) and cost >= 0:
         metadata["response_cost_usd"] = cost
     if provider == _UNRESOLVED:
-        resolved = _str(hidden.get("custom_llm_provider"))
+        resolved = as_text(hidden.get("custom_llm_provider"))
         if resolved:
             metadata["litellm_provider"] = resolved
     return metadata
@@ -234,16 +228,17 @@ class _StreamAccumulator:
             slot = self._tools.setdefault(index if isinstance(index, int) else len(self._tools),
                                           ["", ""])
             function = _get(tool_call, "function")
-            slot[0] = _str(_get(function, "name")) or slot[0]
+            slot[0] = as_text(_get(function, "name")) or slot[0]
             slot[1] += _get(function, "arguments") or ""
 
     def outcome(self) -> Outcome:
         hidden = _hidden_params(self._finish_chunk)
         metadata: dict[str, Any] = {"via": "litellm"}
-        if _str(self._response_id):
+        if as_text(self._response_id):
             metadata["response_id"] = self._response_id
-        outcome = Outcome(model=_str(hidden.get("provider_response_model")) or _str(self._model),
-                          stop_reason=_str(self._stop_reason),
+        model = as_text(hidden.get("provider_response_model")) or as_text(self._model)
+        outcome = Outcome(model=model,
+                          stop_reason=as_text(self._stop_reason),
                           request_id=_request_id(_hidden_params(self.stream)),
                           provider_metadata=metadata)
         if self._usage is not None:
@@ -344,7 +339,7 @@ class LiteLLMAdapter:
         self.entry = entry
 
     def request_model(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
-        return _str(_argument(args, kwargs, "model", self.entry.model_at))
+        return as_text(_argument(args, kwargs, "model", self.entry.model_at))
 
     def request_content(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         entry = self.entry
@@ -356,14 +351,14 @@ class LiteLLMAdapter:
 
     def response_outcome(self, response: Any) -> Outcome:
         hidden = _hidden_params(response)
-        outcome = Outcome(model=_str(_get(response, "model")), request_id=_request_id(hidden),
+        outcome = Outcome(model=as_text(_get(response, "model")), request_id=_request_id(hidden),
                           provider_metadata=_metadata(self.provider, response, hidden))
         _apply_usage(outcome, _get(response, "usage"), "reported")
         if self.entry.kind == "embeddings":
             outcome.output_dimensions = _embedding_dimensions(_get(response, "data"))
             return outcome
         choice = _first_choice(response)
-        outcome.stop_reason = _str(_get(choice, "finish_reason"))
+        outcome.stop_reason = as_text(_get(choice, "finish_reason"))
         message = _get(choice, "message")
         outcome.tool_calls = _tool_calls(message)
         outcome.content = _get(message, "content") if message is not None else _get(choice, "text")
@@ -402,7 +397,7 @@ def litellm_error_facts(exc: BaseException, provider: str) -> ErrorFacts:
     facts = classify(exc, provider)
     try:
         if provider == _UNRESOLVED:
-            facts.provider = _str(getattr(exc, "llm_provider", None)) or provider
+            facts.provider = as_text(getattr(exc, "llm_provider", None)) or provider
         headers = getattr(exc, "litellm_response_headers", None)
         facts.retry_after = facts.retry_after if facts.retry_after is not None else _retry_after(
             _header(headers, "retry-after"))

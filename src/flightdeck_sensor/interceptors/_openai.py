@@ -26,7 +26,6 @@ Entry points and the one-report rule (decision 5):
 from __future__ import annotations
 
 import base64
-import contextlib
 import contextvars
 import functools
 import importlib
@@ -45,6 +44,8 @@ from ._core import (
     Outcome,
     StreamRecorder,
     SyncStreamProxy,
+    as_count,
+    as_text,
     async_wrapper,
     sync_wrapper,
 )
@@ -65,14 +66,6 @@ def as_attributes(decoded: Any) -> Any:
     if isinstance(decoded, list):
         return [as_attributes(item) for item in decoded]
     return decoded
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def _first(items: Any) -> Any:
@@ -96,14 +89,14 @@ def _usage_outcome(outcome: Outcome, usage: Any, names: tuple[str, str, str, str
     if usage is None:
         return outcome
     input_key, output_key, input_details_key, output_details_key = names
-    outcome.tokens_input = _int(getattr(usage, input_key, None))
-    outcome.tokens_output = _int(getattr(usage, output_key, None))
+    outcome.tokens_input = as_count(getattr(usage, input_key, None))
+    outcome.tokens_output = as_count(getattr(usage, output_key, None))
     details = getattr(usage, input_details_key, None)
     if details is not None:
-        outcome.tokens_cache_read = _int(getattr(details, "cached_tokens", None))
-        outcome.tokens_cache_creation = _int(getattr(details, "cache_write_tokens", None))
+        outcome.tokens_cache_read = as_count(getattr(details, "cached_tokens", None))
+        outcome.tokens_cache_creation = as_count(getattr(details, "cache_write_tokens", None))
     output_details = getattr(usage, output_details_key, None)
-    reasoning = _int(getattr(output_details, "reasoning_tokens", None))
+    reasoning = as_count(getattr(output_details, "reasoning_tokens", None))
     if reasoning:
         outcome.provider_metadata["reasoning_tokens"] = reasoning
     if outcome.tokens_input is not None or outcome.tokens_output is not None:
@@ -118,14 +111,14 @@ def _sdk_request_id(response: Any) -> str | None:
     ``parse()`` result) goes through pydantic's ``__getattr__`` and raises
     inside it, which costs microseconds."""
     instance_dict = getattr(response, "__dict__", None)
-    return _str(instance_dict.get("_request_id")) if isinstance(instance_dict, dict) else None
+    return as_text(instance_dict.get("_request_id")) if isinstance(instance_dict, dict) else None
 
 
 def _base_outcome(response: Any, metadata_keys: tuple[str, ...]) -> Outcome:
-    outcome = Outcome(model=_str(getattr(response, "model", None)),
+    outcome = Outcome(model=as_text(getattr(response, "model", None)),
                       request_id=_sdk_request_id(response))
     for key in metadata_keys:
-        value = _str(getattr(response, key, None))
+        value = as_text(getattr(response, key, None))
         if value:
             outcome.provider_metadata["response_id" if key == "id" else key] = value
     return outcome
@@ -138,7 +131,7 @@ def chat_outcome(response: Any) -> Outcome:
         getattr(response, "usage", None), CHAT_USAGE)
     choice = _first(getattr(response, "choices", None))
     if choice is not None:
-        outcome.stop_reason = _str(getattr(choice, "finish_reason", None))
+        outcome.stop_reason = as_text(getattr(choice, "finish_reason", None))
         message = getattr(choice, "message", None)
         if message is not None:
             outcome.content = getattr(message, "content", None)
@@ -150,7 +143,7 @@ def _chat_tool_calls(tool_calls: Any) -> list[tuple[str, Any]]:
     found: list[tuple[str, Any]] = []
     for tool_call in tool_calls if isinstance(tool_calls, list) else ():
         function = getattr(tool_call, "function", None)
-        name = _str(getattr(function, "name", None)) if function is not None else None
+        name = as_text(getattr(function, "name", None)) if function is not None else None
         if name:
             found.append((name, getattr(function, "arguments", None)))
     return found
@@ -162,7 +155,7 @@ def text_completion_outcome(response: Any) -> Outcome:
                              getattr(response, "usage", None), CHAT_USAGE)
     choice = _first(getattr(response, "choices", None))
     if choice is not None:
-        outcome.stop_reason = _str(getattr(choice, "finish_reason", None))
+        outcome.stop_reason = as_text(getattr(choice, "finish_reason", None))
         outcome.content = getattr(choice, "text", None)
     return outcome
 
@@ -172,17 +165,19 @@ def responses_outcome(response: Any) -> Outcome:
     outcome = _usage_outcome(_base_outcome(response, ("id", "service_tier")),
                              getattr(response, "usage", None), RESPONSES_USAGE)
     details = getattr(response, "incomplete_details", None)
-    outcome.stop_reason = _str(getattr(details, "reason", None)) if details is not None else None
-    outcome.stop_reason = outcome.stop_reason or _str(getattr(response, "status", None))
+    outcome.stop_reason = as_text(getattr(details, "reason", None)) if details is not None else None
+    outcome.stop_reason = outcome.stop_reason or as_text(getattr(response, "status", None))
     output = getattr(response, "output", None)
     if isinstance(output, list):
         outcome.content = output
+        tool_calls = []
         for item in output:
             if getattr(item, "type", None) in ("function_call", "custom_tool_call"):
-                name = _str(getattr(item, "name", None))
+                name = as_text(getattr(item, "name", None))
                 arguments = getattr(item, "arguments", None) or getattr(item, "input", None)
                 if name:
-                    outcome.tool_calls.append((name, arguments))
+                    tool_calls.append((name, arguments))
+        outcome.tool_calls = tool_calls
     return outcome
 
 
@@ -264,9 +259,10 @@ class ChatStreamAccumulator:
                 slot.append(function.arguments)
 
     def outcome(self) -> Outcome:
-        outcome = _usage_outcome(Outcome(model=_str(self.model), request_id=_str(self.request_id)),
-                                 self.usage, CHAT_USAGE)
-        outcome.stop_reason = _str(self.finish_reason)
+        outcome = _usage_outcome(
+            Outcome(model=as_text(self.model), request_id=as_text(self.request_id)),
+            self.usage, CHAT_USAGE)
+        outcome.stop_reason = as_text(self.finish_reason)
         outcome.tool_calls = [(slot[0], "".join(slot[1:])) for _, slot in sorted(self.tools.items())
                               if isinstance(slot[0], str)]
         if self.capture and self.texts:
@@ -297,8 +293,8 @@ class ResponsesStreamAccumulator:
 
     def outcome(self) -> Outcome:
         outcome = (responses_outcome(self.final) if self.final is not None
-                   else Outcome(model=_str(self.model)))
-        outcome.request_id = outcome.request_id or _str(self.request_id)
+                   else Outcome(model=as_text(self.model)))
+        outcome.request_id = outcome.request_id or as_text(self.request_id)
         return outcome
 
 
@@ -328,7 +324,7 @@ class OpenAIAdapter:
         self.accumulator = accumulator
 
     def request_model(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
-        return _str(kwargs.get("model"))
+        return as_text(kwargs.get("model"))
 
     def request_content(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return _picked(kwargs, self.content_fields)
@@ -422,7 +418,7 @@ def _proxy_stream(call: Call, stream: Any, args: tuple[Any, ...], kwargs: dict[s
 
 def _raw_outcome(call: Call, http_response: Any, kwargs: dict[str, Any]) -> Outcome:
     """What a raw response tells without consuming anything the user will read."""
-    outcome = Outcome(request_id=_str(http_response.headers.get("x-request-id")))
+    outcome = Outcome(request_id=as_text(http_response.headers.get("x-request-id")))
     if kwargs.get("stream") is True:
         return outcome
     try:
@@ -462,8 +458,10 @@ def _with_injected_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
 def _injecting(core: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
-        with contextlib.suppress(Exception):  # never let the opt-in break the call
+        try:  # noqa: SIM105 - contextlib.suppress costs 0.5 µs on every call
             kwargs = _with_injected_usage(kwargs)
+        except Exception:  # never let the opt-in break the call
+            pass
         return core(wrapped, instance, args, kwargs)
 
     return wrapper
