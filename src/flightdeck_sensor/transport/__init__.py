@@ -3,8 +3,8 @@
 Contract used by the rest of the sensor (``_sensor.Sensor``):
 
 - ``Transport(config, on_envelope=callable)``: starts no thread until the
-  first ``submit``; imports httpx at once (see ``_import_http_stack``), since
-  it is built when an SDK is imported or ``init()`` runs, never at boot.
+  first ``submit``; it is built when an SDK is imported or ``init()`` runs,
+  never at boot, and imports its HTTP client (``http.client``) then.
 - ``submit(event: dict) -> None``: O(1), never blocks, never raises; safe from
   any thread and from a GC finalizer.
 - ``flush(timeout: float) -> bool``: wait until everything queued so far is

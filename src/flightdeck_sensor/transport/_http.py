@@ -1,21 +1,34 @@
-"""HTTP to the ingest endpoint: one keep-alive ``httpx.Client``.
+"""HTTP to the ingest endpoint: one keep-alive connection of the standard
+library's ``http.client``.
 
-Imported only by the sender (its thread, or the bounded inline send at exit),
-never on the user's thread at import time: httpx costs ~100 ms to import.
+Not httpx: importing it cost every process that imported an SDK about 25 ms
+(openai 3.x and anthropic 2.x speak through httpx2, so httpx was ours alone),
+its import on the sender thread raced openai 3.x's ``sys.modules["httpx"]``
+look-ups, and a POST through it costs several times the CPU of one through
+``http.client``. The sensor needs one connection, one method and two headers.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import http.client
+import urllib.parse
 from dataclasses import dataclass
-
-import httpx
+from typing import TYPE_CHECKING
 
 from .._version import __version__
 
+if TYPE_CHECKING:
+    import ssl
+
 REQUEST_TIMEOUT = 5.0
 GZIP_ABOVE = 1024
+MAX_ANSWER_BYTES = 1024 * 1024  # an envelope is a few hundred bytes; never read a flood
+# A kept-alive connection the server closed while idle fails on its next use
+# with one of these: the request is sent again, once, on a fresh connection.
+_STALE_CONNECTION = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
+                     ConnectionAbortedError)
 
 
 @dataclass(frozen=True)
@@ -30,38 +43,77 @@ class Answer:
 
 class IngestClient:
     def __init__(self, server: str, token: str | None) -> None:
-        headers = {"Content-Type": "application/json",
-                   "User-Agent": f"flightdeck-sensor/{__version__}"}
+        url = urllib.parse.urlsplit(server)
+        self._https = url.scheme == "https"
+        self._host = url.hostname or ""
+        self._port = url.port
+        self._base_path = url.path.rstrip("/")
+        self._headers = {"Content-Type": "application/json",
+                         "User-Agent": f"flightdeck-sensor/{__version__}"}
         if token:
-            headers["Authorization"] = f"Bearer {token}"
-        self._server = server
-        # Certificates load only for https: loading them costs ~0.2 s, a tenth
-        # of the exit budget of a short-lived process (redirects are not followed).
-        self._client = httpx.Client(headers=headers, timeout=REQUEST_TIMEOUT,
-                                    follow_redirects=False, trust_env=False,
-                                    verify=server.startswith("https://"))
+            self._headers["Authorization"] = f"Bearer {token}"
+        self._connection: http.client.HTTPConnection | None = None
+        self._tls: ssl.SSLContext | None = None
 
     def post(self, path: str, body: bytes, timeout: float = REQUEST_TIMEOUT) -> Answer:
-        """POST ``body`` (gzipped above 1 KiB); never raises."""
-        headers = {}
+        """POST ``body`` (gzipped above 1 KiB); never raises. ``timeout`` bounds
+        each step (connect, send, each read), as httpx's did."""
+        headers = dict(self._headers)
         if len(body) > GZIP_ABOVE:
             body = gzip.compress(body, compresslevel=1)  # 3x cheaper than 6, ~10% larger
             headers["Content-Encoding"] = "gzip"
+        timeout = max(0.05, min(timeout, REQUEST_TIMEOUT))
         try:
-            response = self._client.post(self._server + path, content=body, headers=headers,
-                                         timeout=max(0.05, min(timeout, REQUEST_TIMEOUT)))
-            return Answer(response.status_code, response.content,
-                          response.headers.get("Retry-After"))
-        except httpx.TimeoutException as exc:
+            reused = self._connection is not None
+            try:
+                return self._exchange(path, body, headers, timeout)
+            except _STALE_CONNECTION:
+                if not reused:
+                    raise
+                return self._exchange(path, body, headers, timeout)
+        except TimeoutError as exc:  # socket.timeout is TimeoutError since 3.10
             return Answer(0, error=f"timeout ({type(exc).__name__})")
-        except httpx.HTTPError as exc:
+        except (OSError, http.client.HTTPException) as exc:
             return Answer(0, error=f"{type(exc).__name__}: {_first_line(exc)}")
-        except Exception as exc:  # a broken proxy or codec must not kill the sender
+        except Exception as exc:  # a broken TLS setup or codec must not kill the sender
             return Answer(0, error=f"{type(exc).__name__}")
 
+    def _exchange(self, path: str, body: bytes, headers: dict[str, str],
+                  timeout: float) -> Answer:
+        connection = self._connection
+        if connection is None:
+            connection = self._connection = self._open(timeout)
+        else:
+            connection.timeout = timeout
+            if connection.sock is not None:
+                connection.sock.settimeout(timeout)
+        try:
+            connection.request("POST", self._base_path + path, body=body, headers=headers)
+            response = connection.getresponse()
+            answer = response.read(MAX_ANSWER_BYTES)
+            if response.will_close or not response.isclosed():  # closing, or a flood left unread
+                self.close()
+        except BaseException:
+            self.close()
+            raise
+        return Answer(response.status, answer, response.getheader("Retry-After"))
+
+    def _open(self, timeout: float) -> http.client.HTTPConnection:
+        if not self._https:
+            return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+        if self._tls is None:
+            import ssl
+
+            # Loading the system's certificates costs ~0.2 s: only for https.
+            self._tls = ssl.create_default_context()
+        return http.client.HTTPSConnection(self._host, self._port, timeout=timeout,
+                                           context=self._tls)
+
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._client.close()
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.close()
 
 
 def _first_line(exc: BaseException) -> str:

@@ -77,7 +77,7 @@ class Sender:
         self.abandoned = False  # the closer took over what is left
         self.flush_wanted = False
         self._closing = threading.Event()
-        # Set once httpx is imported: fork() waits for it, since a child forked
+        # Set once the HTTP client is built: fork() waits for it, since a child forked
         # while another thread holds an import's module lock deadlocks on that
         # import (the lock's owner does not exist in the child).
         self.ready = threading.Event()
@@ -302,7 +302,7 @@ class Sender:
         return []
 
     def _connect(self) -> None:
-        """Import httpx and build the client (once); ``ready`` is set even on failure."""
+        """Build the HTTP client (once); ``ready`` is set even on failure."""
         try:
             if self._client is None:
                 from ._http import IngestClient

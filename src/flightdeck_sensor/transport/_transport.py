@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
@@ -12,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._config import Config
+from ._http import IngestClient  # noqa: F401 - imported here, not on the sender thread
 from ._queue import EventQueue
 from ._sender import BATCH_EVENTS, Sender
 from ._spool import Spool, spool_dir_for
@@ -21,24 +21,11 @@ logger = logging.getLogger("flightdeck_sensor")
 THREAD_NAME = "flightdeck-sensor-sender"
 
 
-def _import_http_stack() -> None:
-    """Import httpx now, on the thread creating the sensor (an SDK's import, or
-    ``init()``), never later on the sender thread.
-
-    openai 3.x reads ``sys.modules.get("httpx")`` on every request and uses its
-    attributes: a user's call that ran while the sender thread was half-way
-    through importing httpx raised ``AttributeError``. Importing here, next to
-    the SDK's own much larger import, closes that race for every provider."""
-    with contextlib.suppress(ImportError):
-        import httpx  # noqa: F401
-
-
 class Transport:
     def __init__(self, config: Config,
                  on_envelope: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.config = config
         self._on_envelope = on_envelope
-        _import_http_stack()
         self._reset()
         if hasattr(os, "register_at_fork"):
             this = weakref.ref(self)
