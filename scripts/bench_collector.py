@@ -1,0 +1,171 @@
+"""Collector benchmark: the local collector's own ingest rate, on loopback.
+
+    python scripts/bench_collector.py [--quick] [--out .bench/collector.json]
+
+Starts the real ``flightdeck-sensor collect`` as a subprocess, pre-builds
+gzip'd batch bodies of real post_call events (``Session.build`` +
+``complete_event``, serialized and compressed as the sender does), then POSTs
+them sequentially over one keep-alive connection as fast as the collector
+answers. Reports events/s (median, min and max over the runs), the collector
+process's CPU per event (utime + stime from /proc/PID/stat) and this client's
+CPU per event, and checks at the end that the database holds every event sent.
+The figures are for this machine at the time of the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import http.client
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from flightdeck_sensor._config import resolve_config
+from flightdeck_sensor._session import Session, complete_event
+from flightdeck_sensor._version import __version__
+
+TOKEN = "bench-token-0123456789"
+BATCH_PATH = "/ingest/v1/events/batch"
+CALL_FIELDS = {"model": "gpt-4o-mini", "model_requested": "gpt-4o-mini", "provider": "openai",
+               "tokens_input": 812, "tokens_output": 96, "tokens_total": 908,
+               "latency_ms": 412, "stop_reason": "stop", "estimated_via": "none",
+               "provider_metadata": {"request_id": "req_0123456789abcdef"}}
+# As the sender serializes a batch (transport/_sender.py) and compresses it (_http.py).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str, ensure_ascii=False)
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class Collector:
+    """``flightdeck-sensor collect`` on 127.0.0.1, any free port, a fresh database."""
+
+    def __init__(self, workdir: Path) -> None:
+        ready = workdir / "ready.json"
+        self.db = workdir / "bench.db"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTDECK_")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "flightdeck_sensor", "collect", "--host", "127.0.0.1",
+             "--port", "0", "--token", TOKEN, "--db", str(self.db), "--ready-file", str(ready)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not ready.exists() or not ready.read_text().strip():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError("the collector did not start")
+            time.sleep(0.05)
+        self.port = int(json.loads(ready.read_text())["port"])
+
+    def cpu_seconds(self) -> float:
+        """The collector's user + system CPU so far (/proc/PID/stat fields 14 and 15)."""
+        with open(f"/proc/{self.process.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def build_bodies(events: int, batch: int) -> list[bytes]:
+    """Gzip'd batch bodies holding ``events`` fresh post_call events of one new session."""
+    config, _ = resolve_config({}, server="http://127.0.0.1:1/ingest", token=TOKEN)
+    session = Session(config)
+    bodies = []
+    for start in range(0, events, batch):
+        chunk = [complete_event(session.build("post_call", CALL_FIELDS))
+                 for _ in range(min(batch, events - start))]
+        body = _ENCODER.encode({"events": chunk}).encode()
+        bodies.append(gzip.compress(body, compresslevel=1))
+    return bodies
+
+
+def post_all(port: int, bodies: list[bytes], batch_sizes: list[int]) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json",
+               "User-Agent": f"flightdeck-sensor/{__version__}", "Content-Encoding": "gzip"}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        for body, size in zip(bodies, batch_sizes, strict=True):
+            conn.request("POST", BATCH_PATH, body=body, headers=headers)
+            response = conn.getresponse()
+            answer = response.read()
+            if response.status != 200:
+                raise RuntimeError(f"collector answered {response.status}: {answer[:200]!r}")
+            envelope = json.loads(answer)
+            if envelope.get("accepted") != size or envelope.get("rejected"):
+                raise RuntimeError(f"collector did not accept the whole batch: {answer[:300]!r}")
+    finally:
+        conn.close()
+
+
+def stored_events(db: Path) -> int:
+    with sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True) as conn:
+        count: int = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    return count
+
+
+def run(events: int, runs: int, batch: int) -> dict[str, Any]:
+    rates, collector_cpu, client_cpu = [], [], []
+    with tempfile.TemporaryDirectory(prefix="bench-collector-") as workdir:
+        collector = Collector(Path(workdir))
+        try:
+            post_all(collector.port, build_bodies(batch, batch), [batch])  # warm-up
+            sent = batch
+            for _ in range(runs):
+                bodies = build_bodies(events, batch)
+                sizes = [min(batch, events - start) for start in range(0, events, batch)]
+                cpu_before = collector.cpu_seconds()
+                client_before = time.process_time()
+                started = time.perf_counter()
+                post_all(collector.port, bodies, sizes)
+                elapsed = time.perf_counter() - started
+                client_cpu.append((time.process_time() - client_before) / events * 1e6)
+                collector_cpu.append((collector.cpu_seconds() - cpu_before) / events * 1e6)
+                rates.append(events / elapsed)
+                sent += events
+        finally:
+            collector.stop()
+        stored = stored_events(collector.db)
+    return {"benchmark": "collector", "events_per_s": round(statistics.median(rates)),
+            "events_per_s_min": round(min(rates)), "events_per_s_max": round(max(rates)),
+            "collector_cpu_us_per_event": round(statistics.median(collector_cpu), 2),
+            "collector_cpu_us_per_event_min": round(min(collector_cpu), 2),
+            "collector_cpu_us_per_event_max": round(max(collector_cpu), 2),
+            "client_cpu_us_per_event": round(statistics.median(client_cpu), 2),
+            "batch_events": batch, "runs": runs, "events": events,
+            "events_sent": sent, "events_stored": stored, "all_stored": stored == sent,
+            "load_average": [round(x, 2) for x in os.getloadavg()]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer events per run")
+    parser.add_argument("--events", type=int, help="events per run (100,000; --quick 20,000)")
+    parser.add_argument("--runs", type=int, default=3, help="runs (%(default)s)")
+    parser.add_argument("--batch", type=int, default=500,
+                        help="events per request, as the sender batches (%(default)s)")
+    parser.add_argument("--out", type=Path, help="write the JSON result here")
+    args = parser.parse_args()
+    events = args.events or (20_000 if args.quick else 100_000)
+    result = {"quick": args.quick, **run(events, max(1, args.runs), args.batch)}
+    result = {"benchmark": result.pop("benchmark"), **result}
+    print(f"collector ingest: {result['events_per_s']:,} events/s median "
+          f"({result['events_per_s_min']:,}-{result['events_per_s_max']:,}) over "
+          f"{result['runs']} runs of {events:,} events in batches of {args.batch}; "
+          f"collector CPU {result['collector_cpu_us_per_event']} us/event, "
+          f"client CPU {result['client_cpu_us_per_event']} us/event; "
+          f"all stored: {result['all_stored']} ({result['events_stored']:,} of "
+          f"{result['events_sent']:,})")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0 if result["all_stored"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
