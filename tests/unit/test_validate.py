@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import gzip
 import hmac
+import json
+import sqlite3
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fixtures.collector_events import INVALID_CASES, VALID_VARIANTS, valid_event
-from flightdeck_sensor.collector._server import CollectorServer
+from flightdeck_sensor.collector._server import CollectorServer, decode_body, split_batch
 from flightdeck_sensor.collector._store import EventStore
 from flightdeck_sensor.collector._validate import (
+    Event,
     InvalidEvent,
     is_canonical_uuid,
     parse_rfc3339,
+    validate_batch,
     validate_event,
 )
 
@@ -101,3 +108,218 @@ def test_token_check_compares_in_constant_time(tmp_path: Path) -> None:
     finally:
         server.server_close()
         store.close()
+
+
+# -- the batch fast path agrees with the reference ------------------------------------------
+def _reference_answer(event: object, now: datetime) -> tuple[str, Any]:
+    try:
+        accepted = validate_event(event, now)
+    except InvalidEvent as invalid:
+        return "rejected", str(invalid)
+    return "accepted", accepted[:5]
+
+
+def _batch_answers(events: list[Any], now: datetime) -> list[tuple[str, Any]]:
+    accepted, rejected = validate_batch(events, now, [f"text {i}" for i in range(len(events))])
+    answers: dict[int, tuple[str, Any]] = {index: ("rejected", error) for index, error in rejected}
+    kept = iter(accepted)
+    for index in range(len(events)):
+        if index not in answers:
+            event = next(kept)
+            assert event.raw is events[index]
+            assert event.body in (None, f"text {index}")  # the text travels with the event
+            answers[index] = ("accepted", event[:5])
+    assert next(kept, None) is None
+    return [answers[index] for index in range(len(events))]
+
+
+def test_batch_validation_gives_the_reference_answer_for_every_table_case() -> None:
+    now = datetime.now(timezone.utc)
+    events = [event for _, event, _ in INVALID_CASES] + [event for _, event in VALID_VARIANTS]
+
+    assert _batch_answers(events, now) == [_reference_answer(event, now) for event in events]
+
+
+def _stamp(moment: datetime, form: str) -> str:
+    if form == "sensor":
+        return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    if form == "z":
+        return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if form == "offset":
+        return moment.astimezone(timezone(timedelta(hours=5, minutes=30))).isoformat()
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+_NOW = datetime.now(timezone.utc)
+_TIMESTAMPS = st.one_of(
+    st.builds(_stamp, st.datetimes(min_value=(_NOW - timedelta(days=3)).replace(tzinfo=None),
+                                   max_value=(_NOW + timedelta(hours=1)).replace(tzinfo=None),
+                                   timezones=st.just(timezone.utc)),
+              st.sampled_from(["sensor", "z", "offset", "seconds"])),
+    # right at the edges of the window, and days some months lack
+    st.builds(lambda edge, micros, form: _stamp(edge + timedelta(microseconds=micros), form),
+              st.sampled_from([_NOW - timedelta(hours=48), _NOW + timedelta(minutes=5)]),
+              st.integers(-3, 3), st.sampled_from(["sensor", "z"])),
+    st.sampled_from([_NOW.strftime("%Y-02-30T10:00:00.000000+00:00"),
+                     _NOW.strftime("%Y-%m-%dT1\u0665:00:00.000000+00:00"),
+                     _NOW.strftime("%Y-%m-%dT10:00:00.000000-00:00"),
+                     _NOW.strftime("%Y-%m-%dT10:00:00.000000+00:00 "),
+                     _NOW.strftime("%Y-%m-%dt10:00:00.000000+00:00")]),
+    st.text(max_size=40),
+)
+_JSON_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 2**70), st.floats(),
+                          st.text(max_size=300),
+                          st.sampled_from(["production", "coding", "flightdeck_sensor",
+                                           "post_call", "session_start", "rate_limit"]),
+                          st.uuids().map(str), st.uuids().map(lambda u: str(u).upper()))
+_JSON_VALUES = st.recursive(_JSON_SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=12), inner, max_size=3)),
+    max_leaves=6)
+_FIELDS = st.sampled_from([
+    "id", "session_id", "event_type", "agent_type", "client_type", "timestamp", "agent_id",
+    "model", "tokens_input", "tokens_output", "tokens_total", "tokens_used_session",
+    "latency_ms", "has_content", "parent_session_id", "agent_role", "provider_metadata",
+    "sensor_version", "close_reason", "error", "retry_attempt", "output_dimensions",
+    "policy_decision", "capture_prompts", "framework", "content", "extra_field",
+])
+
+
+@st.composite
+def _mutated_events(draw: st.DrawFn) -> object:
+    event_type = draw(st.sampled_from(["post_call", "pre_call", "session_start", "session_end",
+                                       "llm_error", "embeddings", "policy_warn", "tool_call"]))
+    event: dict[str, Any] = valid_event(event_type, timestamp=draw(_TIMESTAMPS))
+    for _ in range(draw(st.integers(0, 3))):
+        field = draw(_FIELDS)
+        action = draw(st.sampled_from(["set", "delete", "role"]))
+        if action == "delete":
+            event.pop(field, None)
+        elif action == "role":
+            event["parent_session_id"] = str(uuid.uuid4())
+            event["agent_role"] = draw(st.text(min_size=60, max_size=260))
+        else:
+            event[field] = draw(_JSON_VALUES)
+    if draw(st.booleans()):  # the key order must not matter either
+        event = dict(sorted(event.items()))
+    return event if draw(st.integers(0, 30)) else draw(_JSON_VALUES)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_mutated_events(), min_size=1, max_size=4))
+def test_batch_validation_agrees_with_the_reference_on_generated_events(
+        events: list[Any]) -> None:
+    now = datetime.now(timezone.utc)
+    # Through JSON, as the server gets them (tuples, NaN and the like cannot arrive).
+    events = [json.loads(json.dumps(event)) for event in events]
+
+    assert _batch_answers(events, now) == [_reference_answer(event, now) for event in events]
+
+
+def test_fast_path_takes_the_sensors_events() -> None:
+    """The fast path is not silently dead: a sensor-made event comes out with its text."""
+    event = valid_event("post_call")
+
+    accepted, rejected = validate_batch([event], datetime.now(timezone.utc), ["{...}"])
+
+    assert rejected == [] and accepted[0].body == "{...}"
+    assert accepted[0].when == event["timestamp"]
+
+
+# -- the batch body splitter agrees with json.loads ----------------------------------------
+def _check_split(body: bytes) -> None:
+    split = split_batch(body)
+    if split is None:
+        return
+    events, texts = split
+    payload = json.loads(body)
+    assert list(payload) == ["events"] and payload["events"] == events
+    assert [json.loads(text) for text in texts] == events
+
+
+@pytest.mark.parametrize("body", [
+    b'{"events":[]}', b' {\n"events" : [ ] } \r\n', b'{"events":[{"a":1},{"b":[1,2]}]}',
+    b'{"events":[1 , 2\t,3]}', b'{"events":[1,]}', b'{"events":[,1]}', b'{"events":[1]}x',
+    b'{"events":[1]', b'{"events":[1]]}', b'{"events":[NaN]}', b'{"events":[1e999]}',
+    b'{"events":[1],"events":[2]}', b'{"events":[1],"x":2}', b'\xef\xbb\xbf{"events":[1]}',
+    '{"events":[1]}'.encode("utf-16"), b'{"events":["\xed\xa0\x80"]}',
+    b'{"events":["\\ud800"]}', b'{"events":[' + b"[" * 100_000 + b"]}", b"",
+    b'{"events":[{"a":"\x01"}]}', b'{"\\u0065vents":[1]}', b'{"events":[-]}',
+])
+def test_batch_splitter_returns_what_json_loads_gives_or_nothing(body: bytes) -> None:
+    _check_split(body)
+
+
+def test_batch_splitter_takes_the_senders_body() -> None:
+    events = [valid_event("post_call", model="gpt-\u00e9"), valid_event("session_end")]
+    body = json.dumps({"events": events}, separators=(",", ":"), ensure_ascii=False).encode()
+
+    split = split_batch(decode_body(gzip.compress(body, 1), "gzip"))
+
+    assert split is not None and split[0] == events
+    assert split[1] == [json.dumps(e, separators=(",", ":"), ensure_ascii=False) for e in events]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_JSON_VALUES, max_size=5),
+       st.sampled_from([(",", ":"), (", ", ": "), (" ,\n", "\t:\r")]),
+       st.booleans(), st.lists(st.tuples(st.integers(0, 10_000), st.binary(max_size=3)),
+                               max_size=2))
+def test_batch_splitter_agrees_with_json_loads_on_generated_bodies(
+        events: list[Any], separators: tuple[str, str], ascii_only: bool,
+        edits: list[tuple[int, bytes]]) -> None:
+    body = json.dumps({"events": events}, separators=separators,
+                      ensure_ascii=ascii_only).encode()
+    for offset, replacement in edits:  # damage it here and there
+        at = offset % (len(body) + 1)
+        body = body[:at] + replacement + body[at + len(replacement):]
+    try:
+        json.loads(body)
+    except (ValueError, RecursionError):
+        assert split_batch(body) is None  # only json.loads may answer a broken body
+        return
+    _check_split(body)
+
+
+# -- the store: dedupe and attachment across the batch shapes it optimises --------------------
+def _events_of(store_path: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(store_path) as conn:
+        return conn.execute("SELECT id, body FROM events ORDER BY rowid").fetchall()
+
+
+def test_store_keeps_the_first_of_each_id_within_and_across_batches(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "c.db")
+    now = datetime.now(timezone.utc)
+    session = str(uuid.uuid4())
+    first = [valid_event("session_start", session_id=session), valid_event(session_id=session)]
+    accepted, _ = validate_batch(first, now, ["start", "call"])
+    try:
+        assert store.ingest(accepted) is False
+        again = valid_event("session_start", session_id=session)
+        repeat = [first[1], valid_event(session_id=session, id=first[1]["id"].upper()),
+                  again, again]
+        accepted, _ = validate_batch(repeat, now, ["dup", "dup upper", "second start", "same"])
+        assert store.ingest(accepted) is True  # a second session_start attaches
+        accepted, _ = validate_batch(first[:1], now, ["start resent"])
+        assert store.ingest(accepted) is False  # the first start was no attachment
+
+        assert [body for _, body in _events_of(tmp_path / "c.db")] == [
+            "start", "call", "second start"]
+        with sqlite3.connect(tmp_path / "c.db") as conn:
+            events, calls, attachments = conn.execute(
+                "SELECT events, calls, attachments FROM sessions").fetchone()
+        assert (events, calls, attachments) == (3, 1, 1)
+    finally:
+        store.close()
+
+
+def test_store_serialises_events_that_came_without_their_text(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "c.db")
+    event = valid_event(model="caf\u00e9")
+    try:
+        store.ingest([validate_event(event)])
+        [(_, body)] = _events_of(tmp_path / "c.db")
+    finally:
+        store.close()
+
+    assert json.loads(body) == event
+    assert isinstance(validate_event(event), Event)

@@ -11,13 +11,14 @@ import json
 import os
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ._validate import Event
+from ._validate import Event, utc_text
 
 SCHEMA_VERSION = 1
 
@@ -82,11 +83,6 @@ def default_db_path() -> Path:
     return base / "flightdeck-sensor" / "collector.db"
 
 
-def utc_text(moment: datetime) -> str:
-    """Fixed-width UTC ISO text: sorts as it compares."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
-
-
 @dataclass
 class _SessionDelta:
     """What one batch adds to one session's aggregate row."""
@@ -105,23 +101,6 @@ class _SessionDelta:
     sensor_version: str | None = None
     attachments: int = 0
     last_attached_at: str | None = None
-
-    def add(self, event: Event, when: str) -> None:
-        self.started_at = min(self.started_at, when)
-        self.last_seen_at = max(self.last_seen_at, when)
-        self.events += 1
-        if event.event_type in CALL_EVENT_TYPES:
-            self.calls += 1
-        if event.event_type in _USAGE_EVENT_TYPES:
-            self.tokens_in += event.raw.get("tokens_input") or 0
-            self.tokens_out += event.raw.get("tokens_output") or 0
-        if event.event_type == "llm_error":
-            self.errors += 1
-        if event.event_type == "session_start":
-            self.state, self.has_start = "active", True
-            self.sensor_version = _text(event.raw.get("sensor_version"))
-        elif event.event_type == "session_end":
-            self.state, self.close_reason = "closed", _text(event.raw.get("close_reason"))
 
 
 class EventStore:
@@ -163,49 +142,76 @@ class EventStore:
 
     def _ingest_locked(self, conn: sqlite3.Connection, events: Iterable[Event],
                        received_at: str) -> bool:
+        events = list(events)
+        # Every event is offered to the table; INSERT OR IGNORE keeps the first of each id.
+        # The rows this batch added are the fresh events: usually all of them, which
+        # total_changes tells without asking the id index a second time.
+        (newest_rowid,) = conn.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()
+        changes_before = conn.total_changes
+        conn.executemany(_INSERT_EVENT, [_event_row(event, received_at) for event in events])
+        repeated: list[Event] = []
+        if conn.total_changes - changes_before == len(events):
+            fresh = events
+        else:
+            fresh, repeated = _split_new_events(conn, events, newest_rowid)
         attached = False
-        fresh, repeated = _split_new_events(conn, list(events))
         for event in repeated:
             if event.event_type == "session_start":
                 attached |= _was_attachment(conn, event.id)
-        rows = []
-        deltas: dict[str, _SessionDelta] = {}
+        by_session: dict[str, list[Event]] = {}
         for event in fresh:
-            when = utc_text(event.timestamp)
-            rows.append(_event_row(event, when, received_at))
-            delta = deltas.get(event.session_id)
-            if delta is None:
-                delta = deltas[event.session_id] = _SessionDelta(event, when, when)
-            if event.event_type == "session_start" and (
-                    delta.has_start or _has_started(conn, event.session_id)):
-                conn.execute("INSERT INTO attachments (event_id, session_id, attached_at) "
-                             "VALUES (?, ?, ?)", (event.id, event.session_id, received_at))
-                delta.attachments += 1
-                delta.last_attached_at = received_at
-                attached = True
-            delta.add(event, when)
-        conn.executemany(_INSERT_EVENT, rows)
-        for session_id, delta in deltas.items():
+            group = by_session.get(event.session_id)
+            if group is None:
+                by_session[event.session_id] = [event]
+            else:
+                group.append(event)
+        for session_id, group in by_session.items():
+            delta = _session_delta(conn, group, received_at)
+            attached |= delta.attachments > 0
             _apply_delta(conn, session_id, delta)
         return attached
 
 
-def _split_new_events(conn: sqlite3.Connection,
-                      events: list[Event]) -> tuple[list[Event], list[Event]]:
-    """Events whose id is not stored yet (first of each id), and the repeats."""
-    stored: set[str] = set()
-    for start in range(0, len(events), 500):  # stay under SQLite's bound-parameter limit
-        ids = [event.id for event in events[start:start + 500]]
-        marks = ",".join("?" * len(ids))
-        stored.update(row[0] for row in
-                      conn.execute(f"SELECT id FROM events WHERE id IN ({marks})", ids))
+def _session_delta(conn: sqlite3.Connection, events: list[Event],
+                   received_at: str) -> _SessionDelta:
+    """One session's fresh events of a batch, summed; attachments recorded as found."""
+    whens = [event.when for event in events]
+    delta = _SessionDelta(events[0], min(whens), max(whens), events=len(events))
+    counts = Counter(event.event_type for event in events)
+    delta.calls = sum(counts[kind] for kind in CALL_EVENT_TYPES)
+    delta.errors = counts["llm_error"]
+    if counts["post_call"] or counts["embeddings"]:
+        usage = [event.raw for event in events if event.event_type in _USAGE_EVENT_TYPES]
+        delta.tokens_in = sum(raw.get("tokens_input") or 0 for raw in usage)
+        delta.tokens_out = sum(raw.get("tokens_output") or 0 for raw in usage)
+    if counts["session_start"] or counts["session_end"]:
+        for event in events:  # in order: a start after an end reopens, the last word wins
+            if event.event_type == "session_start":
+                if delta.has_start or _has_started(conn, event.session_id):
+                    conn.execute("INSERT INTO attachments (event_id, session_id, attached_at) "
+                                 "VALUES (?, ?, ?)", (event.id, event.session_id, received_at))
+                    delta.attachments += 1
+                    delta.last_attached_at = received_at
+                delta.state, delta.has_start = "active", True
+                delta.sensor_version = _text(event.raw.get("sensor_version"))
+            elif event.event_type == "session_end":
+                delta.state, delta.close_reason = "closed", _text(event.raw.get("close_reason"))
+    return delta
+
+
+def _split_new_events(conn: sqlite3.Connection, events: list[Event],
+                      newest_rowid: int) -> tuple[list[Event], list[Event]]:
+    """The events this batch's insert stored (rowids past ``newest_rowid``: the first of
+    each id not stored before), and the repeats."""
+    added = {row[0] for row in
+             conn.execute("SELECT id FROM events WHERE rowid > ?", (newest_rowid,))}
     fresh, repeated = [], []
     for event in events:
-        if event.id in stored:
-            repeated.append(event)
-        else:
-            stored.add(event.id)
+        if event.id in added:
+            added.discard(event.id)
             fresh.append(event)
+        else:
+            repeated.append(event)
     return fresh, repeated
 
 
@@ -227,11 +233,13 @@ _INSERT_EVENT = (
 )
 
 
-def _event_row(event: Event, when: str, received_at: str) -> tuple[Any, ...]:
+def _event_row(event: Event, received_at: str) -> tuple[Any, ...]:
     raw = event.raw
-    return (event.id, event.session_id, event.event_type, when, received_at,
-            _text(raw.get("model")), raw.get("tokens_input"), raw.get("tokens_output"),
-            raw.get("latency_ms"), _COMPACT_JSON.encode(raw))
+    model = raw.get("model")
+    return (event.id, event.session_id, event.event_type, event.when, received_at,
+            model if type(model) is str and model.isascii() else _text(model),
+            raw.get("tokens_input"), raw.get("tokens_output"), raw.get("latency_ms"),
+            event.body if event.body is not None else _COMPACT_JSON.encode(raw))
 
 
 def _apply_delta(conn: sqlite3.Connection, session_id: str, delta: _SessionDelta) -> None:

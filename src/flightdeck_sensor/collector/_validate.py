@@ -9,9 +9,9 @@ structs: a field of the wrong JSON type is a 400 there as well).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 EVENT_TYPES = frozenset({
     "session_start", "session_end", "pre_call", "post_call", "embeddings", "llm_error",
@@ -70,15 +70,30 @@ class InvalidEvent(ValueError):
     """The event breaks a rule; the message names the field and the rule."""
 
 
-@dataclass(frozen=True)
-class Event:
-    """A validated event: the normalised keys the store needs, and the event as sent."""
+class Event(NamedTuple):
+    """A validated event: the normalised keys the store needs, and the event as sent.
+
+    ``when`` is the timestamp as fixed-width UTC text (:func:`utc_text`);
+    ``body`` the event's JSON text exactly as it came in the request, when the
+    server kept it (the store then saves it instead of serialising ``raw``).
+    A tuple: built once per event on the collector's hot path.
+    """
 
     id: str
     session_id: str
     event_type: str
-    timestamp: datetime
+    when: str
     raw: dict[str, Any]
+    body: str | None = None
+
+    @property
+    def timestamp(self) -> datetime:
+        return datetime.fromisoformat(self.when)
+
+
+def utc_text(moment: datetime) -> str:
+    """Fixed-width UTC ISO text: sorts as it compares."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
 def is_canonical_uuid(value: object) -> bool:
@@ -124,7 +139,7 @@ def validate_event(raw: object, now: datetime | None = None) -> Event:
     timestamp = _checked_timestamp(raw.get("timestamp"), now or datetime.now(timezone.utc))
     _check_agent_role(raw)
     _TYPE_RULES.get(str(event_type), _no_rule)(raw)
-    return Event(event_id.lower(), session_id.lower(), str(event_type), timestamp, raw)
+    return Event(event_id.lower(), session_id.lower(), str(event_type), utc_text(timestamp), raw)
 
 
 def _required_uuid(raw: dict[str, Any], field: str) -> str:
@@ -255,3 +270,104 @@ def _shown(value: object) -> str:
     """A short, safe rendering of a bad value for an error message."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+# -- the batch path -------------------------------------------------------------------------
+# validate_event above is the reference: every rule, every error message. The batch path
+# first tries _accept_fast, which only ever *accepts* (returning the very Event the reference
+# would) or defers; anything it is not sure of -- every rejection included -- goes to
+# validate_event, so the answers cannot differ. tests/unit/test_validate.py holds the two
+# to agreement on generated events.
+
+# The sensor's own timestamp form, in UTC, on a day every month has (29-31 go the long way):
+# for these the text is already utc_text(moment), and fixed-width text sorts as time does.
+# ASCII digits only: in a str pattern, \d also matches other scripts' digits.
+_UTC_STAMP = re.compile(
+    r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{6}\+00:00"
+)
+_REQUIRED_STRINGS = ("id", "session_id", "event_type", "agent_type", "client_type", "timestamp")
+_MAX_SHAPES = 1024
+# (keys in order, exact type of each value) -> the count fields holding an int, whose sign
+# is still to be checked; None: some field has a type the rules refuse (the reference says which).
+_SHAPES: dict[tuple[tuple[str, ...], tuple[type, ...]], tuple[str, ...] | None] = {}
+
+
+def _shape_verdict(keys: tuple[str, ...], types: tuple[type, ...]) -> tuple[str, ...] | None:
+    """What the field-type rules say about every event with these keys and value types."""
+    kinds = dict(zip(keys, types, strict=True))
+    for field in _REQUIRED_STRINGS:
+        if not issubclass(kinds.get(field, type(None)), str):
+            return None
+    counts = []
+    for field, kind in kinds.items():
+        if kind is type(None) or field not in _FIELD_KINDS:
+            continue
+        expected = _FIELD_KINDS[field][0]
+        if expected is int:
+            if not issubclass(kind, int) or issubclass(kind, bool):
+                return None
+            counts.append(field)
+        elif not issubclass(kind, expected):
+            return None
+    return tuple(counts)
+
+
+def _accept_fast(raw: object, body: str | None, oldest: str, newest: str) -> Event | None:
+    """The Event validate_event would return, or None: not sure, ask the reference."""
+    if type(raw) is not dict:
+        return None
+    keys = tuple(raw)
+    types = tuple(map(type, raw.values()))
+    try:
+        counts = _SHAPES[keys, types]
+    except KeyError:
+        counts = _shape_verdict(keys, types)
+        if len(_SHAPES) < _MAX_SHAPES:  # bounded: the keys come from the network
+            _SHAPES[keys, types] = counts
+    if counts is None or (counts and min(map(raw.__getitem__, counts)) < 0):
+        return None
+    # From here on the shape guarantees: the _REQUIRED_STRINGS are str, the rest are typed.
+    event_id: str = raw["id"]
+    session_id: str = raw["session_id"]
+    event_type: str = raw["event_type"]
+    stamp: str = raw["timestamp"]
+    role = raw.get("agent_role")
+    parent = raw.get("parent_session_id")
+    if (_UUID.fullmatch(event_id) is None or _UUID.fullmatch(session_id) is None
+            or event_type not in EVENT_TYPES or raw["agent_type"] not in AGENT_TYPES
+            or raw["client_type"] != CLIENT_TYPE
+            or (parent is not None and _UUID.fullmatch(parent) is None)
+            or (role is not None and len(role) * 4 > MAX_AGENT_ROLE_BYTES)
+            or stamp < oldest or stamp > newest or _UTC_STAMP.fullmatch(stamp) is None):
+        return None
+    rule = _TYPE_RULES.get(event_type)
+    if rule is not None:
+        try:
+            rule(raw)
+        except InvalidEvent:
+            return None
+    return Event(event_id.lower(), session_id.lower(), event_type, stamp, raw, body)
+
+
+def validate_batch(events: Sequence[object], now: datetime, bodies: Sequence[str] | None = None,
+                   ) -> tuple[list[Event], list[tuple[int, str]]]:
+    """Each event validated as validate_event(event, now) would: the accepted Events, and
+    ``(index, error)`` for each rejected one. ``bodies``: the events' JSON texts, kept on
+    the Events the fast path accepts."""
+    oldest, newest = utc_text(now - MAX_AGE), utc_text(now + MAX_SKEW_AHEAD)
+    accepted: list[Event] = []
+    rejected: list[tuple[int, str]] = []
+    fast: Callable[[object, str | None, str, str], Event | None] = _accept_fast
+    append = accepted.append
+    texts: Sequence[str | None] = bodies if bodies is not None else [None] * len(events)
+    for index, (raw, body) in enumerate(zip(events, texts, strict=True)):
+        event = fast(raw, body, oldest, newest)
+        if event is None:
+            try:
+                event = validate_event(raw, now)
+            except InvalidEvent as invalid:
+                rejected.append((index, str(invalid)))
+                continue
+        append(event)
+    return accepted, rejected
