@@ -82,6 +82,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 BODY = b'{"status":"ok","rejected":[],"directive":null,"attached":false}'
 class Sink(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else headers and body, written apart, wait on delayed ACKs
     def log_message(self, *args): pass
     def do_POST(self):
         self.rfile.read(int(self.headers["Content-Length"]))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 from ._config import Config
@@ -68,27 +70,88 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_ready_ids)
 
 
+# Fields every event carries with a default, when the event's own fields
+# do not set them (PROTOCOL.md: "null / 0 where not applicable").
+_DEFAULTS: tuple[tuple[str, Any], ...] = (
+    ("model", None), ("tokens_input", None), ("tokens_output", None), ("tokens_total", None),
+    ("tokens_cache_read", None), ("tokens_cache_creation", None), ("latency_ms", None),
+    ("has_content", False), ("content", None))
+
 # The key under which a pending event (see ``Session.stamp``) carries its
-# session's common fields until the sender completes it.
+# session's identity until the sender completes or encodes it.
 _COMMON = "_flightdeck_common"
 
 
-def complete_event(event: dict[str, Any]) -> dict[str, Any]:
-    """The wire event of a pending one (idempotent: a complete event comes back
-    as it is). Runs on the sender thread as the event leaves the queue: the
-    session's common fields, the event id (one already set is kept) and the
-    RFC 3339 time. Doing this at record time cost the caller about 4 µs per event.
+class Identity:
+    """A session's identity fields (the same in each of its events), with their
+    JSON text, made once: the sender splices the text into each encoded event
+    instead of copying and encoding eleven fields per event (``Sender._batch_body``).
     """
-    common = event.pop(_COMMON, None)
-    if common is not None:
-        pending, event = event, common.copy()
-        event.update(pending)
-        if "id" not in pending:
-            event["id"] = new_event_id()
+
+    __slots__ = ("fields", "nonce", "placeholder", "text")
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.fields = fields
+        self.text = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)[1:-1]
+        # What the encoder writes for the _COMMON key (see encode_default): a
+        # random nonce names this identity, so no content can forge the text.
+        self.nonce = os.urandom(12).hex()
+        self.placeholder = f'"{_COMMON}":"{self.nonce}"'
+
+
+def prepare_event(event: dict[str, Any]) -> Identity | None:
+    """Give a pending event its id (one already set is kept), its RFC 3339
+    time and its defaults, in place, on the sender thread; its identity is
+    left for :func:`complete_event` or the encoder. Idempotent, so a retried
+    batch keeps its ids. Doing this on the caller's thread cost about 4 µs an event."""
     stamp = event.get("timestamp")
-    if isinstance(stamp, float):
+    if type(stamp) is float:
         event["timestamp"] = utc_timestamp(stamp)
-    return event
+    identity = event.get(_COMMON)
+    if type(identity) is not Identity:
+        return None
+    if "id" not in event:
+        event["id"] = new_event_id()
+    for key, value in _DEFAULTS:
+        if key not in event:
+            event[key] = value
+    if not event.keys().isdisjoint(identity.fields.keys()):  # views: iterates the smaller
+        # The event sets an identity field itself: merged here (its own value
+        # wins), never spliced in as a second copy of that key.
+        for key, value in identity.fields.items():
+            event.setdefault(key, value)
+        del event[_COMMON]
+        return None
+    return identity
+
+
+def complete_event(event: dict[str, Any]) -> dict[str, Any]:
+    """The whole wire event as a dict (for the spool and single-event sends): a
+    new dict for a pending event, the event itself for a complete one."""
+    identity = event.get(_COMMON)
+    if type(identity) is not Identity:
+        return event
+    prepare_event(event)
+    if _COMMON not in event:
+        return event
+    whole = dict(identity.fields)
+    whole.update(event)
+    del whole[_COMMON]
+    return whole
+
+
+def encode_default(value: Any) -> Any:
+    """``default`` of the sender's JSON encoder: a pending event's identity is
+    written as its nonce (so its key and value read as its ``placeholder``),
+    anything else unserializable as its ``str``."""
+    return value.nonce if type(value) is Identity else str(value)
+
+
+def splice_identities(text: str, identities: Iterable[Identity]) -> str:
+    """Replace each identity's placeholder in encoded JSON with its fields."""
+    for identity in identities:
+        text = text.replace(identity.placeholder, identity.text)
+    return text
 
 
 _COUNTED = frozenset(("post_call", "embeddings"))
@@ -110,9 +173,9 @@ class Session:
         self.custom_id = session_id is None and config.session_id_hint is not None
         self._tokens = 0
         self._lock = threading.Lock()
-        self._template = self._make_template()
+        self._identity = Identity(self._identity_fields())
 
-    def _make_template(self) -> dict[str, Any]:
+    def _identity_fields(self) -> dict[str, Any]:
         c = self.config
         return {
             "session_id": self.id,
@@ -125,15 +188,6 @@ class Session:
             "hostname": c.hostname,
             "host": c.hostname,
             "flavor": c.flavor or c.agent_name,
-            "model": None,
-            "tokens_input": None,
-            "tokens_output": None,
-            "tokens_total": None,
-            "tokens_cache_read": None,
-            "tokens_cache_creation": None,
-            "latency_ms": None,
-            "has_content": False,
-            "content": None,
             "parent_session_id": self.parent_session_id,
             "agent_role": c.agent_role if self.parent_session_id else None,
         }
@@ -162,7 +216,7 @@ class Session:
                 fields["tokens_used_session"] = self._tokens
         else:
             fields["tokens_used_session"] = self._tokens
-        fields[_COMMON] = self._template
+        fields[_COMMON] = self._identity
         return fields
 
     def forked(self) -> Session:

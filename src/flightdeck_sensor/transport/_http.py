@@ -14,6 +14,7 @@ import contextlib
 import gzip
 import http.client
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -53,24 +54,42 @@ class IngestClient:
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
         self._connection: http.client.HTTPConnection | None = None
+        self._reused = False  # the connection has carried a request already
+        self._request: tuple[str, bytes, dict[str, str], float] = ("", b"", {}, REQUEST_TIMEOUT)
         self._tls: ssl.SSLContext | None = None
 
     def post(self, path: str, body: bytes, timeout: float = REQUEST_TIMEOUT) -> Answer:
         """POST ``body`` (gzipped above 1 KiB); never raises. ``timeout`` bounds
         each step (connect, send, each read), as httpx's did."""
+        return self.begin(path, body, timeout) or self.finish()
+
+    def begin(self, path: str, body: bytes, timeout: float = REQUEST_TIMEOUT) -> Answer | None:
+        """Send the request; the answer is read by :meth:`finish`, so the caller
+        can work while the server does. Returns an Answer only when sending
+        failed (then there is nothing to finish). Never raises."""
         headers = dict(self._headers)
         if len(body) > GZIP_ABOVE:
             body = gzip.compress(body, compresslevel=1)  # 3x cheaper than 6, ~10% larger
             headers["Content-Encoding"] = "gzip"
         timeout = max(0.05, min(timeout, REQUEST_TIMEOUT))
+        self._request = (path, body, headers, timeout)
+        return self._guarded(self._send_request)
+
+    def finish(self) -> Answer:
+        """The answer to the request :meth:`begin` sent. Never raises."""
+        return self._guarded(self._read_answer) or Answer(0, error="no request was sent")
+
+    def _guarded(self, step: Callable[[bool], Answer | None]) -> Answer | None:
+        """Run ``step``; a kept-alive connection found closed by the server is
+        re-opened and the request sent again, once; errors become status 0."""
         try:
-            reused = self._connection is not None
+            reused = self._reused
             try:
-                return self._exchange(path, body, headers, timeout)
+                return step(False)
             except _STALE_CONNECTION:
                 if not reused:
                     raise
-                return self._exchange(path, body, headers, timeout)
+                return step(True)
         except TimeoutError as exc:  # socket.timeout is TimeoutError since 3.10
             return Answer(0, error=f"timeout ({type(exc).__name__})")
         except (OSError, http.client.HTTPException) as exc:
@@ -78,21 +97,35 @@ class IngestClient:
         except Exception as exc:  # a broken TLS setup or codec must not kill the sender
             return Answer(0, error=f"{type(exc).__name__}")
 
-    def _exchange(self, path: str, body: bytes, headers: dict[str, str],
-                  timeout: float) -> Answer:
+    def _send_request(self, again: bool) -> None:
+        path, body, headers, timeout = self._request
         connection = self._connection
         if connection is None:
             connection = self._connection = self._open(timeout)
+            self._reused = False
         else:
             connection.timeout = timeout
             if connection.sock is not None:
                 connection.sock.settimeout(timeout)
         try:
             connection.request("POST", self._base_path + path, body=body, headers=headers)
+        except BaseException:
+            self.close()
+            raise
+
+    def _read_answer(self, again: bool) -> Answer:
+        if again:  # the connection was stale: send the request again first
+            self._send_request(again)
+        connection = self._connection
+        if connection is None:
+            raise http.client.NotConnected("no connection")
+        try:
             response = connection.getresponse()
             answer = response.read(MAX_ANSWER_BYTES)
             if response.will_close or not response.isclosed():  # closing, or a flood left unread
                 self.close()
+            else:
+                self._reused = True
         except BaseException:
             self.close()
             raise
@@ -111,6 +144,7 @@ class IngestClient:
 
     def close(self) -> None:
         connection, self._connection = self._connection, None
+        self._reused = False
         if connection is not None:
             with contextlib.suppress(Exception):
                 connection.close()

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from .._session import complete_event
-
 # Serialized size of an event without content: about 900 bytes of common
 # fields; rounded up so the byte bound errs on the safe side.
 BASE_EVENT_BYTES = 1024
@@ -86,13 +84,13 @@ class EventQueue:
         return None if taken is None else taken[0]
 
     def pop_with_size(self) -> tuple[dict[str, Any], int] | None:
-        """The oldest event (completed for the wire) and its size, or None."""
+        """The oldest event and its size, or None."""
         try:
             event, size = self._items.popleft()
         except IndexError:
             return None
         self.bytes -= size
-        return complete_event(event), size
+        return event, size
 
     def is_above(self, fraction: float) -> bool:
         """Whether the queue holds more than ``fraction`` of either bound."""

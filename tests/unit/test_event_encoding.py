@@ -1,0 +1,104 @@
+"""Events leave the caller pending and are finished by the sender: the batch
+body (identity spliced in as text) must say exactly what the whole event says."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flightdeck_sensor._config import resolve_config
+from flightdeck_sensor._session import Session, complete_event
+from flightdeck_sensor.transport._queue import EventQueue
+from flightdeck_sensor.transport._sender import Sender
+
+SERVER = "http://127.0.0.1:9"
+
+
+def session(**env: str) -> Session:
+    config, _ = resolve_config({"FLIGHTDECK_SERVER": SERVER, "FLIGHTDECK_TOKEN": "t",
+                                "USER": "omria", "FLIGHTDECK_HOSTNAME": "Omri-PC", **env})
+    return Session(config)
+
+
+def sender() -> Sender:
+    config, _ = resolve_config({"FLIGHTDECK_SERVER": SERVER, "FLIGHTDECK_TOKEN": "t"})
+    return Sender(config, EventQueue(100, 1 << 20), None, None)
+
+
+def body_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    kept, body = sender()._batch_body(events)
+    assert kept == events
+    decoded: list[dict[str, Any]] = json.loads(body)["events"]
+    return decoded
+
+
+def test_the_batch_body_holds_each_whole_event_once() -> None:
+    one = session()
+    events = [one.build("pre_call", {"model": "gpt-4o", "tokens_input": 3}),
+              one.build("post_call", {"model": "gpt-4o", "tokens_total": 9,
+                                      "provider_metadata": {"request_id": "req_1"}}),
+              one.build("tool_call", {"tool_name": "lookup"})]
+
+    decoded = body_events(events)
+
+    assert decoded == [complete_event(e) for e in events]
+    for event in decoded:
+        assert event["session_id"] == one.id and event["user"] == "omria"
+        assert event["tokens_cache_read"] is None and event["has_content"] is False
+        assert "_flightdeck_common" not in event
+    assert decoded[1]["tokens_used_session"] == 9
+    assert len({e["id"] for e in decoded}) == 3
+
+
+def test_ids_and_times_stay_the_same_when_a_batch_is_encoded_again() -> None:
+    events = [session().build("pre_call", {"model": "m"}) for _ in range(3)]
+
+    first, second = body_events(events), body_events(events)
+
+    assert first == second
+    assert all(e["timestamp"].endswith("+00:00") for e in first)
+
+
+def test_two_sessions_in_one_batch_each_keep_their_identity() -> None:
+    parent = "1b4e28ba-2fa1-41d2-883f-0016d3cca427"
+    root = session()
+    child = session(FLIGHTDECK_PARENT_SESSION_ID=parent, FLIGHTDECK_AGENT_ROLE="researcher")
+    events = [root.build("pre_call", {}), child.build("pre_call", {}), root.build("pre_call", {})]
+
+    decoded = body_events(events)
+
+    assert [e["session_id"] for e in decoded] == [root.id, child.id, root.id]
+    assert decoded[1]["agent_role"] == "researcher" and decoded[0]["agent_role"] is None
+
+
+def test_content_that_looks_like_the_placeholder_is_left_alone() -> None:
+    one = session()
+    forged = '"_flightdeck_common":"00112233445566778899aabb"'
+    event = one.build("post_call", {"has_content": True,
+                                    "content": {"response": forged,
+                                                "_flightdeck_common": "00112233445566778899aabb"}})
+
+    decoded = body_events([event])
+
+    assert decoded[0]["content"] == {"response": forged,
+                                     "_flightdeck_common": "00112233445566778899aabb"}
+    assert decoded[0]["session_id"] == one.id
+
+
+def test_an_event_setting_an_identity_field_itself_is_not_given_it_twice() -> None:
+    one = session()
+    event = one.build("pre_call", {"flavor": "special"})
+
+    _, body = sender()._batch_body([event])
+
+    assert body.count(b'"flavor"') == 1
+    assert json.loads(body)["events"][0]["flavor"] == "special"
+    assert json.loads(body)["events"][0]["session_id"] == one.id
+
+
+def test_an_unserializable_value_is_sent_as_its_text() -> None:
+    event = session().build("post_call", {"provider_metadata": {"when": object}})
+
+    decoded = body_events([event])
+
+    assert decoded[0]["provider_metadata"]["when"] == str(object)
