@@ -27,9 +27,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / ".bench"
-BENCHMARKS = ("startup", "calls", "sender")
-PACKAGES = ("openai", "anthropic", "litellm", "httpx", "httpx2", "wrapt", "flightdeck-sensor")
-TIMEOUT = {"startup": 1800, "calls": 2400, "sender": 2400}
+BENCHMARKS = ("startup", "calls", "sender", "collector")
+PACKAGES = ("openai", "anthropic", "litellm", "httpx2", "wrapt", "flightdeck-sensor")
+TIMEOUT = {"startup": 1800, "calls": 2400, "sender": 2400, "collector": 1200}
 
 
 # -- running ---------------------------------------------------------------------
@@ -304,6 +304,8 @@ def markdown(rows: list[dict[str, Any]], results: dict[str, dict[str, Any]],
     lines += calls_section(results.get("calls", {}))
     lines += generic_section("Start-up (scripts/bench_startup.py)", results.get("startup", {}))
     lines += generic_section("Sender and exit (scripts/bench_sender.py)", results.get("sender", {}))
+    lines += generic_section("The collector's own ingest rate (scripts/bench_collector.py)",
+                             results.get("collector", {}))
     lines += soak_section()
     return "\n".join(lines) + "\n"
 
