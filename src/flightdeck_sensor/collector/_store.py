@@ -21,6 +21,8 @@ from typing import Any
 from ._validate import Event, utc_text
 
 SCHEMA_VERSION = 1
+WAL_CHECKPOINT_PAGES = 10_000  # 4 KiB pages
+CACHE_KIB = 64 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -114,6 +116,13 @@ class EventStore:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=5000")
+        # Checkpoint every ~40 MiB of WAL instead of SQLite's 4 MiB. A checkpoint copies a
+        # page once however many commits rewrote it (the random event-id index is rewritten
+        # all over by every batch) and syncs twice, which here costs a request 50-100 ms
+        # whatever the amount: a tenth as many checkpoints. Commits stay as durable as before.
+        self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+        # Room for that index (a few MiB per 100,000 events); the cache grows only as used.
+        self._conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         self._conn.executescript(_SCHEMA)
         self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -129,6 +138,7 @@ class EventStore:
         first delivery got).
         """
         received_at = utc_text(datetime.now(timezone.utc))
+        events = list(events)
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
@@ -140,9 +150,8 @@ class EventStore:
             conn.execute("COMMIT")
         return attached
 
-    def _ingest_locked(self, conn: sqlite3.Connection, events: Iterable[Event],
+    def _ingest_locked(self, conn: sqlite3.Connection, events: list[Event],
                        received_at: str) -> bool:
-        events = list(events)
         # Every event is offered to the table; INSERT OR IGNORE keeps the first of each id.
         # The rows this batch added are the fresh events: usually all of them, which
         # total_changes tells without asking the id index a second time.
