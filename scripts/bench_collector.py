@@ -3,12 +3,12 @@
     python scripts/bench_collector.py [--quick] [--out .bench/collector.json]
 
 Starts the real ``flightdeck-sensor collect`` as a subprocess, pre-builds
-gzip'd batch bodies of real post_call events (``Session.build`` +
-``complete_event``, serialized and compressed as the sender does), then POSTs
-them sequentially over one keep-alive connection as fast as the collector
-answers. Reports events/s (median, min and max over the runs), the collector
-process's CPU per event (utime + stime from /proc/PID/stat) and this client's
-CPU per event, and checks at the end that the database holds every event sent.
+gzip'd batch bodies of real post_call events (``Session.build``, then the
+sender's own batch encoder and gzip level), then POSTs them sequentially over
+one keep-alive connection as fast as the collector answers. Reports events/s
+(median, min and max over the runs), the collector process's CPU per event
+(utime + stime from /proc/PID/stat) and this client's CPU per event, and checks
+at the end that the database holds every event sent.
 The figures are for this machine at the time of the run.
 """
 
@@ -25,12 +25,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from flightdeck_sensor._config import resolve_config
+from flightdeck_sensor._config import Config, resolve_config
 from flightdeck_sensor._session import Session, complete_event
 from flightdeck_sensor._version import __version__
+from flightdeck_sensor.transport import Transport
 
 TOKEN = "bench-token-0123456789"
 BATCH_PATH = "/ingest/v1/events/batch"
@@ -38,7 +40,7 @@ CALL_FIELDS = {"model": "gpt-4o-mini", "model_requested": "gpt-4o-mini", "provid
                "tokens_input": 812, "tokens_output": 96, "tokens_total": 908,
                "latency_ms": 412, "stop_reason": "stop", "estimated_via": "none",
                "provider_metadata": {"request_id": "req_0123456789abcdef"}}
-# As the sender serializes a batch (transport/_sender.py) and compresses it (_http.py).
+# The sender's serialisation before it spliced identities in (the fallback above).
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str, ensure_ascii=False)
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -72,17 +74,29 @@ class Collector:
         self.process.wait(10)
 
 
-def build_bodies(events: int, batch: int) -> list[bytes]:
-    """Gzip'd batch bodies holding ``events`` fresh post_call events of one new session."""
+def build_bodies(events: int, batch: int, spool_dir: str) -> list[bytes]:
+    """Gzip'd batch bodies holding ``events`` fresh post_call events of one new session,
+    made by the sender's own batch encoder (as it sends them: same text, same key order)."""
     config, _ = resolve_config({}, server="http://127.0.0.1:1/ingest", token=TOKEN)
-    session = Session(config)
+    session = Session(config.replace(spool_dir=spool_dir))
+    encode = _sender_batch_encoder(config.replace(spool_dir=spool_dir))
     bodies = []
     for start in range(0, events, batch):
-        chunk = [complete_event(session.build("post_call", CALL_FIELDS))
+        chunk = [session.build("post_call", CALL_FIELDS)
                  for _ in range(min(batch, events - start))]
-        body = _ENCODER.encode({"events": chunk}).encode()
-        bodies.append(gzip.compress(body, compresslevel=1))
+        bodies.append(gzip.compress(encode(chunk), compresslevel=1))  # as transport/_http.py
     return bodies
+
+
+def _sender_batch_encoder(config: Config) -> Callable[[list[dict[str, Any]]], bytes]:
+    """The sender's ``_batch_body`` (a Transport starts no thread until its first event);
+    if it has moved, the plain form it produces: complete events, compact JSON."""
+    sender = getattr(Transport(config), "_sender", None)
+    batch_body = getattr(sender, "_batch_body", None)
+    if batch_body is not None:
+        return lambda events: batch_body(events)[1]
+    return lambda events: _ENCODER.encode(
+        {"events": [complete_event(event) for event in events]}).encode()
 
 
 def post_all(port: int, bodies: list[bytes], batch_sizes: list[int]) -> None:
@@ -114,10 +128,10 @@ def run(events: int, runs: int, batch: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-collector-") as workdir:
         collector = Collector(Path(workdir))
         try:
-            post_all(collector.port, build_bodies(batch, batch), [batch])  # warm-up
+            post_all(collector.port, build_bodies(batch, batch, workdir), [batch])  # warm-up
             sent = batch
             for _ in range(runs):
-                bodies = build_bodies(events, batch)
+                bodies = build_bodies(events, batch, workdir)
                 sizes = [min(batch, events - start) for start in range(0, events, batch)]
                 cpu_before = collector.cpu_seconds()
                 client_before = time.process_time()
