@@ -351,3 +351,22 @@ def test_sessions_aggregate_calls_tokens_errors_and_state(collector: CollectorPr
     assert closed_row["events"] == 7
     assert closed_row["agent_name"] == "tester@testhost"
     assert closed_row["sensor_version"] == "0.1.0"
+
+
+def test_counts_beyond_64_bits_are_400_and_huge_sums_are_stored(
+        collector: CollectorProcess) -> None:
+    # Given a count SQLite cannot hold, and two that fit but whose sum does not
+    session = str(uuid.uuid4())
+    too_big = valid_event("post_call", session_id=session, tokens_input=2**63)
+    big = [valid_event("post_call", session_id=session, tokens_input=2**62 + 1,
+                       tokens_total=2**62 + 1) for _ in range(2)]
+
+    # When they are sent in one batch
+    status, answer = collector.post(BATCH, batch(too_big, *big))
+
+    # Then the first is rejected as invalid (not a 500 the sender would retry forever)
+    assert status == 200, answer
+    assert [r["index"] for r in answer["rejected"]] == [0]
+    assert "tokens_input" in answer["rejected"][0]["error"]
+    assert answer["accepted"] == 2
+    assert [s["tokens_in"] for s in collector.sessions()] == [2**63 - 1]

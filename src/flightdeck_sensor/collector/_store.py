@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ._validate import Event, utc_text
+from ._validate import MAX_COUNT, Event, utc_text
 
 SCHEMA_VERSION = 1
 WAL_CHECKPOINT_PAGES = 10_000  # 4 KiB pages
@@ -191,8 +191,9 @@ def _session_delta(conn: sqlite3.Connection, events: list[Event],
     delta.errors = counts["llm_error"]
     if counts["post_call"] or counts["embeddings"]:
         usage = [event.raw for event in events if event.event_type in _USAGE_EVENT_TYPES]
-        delta.tokens_in = sum(raw.get("tokens_input") or 0 for raw in usage)
-        delta.tokens_out = sum(raw.get("tokens_output") or 0 for raw in usage)
+        # Each count fits 64 bits (validated); their sum is held there too.
+        delta.tokens_in = min(MAX_COUNT, sum(raw.get("tokens_input") or 0 for raw in usage))
+        delta.tokens_out = min(MAX_COUNT, sum(raw.get("tokens_output") or 0 for raw in usage))
     if counts["session_start"] or counts["session_end"]:
         for event in events:  # in order: a start after an end reopens, the last word wins
             if event.event_type == "session_start":

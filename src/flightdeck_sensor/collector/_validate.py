@@ -62,7 +62,7 @@ _FIELD_KINDS: dict[str, tuple[type, str]] = {
     **{field: (str, "a string") for field in _STRING_FIELDS},
     **{field: (bool, "a boolean") for field in _BOOL_FIELDS},
     **{field: (dict, "an object") for field in _OBJECT_FIELDS},
-    **{field: (int, "a non-negative integer") for field in _COUNT_FIELDS},
+    **{field: (int, "a non-negative integer below 2**63") for field in _COUNT_FIELDS},
 }
 
 
@@ -182,9 +182,15 @@ def _one_of(value: object, vocabulary: frozenset[str]) -> bool:
     return isinstance(value, str) and value in vocabulary
 
 
+# Counts are 64-bit signed integers, as on Flightdeck's server and in SQLite (a larger
+# one raised OverflowError in the store: a 500 the sender would retry forever).
+MAX_COUNT = 2**63 - 1
+
+
 def _is_count(value: object, minimum: int = 0) -> bool:
     # bool is an int subclass; JSON true is not a token count.
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    return (isinstance(value, int) and not isinstance(value, bool)
+            and minimum <= value <= MAX_COUNT)
 
 
 def _checked_timestamp(value: object, now: datetime) -> datetime:
@@ -325,7 +331,8 @@ def _accept_fast(raw: object, body: str | None, oldest: str, newest: str) -> Eve
         counts = _shape_verdict(keys, types)
         if len(_SHAPES) < _MAX_SHAPES:  # bounded: the keys come from the network
             _SHAPES[keys, types] = counts
-    if counts is None or (counts and min(map(raw.__getitem__, counts)) < 0):
+    if counts is None or (counts and (min(map(raw.__getitem__, counts)) < 0
+                                       or max(map(raw.__getitem__, counts)) > MAX_COUNT)):
         return None
     # From here on the shape guarantees: the _REQUIRED_STRINGS are str, the rest are typed.
     event_id: str = raw["id"]
