@@ -165,16 +165,18 @@ def startup_figure(data: dict[str, Any], scenario: str) -> Figure:
     return Figure(value, "ms", spread_text(low, high, "ms"))
 
 
-def calls_figure(data: dict[str, Any], streamed: bool, isolated: bool = False) -> Figure:
-    """The worst provider's median added time per call (or per chunk), thread CPU clock."""
-    prefix = "isolated_" if isolated else ""
+def calls_figure(data: dict[str, Any], streamed: bool, isolated: bool | str = False) -> Figure:
+    """The worst provider's median added time per call (or per chunk), thread CPU clock.
+    ``isolated``: True for the "isolated" rows, or the key of other isolated rows."""
+    section = (isolated if isinstance(isolated, str) else "isolated") if isolated else "calls"
     if streamed:
-        rows = [r | {"stats": r["cpu"]} for r in data.get(prefix + "per_chunk") or []]
+        key = section + "_per_chunk" if isolated else "per_chunk"
+        rows = [r | {"stats": r["cpu"]} for r in data.get(key) or []]
         key, low_key, high_key = ("added_per_chunk_us", "added_per_chunk_p10_us",
                                   "added_per_chunk_p90_us")
     else:
         rows = [r | {"stats": r["cpu"]}
-                for r in data.get("isolated" if isolated else "calls") or []
+                for r in data.get(section) or []
                 if not r.get("streamed")]
         key, low_key, high_key = "added_median_us", "added_block_p10_us", "added_block_p90_us"
     if not rows:
@@ -242,12 +244,18 @@ BUDGETS = [
     Budget("added time per intercepted non-streaming call (SDK on MockTransport)",
            "< 20 us median",
            lambda r: calls_figure(r["calls"], streamed=False), lambda v: v < 20.0),
-    Budget("added time per intercepted non-streaming call (sensor path isolated)",
+    Budget("added time per intercepted non-streaming call (sensor path isolated, sender "
+           "shipping between calls)",
            "< 20 us median",
            lambda r: calls_figure(r["calls"], streamed=False, isolated=True), lambda v: v < 20.0),
+    Budget("added time per intercepted non-streaming call (sensor path isolated, calls back "
+           "to back, the sender shipping all the while)", "< 20 us median",
+           lambda r: calls_figure(r["calls"], streamed=False, isolated="isolated_busy"),
+           lambda v: v < 20.0),
     Budget("added time per streamed chunk (SDK on MockTransport)", "< 2 us",
            lambda r: calls_figure(r["calls"], streamed=True), lambda v: v < 2.0),
-    Budget("added time per streamed chunk (sensor path isolated)", "< 2 us",
+    Budget("added time per streamed chunk (sensor path isolated, sender shipping between "
+           "calls)", "< 2 us",
            lambda r: calls_figure(r["calls"], streamed=True, isolated=True), lambda v: v < 2.0),
     Budget("events shipped to a loopback collector (an endpoint that acks at once: "
            "the sensor's own shipping rate)", "> 50,000 events/s",
@@ -378,24 +386,34 @@ def calls_section(data: dict[str, Any]) -> list[str]:
                 lines.append(f"| {row['label']} | {clock} | {fmt(r['off_per_chunk_us'])} | "
                              f"{fmt(r['added_per_chunk_us'])} ({fmt(r['added_per_chunk_p10_us'])}"
                              f" to {fmt(r['added_per_chunk_p90_us'])}) |")
-    if data.get("isolated"):
-        lines += ["", "### The sensor's own path, isolated", "",
+    for key, title, how in (
+            ("isolated", "The sensor's own path, isolated (the budget's figure)",
+             f"{data.get('isolated_calls_per_block', '?')} calls per block: a block's events "
+             "stay under one batch, so the sender waits out its batch window and ships between "
+             "blocks, as it does between a real agent's calls (100 ms to 10 s apart)."),
+            ("isolated_busy", "The same path with the sender shipping all the while",
+             f"{data.get('isolated_busy_calls_per_block', '?')} calls per block back to back "
+             "(~80,000 events/s): the sender ships during the block, and its share of the "
+             "cores, caches and allocator shows on the caller's thread. No agent calls an LLM "
+             "40,000 times a second; this bounds the worst case.")):
+        if not data.get(key):
+            continue
+        lines += ["", f"### {title}", "",
                   "The same patched entry points (the sensor's real wrapper, recording real "
                   "events into the real queue) around a stand-in for the SDK function that "
                   "returns a prebuilt SDK response, or an instance of the SDK's own Stream "
                   "class yielding prebuilt chunks; off = calling the stand-in directly. "
-                  f"{data.get('isolated_calls_per_block', '?')} calls per block. Caller's CPU "
-                  "time, us.", "",
+                  f"{how} Caller's CPU time, us.", "",
                   "| call | stream deltas | off median | on median | added median (blocks "
                   "p10-p90) | added p90 |", "|---|---|---|---|---|---|"]
-        for row in data["isolated"]:
+        for row in data[key]:
             r = row["cpu"]
             lines.append(
                 f"| {row['label']} | {row['deltas'] if row['streamed'] else '-'} | "
                 f"{fmt(r['off_median_us'])} | {fmt(r['on_median_us'])} | "
                 f"{fmt(r['added_median_us'])} ({fmt(r['added_block_p10_us'])} to "
                 f"{fmt(r['added_block_p90_us'])}) | {fmt(r['added_p90_us'])} |")
-        for row in data.get("isolated_per_chunk") or []:
+        for row in data.get(key + "_per_chunk") or []:
             r = row["cpu"]
             lines.append(f"| {row['label']}: per chunk (slope) | - | - | - | "
                          f"{fmt(r['added_per_chunk_us'])} ({fmt(r['added_per_chunk_p10_us'])} "

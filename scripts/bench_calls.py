@@ -57,6 +57,7 @@ import httpx2  # noqa: E402
 
 from fakes.fake_llm import Reply, Request  # noqa: E402
 from fakes.fake_llm._server import ROUTES, _load_routes  # noqa: E402
+from flightdeck_sensor.transport._sender import BATCH_EVENTS  # noqa: E402
 
 _load_routes()  # the route modules register themselves into ROUTES
 
@@ -64,6 +65,8 @@ N_SHORT, N_LONG = 4, 64  # content deltas per streamed answer
 # The isolated path is ~50x cheaper than an SDK call: more calls per block, but
 # few enough that one block's events (2 per call) stay far below the queue cap.
 ISOLATED_FACTOR = 10
+# Calls per block with the sender idle: two events a call stay under one batch.
+IDLE_SENDER_CALLS = (BATCH_EVENTS - 20) // 2
 TOKEN = "bench-token-0123456789"
 MESSAGES: Any = [{"role": "user", "content": "What is the capital of France"}]
 
@@ -525,16 +528,24 @@ def main() -> int:
                       f" cpu off {cpu['off_median_us']:8.1f} added {cpu['added_median_us']:7.1f}"
                       f" | wall off {wall['off_median_us']:8.1f} added "
                       f"{wall['added_median_us']:7.1f} us", file=sys.stderr)
-            isolated = []
+            isolated, isolated_busy = [], []
             for icase in isolated_cases(provider):
-                measured = measure_isolated(icase, blocks, calls * ISOLATED_FACTOR)
-                if measured is None:
+                # Sender idle: a block's events stay under one batch, so the sender
+                # waits out its window and ships between blocks, as it does between a
+                # real agent's calls (100 ms to 10 s apart).
+                measured = measure_isolated(icase, 2 * blocks, IDLE_SENDER_CALLS)
+                # Sender busy: calls back to back, ~80,000 events/s, the sender shipping
+                # all the while (its share of the cores and caches shows on the caller).
+                busy = measure_isolated(icase, blocks, calls * ISOLATED_FACTOR)
+                if measured is None or busy is None:
                     skipped.append(f"isolated {icase.name}")
                     continue
                 isolated.append(measured)
+                isolated_busy.append(busy)
                 print(f"  isolated {icase.label:29} "
                       f"{'stream' + str(icase.deltas) if icase.deltas else '':9} cpu added "
-                      f"{measured['cpu']['added_median_us']:7.2f} us", file=sys.stderr)
+                      f"{measured['cpu']['added_median_us']:7.2f} us (sender busy: "
+                      f"{busy['cpu']['added_median_us']:7.2f} us)", file=sys.stderr)
             sensor_off()
             sensor = _sensor.current()
             assert sensor is not None
@@ -553,7 +564,11 @@ def main() -> int:
                 "(flush) before each block, so no block meets a full queue",
         "calls": results, "per_chunk": per_chunk(results), "not_intercepted": skipped,
         "isolated": isolated, "isolated_per_chunk": per_chunk(isolated),
-        "isolated_calls_per_block": calls * ISOLATED_FACTOR,
+        "isolated_calls_per_block": IDLE_SENDER_CALLS,
+        "isolated_sender": "idle during a block (its events stay under one batch); ships "
+                           "between blocks",
+        "isolated_busy": isolated_busy, "isolated_busy_per_chunk": per_chunk(isolated_busy),
+        "isolated_busy_calls_per_block": calls * ISOLATED_FACTOR,
         "sensor_status": {k: status.get(k) for k in ("sent", "dropped", "queued", "spooled")},
         "all_delivered": delivered,
     }
