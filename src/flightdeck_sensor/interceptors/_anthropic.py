@@ -23,6 +23,7 @@ and ``retry_attempt`` = the attempt that failed.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import json
@@ -45,6 +46,7 @@ from ._core import (
     as_count,
     as_text,
     async_wrapper,
+    sdk_request_id,
     sync_wrapper,
 )
 from ._errors import ErrorFacts, classify
@@ -113,7 +115,7 @@ def message_outcome(message: Any) -> Outcome:
         return Outcome(request_id=as_text(_header(message, "request-id")))
     outcome = Outcome(model=as_text(getattr(message, "model", None)),
                       stop_reason=as_text(getattr(message, "stop_reason", None)),
-                      request_id=as_text(getattr(message, "_request_id", None)))
+                      request_id=sdk_request_id(message))
     usage = _Usage()
     usage.update(getattr(message, "usage", None))
     usage.fill(outcome)
@@ -297,7 +299,25 @@ def _finish_create(call: Call, result: Any, args: tuple[Any, ...], kwargs: dict[
     return result
 
 
+@functools.cache
+def _raw_response_classes() -> tuple[type, ...]:
+    """The SDK's raw response classes (``with_raw_response``, ``with_streaming_response``)."""
+    classes = []
+    for module_name, class_name in (("anthropic._response", "BaseAPIResponse"),
+                                    ("anthropic._legacy_response", "LegacyAPIResponse")):
+        try:
+            classes.append(getattr(importlib.import_module(module_name), class_name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(classes)
+
+
 def _is_raw_response(result: Any) -> bool:
+    # isinstance first: hasattr on a Message misses through pydantic's
+    # __getattr__, which costs 3 µs on every call.
+    classes = _raw_response_classes()
+    if classes:
+        return isinstance(result, classes)
     return hasattr(result, "http_response") and callable(getattr(result, "parse", None))
 
 

@@ -115,6 +115,15 @@ def as_text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def sdk_request_id(response: Any) -> str | None:
+    """The request id the OpenAI and Anthropic SDKs set on a top-level model as
+    ``_request_id``, read from the instance dict: where it is unset (a nested
+    or hand-made model), ``getattr`` goes through pydantic's ``__getattr__`` and
+    raises inside it, which costs 3 µs."""
+    found = getattr(response, "__dict__", None)
+    return as_text(found.get("_request_id")) if isinstance(found, dict) else None
+
+
 class Call:
     """One intercepted LLM call. ``pre_call`` is recorded at construction; exactly
     one terminal event (post_call / embeddings / llm_error) follows, whatever path

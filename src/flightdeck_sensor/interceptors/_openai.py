@@ -47,6 +47,7 @@ from ._core import (
     as_count,
     as_text,
     async_wrapper,
+    sdk_request_id,
     sync_wrapper,
 )
 from ._errors import ErrorFacts, classify
@@ -80,22 +81,26 @@ CHAT_USAGE = ("prompt_tokens", "completion_tokens", "prompt_tokens_details",
               "completion_tokens_details")
 RESPONSES_USAGE = ("input_tokens", "output_tokens", "input_tokens_details",
                    "output_tokens_details")
+EMBEDDINGS_USAGE = ("prompt_tokens", None, None, None)  # input only: no output fields
 
 
-def _usage_outcome(outcome: Outcome, usage: Any, names: tuple[str, str, str, str]) -> Outcome:
+def _usage_outcome(outcome: Outcome, usage: Any,
+                   names: tuple[str, str | None, str | None, str | None]) -> Outcome:
     """Fill tokens from a usage object. OpenAI's input tokens include cached ones.
 
-    Only the named fields are read: a miss on a pydantic model costs microseconds."""
+    Only the named fields are read: a miss on a pydantic model goes through
+    its ``__getattr__`` and costs 3 µs (embeddings' usage has no output fields)."""
     if usage is None:
         return outcome
     input_key, output_key, input_details_key, output_details_key = names
     outcome.tokens_input = as_count(getattr(usage, input_key, None))
-    outcome.tokens_output = as_count(getattr(usage, output_key, None))
-    details = getattr(usage, input_details_key, None)
+    if output_key is not None:
+        outcome.tokens_output = as_count(getattr(usage, output_key, None))
+    details = getattr(usage, input_details_key, None) if input_details_key else None
     if details is not None:
         outcome.tokens_cache_read = as_count(getattr(details, "cached_tokens", None))
         outcome.tokens_cache_creation = as_count(getattr(details, "cache_write_tokens", None))
-    output_details = getattr(usage, output_details_key, None)
+    output_details = getattr(usage, output_details_key, None) if output_details_key else None
     reasoning = as_count(getattr(output_details, "reasoning_tokens", None))
     if reasoning:
         outcome.provider_metadata["reasoning_tokens"] = reasoning
@@ -104,19 +109,9 @@ def _usage_outcome(outcome: Outcome, usage: Any, names: tuple[str, str, str, str
     return outcome
 
 
-def _sdk_request_id(response: Any) -> str | None:
-    """The ``x-request-id`` the SDK stores on its models as ``_request_id``.
-
-    Read from the instance dict: ``getattr`` where it is unset (e.g. a
-    ``parse()`` result) goes through pydantic's ``__getattr__`` and raises
-    inside it, which costs microseconds."""
-    instance_dict = getattr(response, "__dict__", None)
-    return as_text(instance_dict.get("_request_id")) if isinstance(instance_dict, dict) else None
-
-
 def _base_outcome(response: Any, metadata_keys: tuple[str, ...]) -> Outcome:
     outcome = Outcome(model=as_text(getattr(response, "model", None)),
-                      request_id=_sdk_request_id(response))
+                      request_id=sdk_request_id(response))
     for key in metadata_keys:
         value = as_text(getattr(response, key, None))
         if value:
@@ -184,7 +179,7 @@ def responses_outcome(response: Any) -> Outcome:
 def embeddings_outcome(response: Any) -> Outcome:
     """Outcome of a CreateEmbeddingResponse: input tokens and (count, dimension)."""
     outcome = _usage_outcome(_base_outcome(response, ()), getattr(response, "usage", None),
-                             CHAT_USAGE)
+                             EMBEDDINGS_USAGE)
     data = getattr(response, "data", None)
     if isinstance(data, list) and data:
         dimension = _dimension(getattr(data[0], "embedding", None))
