@@ -62,6 +62,7 @@ class Collector:
                 raise RuntimeError("the collector did not start")
             time.sleep(0.05)
         self.port = int(json.loads(ready.read_text())["port"])
+        self.ingest_url = json.loads(ready.read_text())["ingest_url"]
 
     def cpu_seconds(self) -> float:
         """The collector's user + system CPU so far (/proc/PID/stat fields 14 and 15)."""

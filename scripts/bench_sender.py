@@ -26,6 +26,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from bench_collector import Collector  # noqa: E402 - the collector subprocess, one way
+
 from fakes.ingest_server import IngestServer, Reply  # noqa: E402
 from flightdeck_sensor._config import Config, resolve_config  # noqa: E402
 from flightdeck_sensor._session import Session  # noqa: E402
@@ -55,27 +57,6 @@ def thread_cpu(thread: threading.Thread | None) -> float:
 
 
 # -- the collector ----------------------------------------------------------------------
-class Collector:
-    def __init__(self, workdir: Path) -> None:
-        ready = workdir / "ready.json"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTDECK_")}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "flightdeck_sensor", "collect", "--port", "0", "--token",
-             TOKEN, "--db", str(workdir / "bench.db"), "--ready-file", str(ready)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while not ready.exists() or not ready.read_text().strip():
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError("the collector did not start")
-            time.sleep(0.05)
-        time.sleep(0.05)
-        self.ingest_url = json.loads(ready.read_text())["ingest_url"]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
-
-
 SINK_PROGRAM = """
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer

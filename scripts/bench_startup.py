@@ -300,10 +300,7 @@ def report(samples: Samples, interpreter: str, rounds: int, baseline: str = "bar
 def print_table(result: dict[str, Any]) -> None:
     print(f"\nInterpreter start-up, {result['python']}, {result['rounds']} interleaved rounds "
           f"(python -c pass), load average {result['load_average'][0]:.1f}")
-    for title, data in (("CPU time (user + sys) of the process", result),
-                        ("wall time", result["wall"])):
-        print(f"\n{title}")
-        print_rows(data)
+    print_clocks(result)
     print(f"\nbootstrap imports (-X importtime, env set): "
           f"{result['bootstrap_import_us_median'] / 1000:.2f} ms median")
     for key in ("import_openai", "openai_client"):
@@ -319,10 +316,14 @@ def print_table(result: dict[str, Any]) -> None:
         if "sensor_imports_us_median" in group:
             print(f"imports only with the sensor (-X importtime): "
                   f"{group['sensor_imports_us_median'] / 1000:.2f} ms median")
-        for title, data in (("CPU time (user + sys) of the process", group),
-                            ("wall time", group["wall"])):
-            print(f"\n{title}")
-            print_rows(data)
+        print_clocks(group)
+
+
+def print_clocks(result: dict[str, Any]) -> None:
+    for title, data in (("CPU time (user + sys) of the process", result),
+                        ("wall time", result["wall"])):
+        print(f"\n{title}")
+        print_rows(data)
 
 
 def print_rows(result: dict[str, Any]) -> None:
