@@ -4,10 +4,15 @@ body (identity spliced in as text) must say exactly what the whole event says.""
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from flightdeck_sensor._config import resolve_config
-from flightdeck_sensor._session import Session, complete_event
+from flightdeck_sensor._session import Session, complete_event, utc_timestamp
 from flightdeck_sensor.transport._queue import EventQueue
 from flightdeck_sensor.transport._sender import Sender
 
@@ -102,3 +107,12 @@ def test_an_unserializable_value_is_sent_as_its_text() -> None:
     decoded = body_events([event])
 
     assert decoded[0]["provider_metadata"]["when"] == str(object)
+
+
+@given(st.floats(min_value=1.6e9, max_value=2.1e9, allow_nan=False, allow_infinity=False))
+def test_event_times_are_what_datetime_would_write(seconds: float) -> None:
+    text = utc_timestamp(seconds)
+
+    expected = datetime.fromtimestamp(seconds, timezone.utc)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00", text)
+    assert abs(datetime.fromisoformat(text) - expected) <= timedelta(microseconds=1)
