@@ -30,7 +30,7 @@ from bench_collector import Collector  # noqa: E402 - the collector subprocess, 
 
 from fakes.ingest_server import IngestServer, Reply  # noqa: E402
 from flightdeck_sensor._config import Config, resolve_config  # noqa: E402
-from flightdeck_sensor._session import Session  # noqa: E402
+from flightdeck_sensor._session import Session, complete_event  # noqa: E402
 from flightdeck_sensor.transport import Transport  # noqa: E402
 
 TOKEN = "bench-token-0123456789"
@@ -130,7 +130,8 @@ def measure_wire_bytes(events: int, spool: str) -> dict[str, Any]:
         raw_sizes = []
         for _ in range(events):
             event = session.build("post_call", CALL_FIELDS)
-            raw_sizes.append(len(json.dumps(event, separators=(",", ":"))))
+            whole = complete_event(event)  # as the sender writes it: every field, once
+            raw_sizes.append(len(json.dumps(whole, separators=(",", ":"), ensure_ascii=False)))
             transport.submit(event)
         transport.flush(60)
         transport.close(5)
