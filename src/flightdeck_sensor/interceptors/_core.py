@@ -101,7 +101,14 @@ def _char_count(value: Any, depth: int) -> int:
         return 0
     total = 0
     for item in items:
-        total += len(item) if type(item) is str else _char_count(item, depth + 1)
+        kind = type(item)
+        if kind is str:
+            total += len(item)
+        elif kind is dict:  # a message: its strings counted here, one call fewer each
+            for part in item.values():
+                total += len(part) if type(part) is str else _char_count(part, depth + 2)
+        else:
+            total += _char_count(item, depth + 1)
     return total
 
 
@@ -191,7 +198,7 @@ class Call:
             "tokens_total": total,
             "tokens_cache_read": as_count(outcome.tokens_cache_read),
             "tokens_cache_creation": as_count(outcome.tokens_cache_creation),
-            "latency_ms": self.latency_ms(),
+            "latency_ms": (time.perf_counter_ns() - self.started_ns) // 1_000_000,
             "stop_reason": outcome.stop_reason,
             "estimated_via": "none",
             "usage_source": outcome.usage_source,
@@ -276,18 +283,32 @@ def _record_failure(call: Call, exc: BaseException) -> None:
         call.sensor.note_internal_error(f"{call.adapter.provider} llm_error")
 
 
-def sync_wrapper(adapter: Adapter, kind: str = "chat",
-                 handler: ResultHandler = _finish_plain) -> Callable[..., Any]:
+KwargsHook = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _prepared(prepare: KwargsHook | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    if prepare is None:
+        return kwargs
+    try:
+        return prepare(kwargs)
+    except Exception:  # an opt-in must never break the call
+        return kwargs
+
+
+def sync_wrapper(adapter: Adapter, kind: str = "chat", handler: ResultHandler = _finish_plain,
+                 prepare: KwargsHook | None = None) -> Callable[..., Any]:
     """A wrapt wrapper for a synchronous entry point.
 
     ``handler(call, result, args, kwargs)`` finishes the call from the SDK's
     return value and returns what the user gets (the value itself, or a
-    transparent proxy for streams)."""
+    transparent proxy for streams). ``prepare(kwargs)``, for a recorded call
+    only, gives the arguments the SDK gets (an opt-in's, e.g. stream usage)."""
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         call = _begin(adapter, kind, args, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
+        kwargs = _prepared(prepare, kwargs)
         token = _IN_CALL.set(True)
         try:
             result = wrapped(*args, **kwargs)
@@ -301,8 +322,8 @@ def sync_wrapper(adapter: Adapter, kind: str = "chat",
     return wrapper
 
 
-def async_wrapper(adapter: Adapter, kind: str = "chat",
-                  handler: ResultHandler = _finish_plain) -> Callable[..., Any]:
+def async_wrapper(adapter: Adapter, kind: str = "chat", handler: ResultHandler = _finish_plain,
+                  prepare: KwargsHook | None = None) -> Callable[..., Any]:
     """The same for an ``async def`` entry point."""
 
     async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...],
@@ -310,6 +331,7 @@ def async_wrapper(adapter: Adapter, kind: str = "chat",
         call = _begin(adapter, kind, args, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
+        kwargs = _prepared(prepare, kwargs)
         token = _IN_CALL.set(True)
         try:
             result = await wrapped(*args, **kwargs)

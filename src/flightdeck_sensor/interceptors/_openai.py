@@ -435,7 +435,8 @@ def _raw_outcome(call: Call, http_response: Any, kwargs: dict[str, Any]) -> Outc
 # inject_stream_usage (opt-in): ask for the usage chunk the caller did not.
 
 def _with_injected_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
-    if kwargs.get("stream") is not True or _IN_CALL.get():
+    """The ``prepare`` hook of the create wrappers (runs for recorded calls only)."""
+    if kwargs.get("stream") is not True:
         return kwargs
     sensor = _sensor.active()
     if sensor is None or not sensor.config.inject_stream_usage:
@@ -448,18 +449,6 @@ def _with_injected_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
     injected = _InjectedStreamOptions(options or {})
     injected["include_usage"] = True
     return {**kwargs, "stream_options": injected}
-
-
-def _injecting(core: Callable[..., Any]) -> Callable[..., Any]:
-    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...],
-                kwargs: dict[str, Any]) -> Any:
-        try:  # noqa: SIM105 - contextlib.suppress costs 0.5 µs on every call
-            kwargs = _with_injected_usage(kwargs)
-        except Exception:  # never let the opt-in break the call
-            pass
-        return core(wrapped, instance, args, kwargs)
-
-    return wrapper
 
 
 # --------------------------------------------------------------------------
@@ -533,10 +522,12 @@ def _stream_manager_wrapper(proxy: type[wrapt.ObjectProxy[Any]]) -> Callable[...
 
 _PLAN: dict[str, list[tuple[str, str, Callable[..., Any]]]] = {
     "openai.resources.chat.completions.completions": [
-        ("Completions", "create", _injecting(sync_wrapper(CHAT, handler=_finish))),
+        ("Completions", "create",
+         sync_wrapper(CHAT, handler=_finish, prepare=_with_injected_usage)),
         ("Completions", "parse", sync_wrapper(CHAT, handler=_finish)),
         ("Completions", "stream", _stream_manager_wrapper(_SyncStreamManagerProxy)),
-        ("AsyncCompletions", "create", _injecting(async_wrapper(CHAT, handler=_finish))),
+        ("AsyncCompletions", "create",
+         async_wrapper(CHAT, handler=_finish, prepare=_with_injected_usage)),
         ("AsyncCompletions", "parse", async_wrapper(CHAT, handler=_finish)),
         ("AsyncCompletions", "stream", _stream_manager_wrapper(_AsyncStreamManagerProxy)),
     ],
@@ -553,9 +544,10 @@ _PLAN: dict[str, list[tuple[str, str, Callable[..., Any]]]] = {
         ("AsyncEmbeddings", "create", async_wrapper(EMBEDDINGS, "embeddings", _finish)),
     ],
     "openai.resources.completions": [
-        ("Completions", "create", _injecting(sync_wrapper(TEXT_COMPLETION, handler=_finish))),
+        ("Completions", "create",
+         sync_wrapper(TEXT_COMPLETION, handler=_finish, prepare=_with_injected_usage)),
         ("AsyncCompletions", "create",
-         _injecting(async_wrapper(TEXT_COMPLETION, handler=_finish))),
+         async_wrapper(TEXT_COMPLETION, handler=_finish, prepare=_with_injected_usage)),
     ],
 }
 
