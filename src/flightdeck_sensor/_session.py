@@ -92,7 +92,7 @@ class Identity:
 
     def __init__(self, fields: dict[str, Any]) -> None:
         self.fields = fields
-        self.text = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)[1:-1]
+        self.text = json.dumps(fields, separators=(",", ":"))[1:-1]
         # What the encoder writes for the _COMMON key (see encode_default): a
         # random nonce names this identity, so no content can forge the text.
         self.nonce = os.urandom(12).hex()

@@ -116,3 +116,18 @@ def test_event_times_are_what_datetime_would_write(seconds: float) -> None:
     expected = datetime.fromtimestamp(seconds, timezone.utc)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00", text)
     assert abs(datetime.fromisoformat(text) - expected) <= timedelta(microseconds=1)
+
+
+def test_an_event_that_cannot_be_encoded_is_dropped_counted_and_the_rest_sent() -> None:
+    one = session()
+    cyclic: dict[str, Any] = {}
+    cyclic["self"] = cyclic
+    good = one.build("pre_call", {"model": "m"})
+    bad = one.build("post_call", {"provider_metadata": cyclic})
+    shipping = sender()
+
+    kept, body = shipping._batch_body([good, bad])
+
+    assert kept == [good]
+    assert [e["id"] for e in json.loads(body)["events"]] == [good["id"]]
+    assert shipping.stats.dropped == {"unserializable": 1}
