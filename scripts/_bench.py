@@ -34,7 +34,42 @@ TIMEOUT = {"startup": 1800, "calls": 2400, "sender": 2400, "collector": 1200}
 
 # -- running ---------------------------------------------------------------------
 
+SPEED_CHECK = """
+import time
+def work():
+    total = 0
+    for i in range(200_000):
+        total += i % 7
+    return total
+best = float("inf")
+for _ in range(7):
+    started = time.thread_time()
+    work()
+    best = min(best, time.thread_time() - started)
+print(best * 1000)
+"""
+
+
+def speed_check() -> float | None:
+    """CPU ms of a fixed pure-Python loop (best of 7) in a fresh interpreter. This
+    machine's cores run at two speeds, about 2x apart, as the host lends them;
+    each benchmark's figures are read with the check taken beside it."""
+    try:
+        done = subprocess.run([sys.executable, "-c", SPEED_CHECK], capture_output=True,
+                              text=True, timeout=60, check=True)
+        return round(float(done.stdout), 2)
+    except (subprocess.SubprocessError, ValueError):
+        return None
+
+
 def run_benchmark(name: str, quick: bool) -> dict[str, Any]:
+    before = speed_check()
+    result = _run_benchmark(name, quick)
+    result["speed_check_ms"] = {"before": before, "after": speed_check()}
+    return result
+
+
+def _run_benchmark(name: str, quick: bool) -> dict[str, Any]:
     script = ROOT / "scripts" / f"bench_{name}.py"
     out = BENCH_DIR / f"{name}.json"
     if not script.exists():
@@ -327,7 +362,13 @@ def markdown(rows: list[dict[str, Any]], results: dict[str, dict[str, Any]],
               f"- load average when the run ended: {host['load_average_at_end']} "
               "(the machine is shared: other engineers' test runs share its cores, so "
               "every comparison below is interleaved within one run and read as a difference "
-              "or ratio of that run)", ""]
+              "or ratio of that run)",
+              "- CPU speed check beside each benchmark (CPU ms of a fixed pure-Python loop, "
+              "best of 7, before / after; the cores of this host run at two speeds about 2x "
+              "apart, so a figure measured at the slower one is about twice the other): "
+              + ", ".join(f"{name} {_cell(data.get('speed_check_ms', {}).get('before'))} / "
+                          f"{_cell(data.get('speed_check_ms', {}).get('after'))}"
+                          for name, data in results.items()), ""]
     lines += calls_section(results.get("calls", {}))
     lines += generic_section("Start-up (scripts/bench_startup.py)", results.get("startup", {}))
     lines += generic_section("Sender and exit (scripts/bench_sender.py)", results.get("sender", {}))
