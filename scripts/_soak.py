@@ -207,6 +207,7 @@ class FaultProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else each answer waits on a delayed ACK
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

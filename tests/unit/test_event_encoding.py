@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from flightdeck_sensor._config import resolve_config
 from flightdeck_sensor._session import Session, complete_event, utc_timestamp
 from flightdeck_sensor.transport._queue import EventQueue
-from flightdeck_sensor.transport._sender import Sender
+from flightdeck_sensor.transport._sender import ENCODE_CHUNK, Sender
 
 SERVER = "http://127.0.0.1:9"
 
@@ -131,3 +131,17 @@ def test_an_event_that_cannot_be_encoded_is_dropped_counted_and_the_rest_sent() 
     assert kept == [good]
     assert [e["id"] for e in json.loads(body)["events"]] == [good["id"]]
     assert shipping.stats.dropped == {"unserializable": 1}
+
+
+def test_a_batch_encoded_in_chunks_reads_as_one_list_in_order() -> None:
+    one = session()
+    events = [one.build("pre_call", {"tokens_input": n}) for n in range(ENCODE_CHUNK * 2 + 7)]
+    cyclic: dict[str, Any] = {}
+    cyclic["self"] = cyclic
+    events.insert(ENCODE_CHUNK + 3, one.build("post_call", {"provider_metadata": cyclic}))
+
+    kept, body = sender()._batch_body(events)
+
+    decoded = json.loads(body)["events"]
+    assert [e["tokens_input"] for e in decoded] == list(range(ENCODE_CHUNK * 2 + 7))
+    assert [e["id"] for e in decoded] == [e["id"] for e in kept]
