@@ -27,9 +27,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / ".bench"
-BENCHMARKS = ("startup", "calls", "sender", "collector")
+BENCHMARKS = ("startup", "calls", "http", "sender", "collector")
 PACKAGES = ("openai", "anthropic", "litellm", "httpx2", "wrapt", "flightdeck-sensor")
-TIMEOUT = {"startup": 1800, "calls": 2400, "sender": 2400, "collector": 1200}
+TIMEOUT = {"startup": 1800, "calls": 2400, "http": 1200, "sender": 2400, "collector": 1200}
 
 
 # -- running ---------------------------------------------------------------------
@@ -229,6 +229,19 @@ def calls_figure(data: dict[str, Any], streamed: bool, isolated: bool | str = Fa
                   unresolved=isinstance(low, (int, float)) and low < 0)
 
 
+def http_figure(data: dict[str, Any]) -> Figure:
+    """The worst provider's added CPU time per call over real HTTP (bench_http.py)."""
+    rows = data.get("calls") or []
+    if not rows:
+        return Figure(None, "us", note="http.json has no rows")
+    worst = max(rows, key=lambda r: r["cpu"]["added_median_us"])
+    stats = worst["cpu"]
+    low, high = stats.get("added_block_p10_us"), stats.get("added_block_p90_us")
+    return Figure(stats["added_median_us"], "us", spread_text(low, high, "us", "blocks p10-p90"),
+                  note=f"worst: {worst['label']}, caller's CPU time",
+                  unresolved=isinstance(low, (int, float)) and low < 0)
+
+
 def sender_rate(data: dict[str, Any], section: str = "throughput", note: str = "") -> Figure:
     value = first(data, (section, "events_per_s"))
     low = first(data, (section, "events_per_s_min"))
@@ -292,6 +305,9 @@ BUDGETS = [
            "to back, the sender shipping all the while)", "< 20 us median",
            lambda r: calls_figure(r["calls"], streamed=False, isolated="isolated_busy"),
            lambda v: v < 20.0),
+    Budget("added time per intercepted non-streaming call in context (real SDK calls over "
+           "loopback HTTP, the sensor's path cold between them)", "< 20 us median",
+           lambda r: http_figure(r["http"]), lambda v: v < 20.0),
     Budget("added time per streamed chunk (SDK on MockTransport)", "< 2 us",
            lambda r: calls_figure(r["calls"], streamed=True), lambda v: v < 2.0),
     Budget("added time per streamed chunk (sensor path isolated, sender shipping between "
@@ -376,6 +392,8 @@ def markdown(rows: list[dict[str, Any]], results: dict[str, dict[str, Any]],
                           for name, data in results.items() if data.get("speed_check_ms")),
               ""]
     lines += calls_section(results.get("calls", {}))
+    lines += generic_section("Added time per call in context (scripts/bench_http.py)",
+                             results.get("http", {}))
     lines += generic_section("Start-up (scripts/bench_startup.py)", results.get("startup", {}))
     lines += generic_section("Sender and exit (scripts/bench_sender.py)", results.get("sender", {}))
     lines += generic_section("The collector's own ingest rate (scripts/bench_collector.py)",

@@ -1,0 +1,126 @@
+"""Added time per call in context: real SDK calls over loopback HTTP, sensor on vs off.
+
+The isolated figures of bench_calls.py run the sensor's path thousands of times
+in a row, with its code and data hot in the CPU's caches. In a real program the
+path runs once between two SDK calls of several milliseconds each, which evict
+it. This measures that: the OpenAI and Anthropic SDKs calling the project's fake
+provider (``tests/fakes/fake_llm``) over loopback HTTP, the sensor on
+(``patch()``) and off (``unpatch()``) in alternating blocks of calls, the
+calling thread's CPU time and wall time per call. The sensor delivers to a real
+collector subprocess.
+
+    .venv/bin/python scripts/bench_http.py [--quick] [--out .bench/http.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+for _name in [n for n in os.environ if n.startswith("FLIGHTDECK_")]:
+    del os.environ[_name]
+
+from bench_collector import Collector  # noqa: E402
+
+from fakes.fake_llm import FakeLLM  # noqa: E402
+
+TOKEN = "bench-token-0123456789"
+MESSAGES: Any = [{"role": "user", "content": "What is the capital of France"}]
+
+
+def measure(call: Any, blocks: int, per_block: int) -> dict[str, Any]:
+    import flightdeck_sensor
+
+    samples: dict[bool, dict[str, list[int]]] = {
+        on: {"cpu": [], "wall": []} for on in (True, False)}
+    block_added: list[float] = []
+    for _ in range(5):
+        call()
+    for block in range(blocks):
+        medians = {}
+        for on in ((True, False) if block % 2 == 0 else (False, True)):
+            (flightdeck_sensor.patch if on else flightdeck_sensor.unpatch)()
+            cpu = []
+            for _ in range(per_block):
+                cpu_start, wall_start = time.thread_time_ns(), time.perf_counter_ns()
+                call()
+                samples[on]["wall"].append(time.perf_counter_ns() - wall_start)
+                cpu.append(time.thread_time_ns() - cpu_start)
+                time.sleep(0.001)  # a pause, as between a real agent's calls
+            samples[on]["cpu"] += cpu
+            medians[on] = statistics.median(cpu)
+        block_added.append((medians[True] - medians[False]) / 1000)
+    result: dict[str, Any] = {"calls_per_mode": blocks * per_block, "blocks": blocks}
+    for clock in ("cpu", "wall"):
+        on_median = statistics.median(samples[True][clock]) / 1000
+        off_median = statistics.median(samples[False][clock]) / 1000
+        result[clock] = {"on_median_us": on_median, "off_median_us": off_median,
+                         "added_median_us": on_median - off_median,
+                         "ratio_median": on_median / off_median}
+    ordered = sorted(block_added)
+    result["cpu"]["added_block_p10_us"] = ordered[len(ordered) // 10]
+    result["cpu"]["added_block_p90_us"] = ordered[len(ordered) * 9 // 10]
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default=str(ROOT / ".bench" / "http.json"))
+    args = parser.parse_args()
+    blocks, per_block = (4, 50) if args.quick else (20, 100)
+
+    import anthropic
+    import openai
+
+    import flightdeck_sensor
+    from flightdeck_sensor import _sensor
+
+    with tempfile.TemporaryDirectory(prefix="fd-bench-http-") as workdir, FakeLLM() as fake:
+        collector = Collector(Path(workdir))
+        try:
+            flightdeck_sensor.init(server=collector.ingest_url, token=TOKEN, spool="off")
+            oai = openai.OpenAI(base_url=fake.url + "/v1", api_key="sk-bench", max_retries=0)
+            ant = anthropic.Anthropic(base_url=fake.url, api_key="sk-ant-bench", max_retries=0)
+            cases = {
+                "OpenAI chat.completions.create": lambda: oai.chat.completions.create(
+                    model="gpt-4o-mini", messages=MESSAGES),
+                "Anthropic messages.create": lambda: ant.messages.create(
+                    model="claude-3-5-haiku-latest", max_tokens=32, messages=MESSAGES),
+            }
+            rows = []
+            for label, call in cases.items():
+                row = {"label": label} | measure(call, blocks, per_block)
+                rows.append(row)
+                print(f"  {label:32} cpu off {row['cpu']['off_median_us']:8.1f} added "
+                      f"{row['cpu']['added_median_us']:7.1f} | wall added "
+                      f"{row['wall']['added_median_us']:7.1f} us", file=sys.stderr)
+            flightdeck_sensor.unpatch()
+            sensor = _sensor.current()
+            assert sensor is not None
+            delivered = sensor.flush(15)
+            flightdeck_sensor.shutdown(5)
+        finally:
+            collector.stop()
+    report = {"benchmark": "http", "quick": args.quick, "calls": rows,
+              "pause_between_calls_ms": 1, "all_delivered": delivered,
+              "load_average": list(os.getloadavg())}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
