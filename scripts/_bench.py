@@ -374,7 +374,10 @@ def markdown(rows: list[dict[str, Any]], results: dict[str, dict[str, Any]],
               "'unresolved'). For the "
               "per-call budgets, the SDK-level row bounds the cost from outside (an SDK call "
               "costs 1-3 ms and varies by more than the budget between blocks); the isolated "
-              "row measures the sensor's own path and is the figure to hold to the budget.",
+              "rows measure the sensor's own path with its code hot in the CPU's caches; "
+              "between real SDK calls (the in-context row) it runs cold and costs several "
+              "times more: about 100 us a call timed in place (docs/decisions.md, 'In "
+              "context').",
               "", "## Machine", "",
               f"- CPU: {host['cpu']}, {host['cores']} cores; memory {host['memory_gib']} GiB; "
               f"{host['os']}",
