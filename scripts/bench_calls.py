@@ -47,17 +47,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-for _name in [n for n in os.environ if n.startswith("FLIGHTDECK_")]:
-    del os.environ[_name]
+import httpx2
+from _scriptenv import ROOT, write_report
 
-import httpx2  # noqa: E402
-
-from fakes.fake_llm import Reply, Request  # noqa: E402
-from fakes.fake_llm._server import ROUTES, _load_routes  # noqa: E402
-from flightdeck_sensor.transport._sender import BATCH_EVENTS  # noqa: E402
+from fakes.fake_llm import Reply, Request
+from fakes.fake_llm._server import ROUTES, _load_routes
+from flightdeck_sensor.transport._sender import BATCH_EVENTS
 
 _load_routes()  # the route modules register themselves into ROUTES
 
@@ -572,10 +567,7 @@ def main() -> int:
         "sensor_status": {k: status.get(k) for k in ("sent", "dropped", "queued", "spooled")},
         "all_delivered": delivered,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"wrote {out}", file=sys.stderr)
+    write_report(report, args.out)
     return 0
 
 

@@ -15,7 +15,6 @@ collector subprocess.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -24,15 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-for _name in [n for n in os.environ if n.startswith("FLIGHTDECK_")]:
-    del os.environ[_name]
+from _scriptenv import ROOT, write_report
+from bench_collector import Collector
 
-from bench_collector import Collector  # noqa: E402
-
-from fakes.fake_llm import FakeLLM  # noqa: E402
+from fakes.fake_llm import FakeLLM
 
 TOKEN = "bench-token-0123456789"
 MESSAGES: Any = [{"role": "user", "content": "What is the capital of France"}]
@@ -115,10 +109,7 @@ def main() -> int:
     report = {"benchmark": "http", "quick": args.quick, "calls": rows,
               "pause_between_calls_ms": 1, "all_delivered": delivered,
               "load_average": list(os.getloadavg())}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"wrote {out}", file=sys.stderr)
+    write_report(report, args.out)
     return 0
 
 
