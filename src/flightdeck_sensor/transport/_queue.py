@@ -61,16 +61,13 @@ class EventQueue:
 
     def put(self, event: dict[str, Any]) -> int:
         """Append ``event``; the number of events now waiting, or 0 (refused and
-        counted) when a bound is reached. Runs on the caller's thread for every
-        event: one ``dict.get`` stands in for :func:`estimate_size` when the
-        event carries no content (the common case)."""
+        counted) when a bound is reached."""
         items = self._items
         waiting = len(items)
         if waiting >= self.max_events:
             self.dropped_full += 1
             return 0
-        content = event.get("content")
-        size = BASE_EVENT_BYTES if content is None else BASE_EVENT_BYTES + _content_size(content)
+        size = estimate_size(event)
         if self.bytes + size > self.max_bytes and waiting:
             self.dropped_bytes += 1
             return 0
