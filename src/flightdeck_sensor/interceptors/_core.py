@@ -149,7 +149,7 @@ class Call:
         fields: dict[str, Any] = {
             "model": self.model_requested,
             "provider": adapter.provider,
-            "tokens_input": _char_count(content, 0) // 4,  # estimate_tokens, inlined
+            "tokens_input": estimate_tokens(content),
             "estimated_via": "heuristic",
         }
         if sensor.config.capture_prompts:
@@ -198,7 +198,7 @@ class Call:
             "tokens_total": total,
             "tokens_cache_read": as_count(outcome.tokens_cache_read),
             "tokens_cache_creation": as_count(outcome.tokens_cache_creation),
-            "latency_ms": (time.perf_counter_ns() - self.started_ns) // 1_000_000,
+            "latency_ms": self.latency_ms(),
             "stop_reason": outcome.stop_reason,
             "estimated_via": "none",
             "usage_source": outcome.usage_source,
