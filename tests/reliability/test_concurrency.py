@@ -28,6 +28,18 @@ def assert_one_pair_per_call(events: list[dict[str, Any]], calls: int) -> None:
     assert len(ids) == len(set(ids)), "an event was stored twice"
 
 
+def assert_every_call_reported_once(collector: Any, report: dict[str, Any], calls: int) -> None:
+    """Every call succeeded, the collector holds exactly one pair per call, and the
+    token totals (the agent's, the sensor's, the events') agree exactly."""
+    assert report["failures"] == [] and report["calls"] == calls
+    events = collector.wait_for_events(2 * calls + 2, session_id=report["session"])
+    assert_one_pair_per_call(events, calls)
+    assert report["sensor_total"] == report["total"]
+    posts = [e for e in events if e["event_type"] == "post_call"]
+    assert sum(e["tokens_total"] for e in posts) == report["total"]
+    assert max(e["tokens_used_session"] for e in posts) == report["total"]
+
+
 def test_32_threads_of_sdk_calls_report_each_call_once_with_exact_tokens(
         collector: Any, fake_llm: FakeLLM) -> None:
     # Given 32 threads released together, each making 4 calls (OpenAI and Anthropic)
@@ -54,17 +66,10 @@ def test_32_threads_of_sdk_calls_report_each_call_once_with_exact_tokens(
                session=SENSOR.session.id, sensor_total=SENSOR.session.tokens_used)
     """, collector.ingest_url, collector.token, fake_llm.url, timeout=EXIT_LIMIT)
 
-    # Then the process exited on its own, every call succeeded
+    # Then the process exited on its own, every call succeeded, and the collector
+    # holds exactly one pair per call, with the exact token total
     assert result.returncode == 0, result.stderr
-    report = result.report
-    assert report["failures"] == [] and report["calls"] == 128
-    # and the collector holds exactly one pair per call, with the exact token total
-    events = collector.wait_for_events(2 * 128 + 2, session_id=report["session"])
-    assert_one_pair_per_call(events, 128)
-    assert report["sensor_total"] == report["total"]
-    posts = [e for e in events if e["event_type"] == "post_call"]
-    assert sum(e["tokens_total"] for e in posts) == report["total"]
-    assert max(e["tokens_used_session"] for e in posts) == report["total"]
+    assert_every_call_reported_once(collector, result.report, 128)
 
 
 def test_200_asyncio_tasks_report_each_call_once_with_exact_tokens(
@@ -97,10 +102,4 @@ def test_200_asyncio_tasks_report_each_call_once_with_exact_tokens(
     """, collector.ingest_url, collector.token, fake_llm.url, timeout=EXIT_LIMIT)
 
     assert result.returncode == 0, result.stderr
-    report = result.report
-    assert report["failures"] == [] and report["calls"] == 200
-    events = collector.wait_for_events(2 * 200 + 2, session_id=report["session"])
-    assert_one_pair_per_call(events, 200)
-    assert report["sensor_total"] == report["total"]
-    posts = [e for e in events if e["event_type"] == "post_call"]
-    assert max(e["tokens_used_session"] for e in posts) == report["total"]
+    assert_every_call_reported_once(collector, result.report, 200)
