@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fixtures.collector_events import INVALID_CASES, VALID_VARIANTS, valid_event
+from fixtures.collector_events import INVALID_CASES, VALID_VARIANTS, now_rfc3339, valid_event
 from flightdeck_sensor.collector._server import CollectorServer, decode_body, split_batch
 from flightdeck_sensor.collector._store import EventStore
 from flightdeck_sensor.collector._validate import (
@@ -295,9 +295,12 @@ def test_store_keeps_the_first_of_each_id_within_and_across_batches(tmp_path: Pa
     try:
         assert store.ingest(accepted) is False
         again = valid_event("session_start", session_id=session)
-        repeat = [first[1], valid_event(session_id=session, id=first[1]["id"].upper()),
-                  again, again]
-        accepted, _ = validate_batch(repeat, now, ["dup", "dup upper", "second start", "same"])
+        # Re-sent: as it was, with ids in upper case, with the same instant at another offset.
+        upper = {**first[1], "id": first[1]["id"].upper(), "session_id": session.upper()}
+        moved = {**first[1], "timestamp": _at_offset(first[1]["timestamp"], hours=2)}
+        repeat = [first[1], upper, again, moved, again]
+        accepted, _ = validate_batch(repeat, now,
+                                     ["dup", "dup upper", "second start", "dup moved", "same"])
         assert store.ingest(accepted) is True  # a second session_start attaches
         accepted, _ = validate_batch(first[:1], now, ["start resent"])
         assert store.ingest(accepted) is False  # the first start was no attachment
@@ -308,6 +311,48 @@ def test_store_keeps_the_first_of_each_id_within_and_across_batches(tmp_path: Pa
             events, calls, attachments = conn.execute(
                 "SELECT events, calls, attachments FROM sessions").fetchone()
         assert (events, calls, attachments) == (3, 1, 1)
+    finally:
+        store.close()
+
+
+def _at_offset(stamp: str, hours: int) -> str:
+    """The same instant written with a +hh:00 offset."""
+    moment = datetime.fromisoformat(stamp).astimezone(timezone(timedelta(hours=hours)))
+    return moment.isoformat(timespec="microseconds")
+
+
+def test_store_keeps_an_id_reused_with_another_time_or_session_as_another_event(
+        tmp_path: Path) -> None:
+    """Not a re-send (that carries the same session and time): a sender bug, stored as
+    sent, with the session rows counting what the events table holds and no error."""
+    store = EventStore(tmp_path / "c.db")
+    now = datetime.now(timezone.utc)
+    session, other = str(uuid.uuid4()), str(uuid.uuid4())
+    start = valid_event("session_start", session_id=session)
+    call = valid_event(session_id=session)
+    try:
+        store.ingest(validate_batch([start, call], now, ["start", "call"])[0])
+        later = now_rfc3339(timedelta(seconds=1))
+        reused = [{**call, "timestamp": later}, {**call, "session_id": other},
+                  {**start, "timestamp": later}, {**start, "timestamp": later}]
+        accepted, _ = validate_batch(reused, now, ["later", "other", "restart", "restart"])
+        assert store.ingest(accepted) is True  # the restart attached to its started session
+        accepted, _ = validate_batch(reused[2:3], now, ["restart resent"])
+        assert store.ingest(accepted) is True  # and its re-send gets the same answer
+        again = {**start, "timestamp": now_rfc3339(timedelta(seconds=2))}
+        accepted, _ = validate_batch([again], now, ["restart again"])
+        assert store.ingest(accepted) is True  # its id has an attachment row already
+
+        assert [body for _, body in _events_of(tmp_path / "c.db")] == [
+            "start", "call", "later", "other", "restart", "restart again"]
+        with sqlite3.connect(tmp_path / "c.db") as conn:
+            counted = dict(conn.execute("SELECT session_id, events FROM sessions"))
+            stored = dict(conn.execute(
+                "SELECT session_id, count(*) FROM events GROUP BY session_id"))
+            attachments = conn.execute(
+                "SELECT sum(attachments), (SELECT count(*) FROM attachments) FROM sessions")
+            assert attachments.fetchone() == (1, 1)
+        assert counted == stored == {session: 5, other: 1}
     finally:
         store.close()
 

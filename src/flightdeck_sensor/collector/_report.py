@@ -62,7 +62,7 @@ def print_events(db: Path | None, session_prefix: str, as_json: bool) -> int:
             return 1
         rows = conn.execute(
             "SELECT e.body, e.received_at, a.event_id IS NOT NULL AS attached FROM events e"
-            " LEFT JOIN attachments a ON a.event_id = e.id"
+            " LEFT JOIN attachments a ON a.event_id = e.id AND a.session_id = e.session_id"
             " WHERE e.session_id = ? ORDER BY e.timestamp, e.rowid", (session["session_id"],),
         ).fetchall()
     events = [json.loads(row["body"]) for row in rows]

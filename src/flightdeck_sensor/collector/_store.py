@@ -20,12 +20,34 @@ from typing import Any
 
 from ._validate import MAX_COUNT, Event, utc_text
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 WAL_CHECKPOINT_PAGES = 10_000  # 4 KiB pages
 CACHE_KIB = 64 * 1024
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (
+# The events table is keyed by (session_id, timestamp, id), not by id: a re-sent event
+# carries the same three (ids lower-cased, timestamps as normalised UTC text), so INSERT OR
+# IGNORE still drops every repeat, and as a session's timestamps grow its new keys land at
+# the end of its range. An index on the random uuid4 id alone had every 500-event batch
+# rewrite ~500 scattered pages: it cost more than everything else the collector does.
+# (Schema 1 had that id primary key; _migrate copies such a table into this one.)
+_EVENTS_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
+    id            TEXT NOT NULL,
+    session_id    TEXT NOT NULL,
+    event_type    TEXT NOT NULL,
+    timestamp     TEXT NOT NULL,
+    received_at   TEXT NOT NULL,
+    model         TEXT,
+    tokens_input  INTEGER,
+    tokens_output INTEGER,
+    latency_ms    INTEGER,
+    body          TEXT NOT NULL
+)"""
+_EVENTS_KEY = "CREATE UNIQUE INDEX IF NOT EXISTS {name} ON {table} (session_id, timestamp, id)"
+_EVENT_COLUMNS = ("id, session_id, event_type, timestamp, received_at, model, tokens_input,"
+                  " tokens_output, latency_ms, body")
+_OTHER_TABLES = (
+    """CREATE TABLE IF NOT EXISTS sessions (
     session_id        TEXT PRIMARY KEY,
     agent_name        TEXT,
     agent_type        TEXT,
@@ -47,26 +69,13 @@ CREATE TABLE IF NOT EXISTS sessions (
     errors            INTEGER NOT NULL DEFAULT 0,
     attachments       INTEGER NOT NULL DEFAULT 0,
     last_attached_at  TEXT
-);
-CREATE TABLE IF NOT EXISTS events (
-    id            TEXT PRIMARY KEY,
-    session_id    TEXT NOT NULL,
-    event_type    TEXT NOT NULL,
-    timestamp     TEXT NOT NULL,
-    received_at   TEXT NOT NULL,
-    model         TEXT,
-    tokens_input  INTEGER,
-    tokens_output INTEGER,
-    latency_ms    INTEGER,
-    body          TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_session ON events (session_id, timestamp);
-CREATE TABLE IF NOT EXISTS attachments (
+)""",
+    """CREATE TABLE IF NOT EXISTS attachments (
     event_id    TEXT PRIMARY KEY,
     session_id  TEXT NOT NULL,
     attached_at TEXT NOT NULL
-);
-"""
+)""",
+)
 
 CALL_EVENT_TYPES = frozenset({"post_call", "embeddings", "llm_error"})
 _USAGE_EVENT_TYPES = frozenset({"post_call", "embeddings"})
@@ -102,6 +111,7 @@ class _SessionDelta:
     has_start: bool = False
     sensor_version: str | None = None
     attachments: int = 0
+    attached: bool = False
     last_attached_at: str | None = None
 
 
@@ -117,21 +127,21 @@ class EventStore:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=5000")
         # Checkpoint every ~40 MiB of WAL instead of SQLite's 4 MiB. A checkpoint copies a
-        # page once however many commits rewrote it (the random event-id index is rewritten
-        # all over by every batch) and syncs twice, which here costs a request 50-100 ms
-        # whatever the amount: a tenth as many checkpoints. Commits stay as durable as before.
+        # page once however many commits rewrote it and syncs twice, which here costs a
+        # request 50-100 ms whatever the amount: a tenth as many checkpoints. Commits stay
+        # as durable as before.
         self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
-        # Room for that index (a few MiB per 100,000 events); the cache grows only as used.
+        # Room for the indexes of a large database; the cache grows only as used.
         self._conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-        self._conn.executescript(_SCHEMA)
-        self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        _create_or_migrate(self._conn)
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
 
     def ingest(self, events: Iterable[Event]) -> bool:
-        """Store the events (duplicate ids ignored) in one transaction.
+        """Store the events in one transaction, each (session, timestamp, id) once: a
+        re-sent event is ignored.
 
         Returns whether a ``session_start`` among them attached to a session
         that had already started (for a re-sent session_start, the answer its
@@ -152,9 +162,9 @@ class EventStore:
 
     def _ingest_locked(self, conn: sqlite3.Connection, events: list[Event],
                        received_at: str) -> bool:
-        # Every event is offered to the table; INSERT OR IGNORE keeps the first of each id.
+        # Every event is offered to the table; INSERT OR IGNORE keeps the first of each key.
         # The rows this batch added are the fresh events: usually all of them, which
-        # total_changes tells without asking the id index a second time.
+        # total_changes tells without asking the index a second time.
         (newest_rowid,) = conn.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()
         changes_before = conn.total_changes
         conn.executemany(_INSERT_EVENT, [_event_row(event, received_at) for event in events])
@@ -176,7 +186,7 @@ class EventStore:
                 group.append(event)
         for session_id, group in by_session.items():
             delta = _session_delta(conn, group, received_at)
-            attached |= delta.attachments > 0
+            attached |= delta.attached
             _apply_delta(conn, session_id, delta)
         return attached
 
@@ -198,9 +208,13 @@ def _session_delta(conn: sqlite3.Connection, events: list[Event],
         for event in events:  # in order: a start after an end reopens, the last word wins
             if event.event_type == "session_start":
                 if delta.has_start or _has_started(conn, event.session_id):
-                    conn.execute("INSERT INTO attachments (event_id, session_id, attached_at) "
-                                 "VALUES (?, ?, ?)", (event.id, event.session_id, received_at))
-                    delta.attachments += 1
+                    # OR IGNORE: another session_start of this id (with another session or
+                    # time: not a re-send) already attached; it answers for both.
+                    recorded = conn.execute(
+                        "INSERT OR IGNORE INTO attachments (event_id, session_id, attached_at)"
+                        " VALUES (?, ?, ?)", (event.id, event.session_id, received_at)).rowcount
+                    delta.attachments += recorded
+                    delta.attached = True
                     delta.last_attached_at = received_at
                 delta.state, delta.has_start = "active", True
                 delta.sensor_version = _text(event.raw.get("sensor_version"))
@@ -212,13 +226,14 @@ def _session_delta(conn: sqlite3.Connection, events: list[Event],
 def _split_new_events(conn: sqlite3.Connection, events: list[Event],
                       newest_rowid: int) -> tuple[list[Event], list[Event]]:
     """The events this batch's insert stored (rowids past ``newest_rowid``: the first of
-    each id not stored before), and the repeats."""
-    added = {row[0] for row in
-             conn.execute("SELECT id FROM events WHERE rowid > ?", (newest_rowid,))}
+    each key not stored before), and the repeats."""
+    added = set(conn.execute("SELECT session_id, timestamp, id FROM events WHERE rowid > ?",
+                             (newest_rowid,)))
     fresh, repeated = [], []
     for event in events:
-        if event.id in added:
-            added.discard(event.id)
+        key = (event.session_id, event.when, event.id)
+        if key in added:
+            added.discard(key)
             fresh.append(event)
         else:
             repeated.append(event)
@@ -290,6 +305,40 @@ def _text(value: Any) -> str | None:
 def _lower(value: Any) -> str | None:
     text = _text(value)
     return text.lower() if text is not None else None
+
+
+def _create_or_migrate(conn: sqlite3.Connection) -> None:
+    """The tables, created or brought to SCHEMA_VERSION in one transaction: a collector
+    killed mid-way leaves the database as it was, and the next start does it again."""
+    conn.execute("BEGIN IMMEDIATE")  # another collector on the same file waits, then sees 2
+    try:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        has_events = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                                  " AND name = 'events'").fetchone() is not None
+        if has_events and version < 2:
+            _migrate_events(conn)
+        conn.execute(_EVENTS_TABLE.format(name="events"))
+        conn.execute(_EVENTS_KEY.format(name="events_by_key", table="events"))
+        for table in _OTHER_TABLES:
+            conn.execute(table)
+        if version < SCHEMA_VERSION:
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _migrate_events(conn: sqlite3.Connection) -> None:
+    """Schema 1's events table (id primary key, index on session and time) copied into the
+    keyed one, rowids kept (they are the arrival order); its ids are unique, so no row
+    clashes. One pass over the table, once; the old one and its indexes are dropped."""
+    conn.execute("DROP TABLE IF EXISTS events_v2")  # never left behind: same transaction
+    conn.execute(_EVENTS_TABLE.format(name="events_v2"))
+    conn.execute(f"INSERT INTO events_v2 (rowid, {_EVENT_COLUMNS})"
+                 f" SELECT rowid, {_EVENT_COLUMNS} FROM events ORDER BY rowid")
+    conn.execute("DROP TABLE events")
+    conn.execute("ALTER TABLE events_v2 RENAME TO events")
 
 
 def _create_private_file(path: Path) -> None:
