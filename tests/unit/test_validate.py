@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixtures.collector_events import INVALID_CASES, VALID_VARIANTS, now_rfc3339, valid_event
+from flightdeck_sensor.collector import _server
 from flightdeck_sensor.collector._server import CollectorServer, decode_body, split_batch
 from flightdeck_sensor.collector._store import EventStore
 from flightdeck_sensor.collector._validate import (
@@ -244,6 +245,8 @@ def _check_split(body: bytes) -> None:
     '{"events":[1]}'.encode("utf-16"), b'{"events":["\xed\xa0\x80"]}',
     b'{"events":["\\ud800"]}', b'{"events":[' + b"[" * 100_000 + b"]}", b"",
     b'{"events":[{"a":"\x01"}]}', b'{"\\u0065vents":[1]}', b'{"events":[-]}',
+    b'{"events":[{"a":"},{"},{"b":1}]}', b'{"events":[{"a":"},{"}, {"b":1}]}',
+    b'{"events":[{"a":[{},{}]},{"b":1}]}', b'{"events":[{"a":1} ,{"b":"} ,{"}]}',
 ])
 def test_batch_splitter_returns_what_json_loads_gives_or_nothing(body: bytes) -> None:
     _check_split(body)
@@ -368,3 +371,43 @@ def test_store_serialises_events_that_came_without_their_text(tmp_path: Path) ->
 
     assert json.loads(body) == event
     assert isinstance(validate_event(event), Event)
+
+
+def test_batch_splitter_scans_the_senders_compact_body_in_one_pass() -> None:
+    """The compact route is not silently dead: one scanner call for the whole list."""
+    events = [valid_event("post_call", provider_metadata={"a": {"b": 1}}) for _ in range(3)]
+    body = json.dumps({"events": events}, separators=(",", ":")).encode()
+
+    with mock.patch("flightdeck_sensor.collector._server._scan_value",
+                    wraps=_server._scan_value) as scan:
+        split = split_batch(body)
+
+    assert scan.call_count == 1
+    assert split is not None and split[1] == [json.dumps(e, separators=(",", ":"))
+                                              for e in events]
+
+
+# Strings full of what separates the events: "},{" inside a value, and spaces around it.
+_TRICKY_TEXT = st.text(alphabet='{}[],: \t"x\\', max_size=12)
+_TRICKY_VALUES = st.recursive(
+    st.one_of(_TRICKY_TEXT, st.integers(0, 9), st.none()),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(_TRICKY_TEXT, inner, max_size=3)),
+    max_leaves=6)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.dictionaries(_TRICKY_TEXT, _TRICKY_VALUES, max_size=4), max_size=5),
+       st.lists(st.sampled_from([",", ", ", " ,", " , ", ",\n", "\t,"]), min_size=5,
+                max_size=5),
+       st.sampled_from([(",", ":"), (", ", ": ")]))
+def test_batch_splitter_finds_each_objects_text_whatever_its_strings_hold(
+        events: list[dict[str, Any]], between: list[str], separators: tuple[str, str]) -> None:
+    texts = [json.dumps(event, separators=separators) for event in events]
+    body = ('{"events":[' + "".join(
+        text + (between[i] if i < len(texts) - 1 else "") for i, text in enumerate(texts))
+        + "]}").encode()
+
+    split = split_batch(body)
+
+    assert split is not None and split == (events, texts)
