@@ -1,0 +1,348 @@
+"""Instructions the sensor adds per intercepted call, per streamed chunk, and the
+sender's instructions per event, counted by valgrind's callgrind.
+
+Why instructions: this host's cores run at two speeds about 2x apart and switch
+within a run, so the timed figures of scripts/bench_calls.py move by 2x from run
+to run; an instruction count does not depend on the CPU's speed, so it is the
+figure to compare between runs and commits (two runs agree within about 1 %,
+with PYTHONHASHSEED=0). The budgets themselves are in microseconds and are judged on
+the timed rows.
+
+How: each measuring process runs this script (``--child``) under ``valgrind
+--tool=callgrind --instr-atstart=no``, so its set-up (importing the SDKs takes
+about a minute under valgrind) runs uninstrumented. For each phase the child
+prepares its loop and writes a flag file; the parent switches instrumentation
+on (``callgrind_control -i on PID``), lets the loop run, switches it off and
+dumps the counters (``callgrind_control -d``): one dump per phase, so only the
+measured loop is counted.
+
+- Per call: bench_calls.isolated_cases() (the sensor's real wrapper around a
+  stand-in for the SDK function returning a prebuilt SDK response), N calls
+  "on" (through the wrapper) and "off" (the stand-in alone); (Ir_on - Ir_off)
+  / N. The sender thread is not started (``transport._start_sender`` replaced)
+  and the queue is cleared every 200 calls, so only the caller's thread counts.
+- Per chunk: the streamed isolated cases at 4 and 64 deltas, each stream
+  drained as bench_calls.measure_isolated does; the slope of the added count
+  between the two.
+- Sender per event: batches of 500 pending events (``Session.stamp``'d
+  post_call events, built before counting) turned into the body the sender
+  sends: its own ``_batch_body`` then ``gzip.compress(body, 1)`` as
+  transport/_http.py does.
+
+Processes run in parallel, two at a time. Without valgrind the report says
+{"skipped": ...} and the script exits 0.
+
+    .venv/bin/python scripts/bench_instructions.py [--quick] [--out .bench/instructions.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from _scriptenv import ROOT, write_report
+
+CLEAR_EVERY = 200  # calls between queue clears (the sender thread is not running)
+WARM_CALLS = 50
+SENDER_BATCH = 500  # events per batch body (the sender's BATCH_EVENTS)
+PROCESS_TIMEOUT = 1500  # seconds, per valgrind process
+# Non-streamed cases 0-2 of bench_calls.isolated_cases(); streamed ones found by deltas.
+NON_STREAMED = (0, 1, 2)
+
+
+# -- the child: runs under callgrind ----------------------------------------------------
+
+def _wait_for(path: Path) -> None:
+    while not path.exists():
+        time.sleep(0.02)
+
+
+def _run_phases(flags: Path, phases: list[tuple[str, Any, int]]) -> None:
+    """For each phase (name, loop, count): signal ready, run ``loop(count)`` once the
+    parent has switched instrumentation on, signal done, wait until it has dumped."""
+    for index, (_, loop, count) in enumerate(phases):
+        gc.collect()
+        (flags / f"ready.{index}").touch()
+        _wait_for(flags / f"go.{index}")
+        loop(count)
+        (flags / f"done.{index}").touch()
+        _wait_for(flags / f"ack.{index}")
+
+
+def _call_phases(modes: list[tuple[int, str]], calls: int,
+                 stream_calls: int) -> list[tuple[str, Any, int]]:
+    """Loops calling isolated case ``index`` through the sensor ("on") or not ("off")."""
+    import wrapt
+    from bench_calls import (
+        TOKEN,
+        Provider,
+        _drain,
+        _fake_stream,
+        isolated_cases,
+        sensor_off,
+        sensor_on,
+    )
+
+    import flightdeck_sensor
+    from flightdeck_sensor import _sensor
+
+    flightdeck_sensor.init(server="http://127.0.0.1:9/ingest", token=TOKEN, spool="off")
+    sensor = _sensor.current()
+    assert sensor is not None
+    sensor.transport._start_sender = lambda: None  # type: ignore[method-assign]
+    queue = sensor.transport._queue
+    cases = isolated_cases(Provider())
+    phases = []
+    for index, mode in modes:
+        case = cases[index]
+        sensor_off()
+        prebuilt = getattr(case.owner, case.attribute)(case.instance, **case.kwargs)
+        chunks = list(prebuilt) if case.stream_class is not None else None
+        sensor_on()
+        patched = case.owner.__dict__[case.attribute]
+        if not isinstance(patched, wrapt.FunctionWrapper):
+            raise RuntimeError(f"{case.label} is not wrapped by the sensor")
+
+        def stand_in(*args: Any, _pre: Any = prebuilt, _chunks: Any = chunks,
+                     **kwargs: Any) -> Any:
+            return _fake_stream(_pre, _chunks) if _chunks is not None else _pre
+
+        bound = wrapt.FunctionWrapper(stand_in, patched._self_wrapper).__get__(
+            case.instance, type(case.instance))
+        fn = bound if mode == "on" else stand_in
+        kwargs = case.kwargs
+
+        if chunks is None:
+            def loop(count: int, fn: Any = fn, kwargs: Any = kwargs) -> None:
+                for i in range(count):
+                    fn(**kwargs)
+                    if i % CLEAR_EVERY == 0:
+                        queue.clear()
+        else:
+            def loop(count: int, fn: Any = fn, kwargs: Any = kwargs) -> None:
+                for i in range(count):
+                    _drain(fn(**kwargs))
+                    if i % CLEAR_EVERY == 0:
+                        queue.clear()
+        loop(WARM_CALLS)
+        queue.clear()
+        phases.append((f"{index}:{mode}", loop, stream_calls if chunks is not None else calls))
+    return phases
+
+
+def _sender_phases(batches: int,
+                   workdir: str) -> tuple[list[tuple[str, Any, int]], Any]:
+    """One loop turning ``batches`` batches of fresh pending events into gzip'd bodies."""
+    import gzip
+
+    from bench_collector import _sender_batch_encoder
+    from bench_sender import CALL_FIELDS, TOKEN
+
+    from flightdeck_sensor._config import resolve_config
+    from flightdeck_sensor._session import Session
+
+    config, _ = resolve_config({}, server="http://127.0.0.1:9/ingest", token=TOKEN)
+    config = config.replace(spool_dir=workdir)
+    session = Session(config)
+    encode = _sender_batch_encoder(config)
+
+    def fresh(count: int) -> list[list[dict[str, Any]]]:
+        return [[session.stamp("post_call", dict(CALL_FIELDS)) for _ in range(SENDER_BATCH)]
+                for _ in range(count)]
+
+    for batch in fresh(2):  # warm-up
+        gzip.compress(encode(batch), 1)
+    prepared = fresh(batches)
+    sizes: list[int] = []
+
+    def loop(count: int) -> None:
+        for batch in prepared[:count]:
+            sizes.append(len(gzip.compress(encode(batch), 1)))
+
+    def report() -> None:
+        print(json.dumps({"body_bytes": sum(sizes)}), flush=True)
+
+    return [("sender", loop, batches)], report
+
+
+def child(spec: dict[str, Any]) -> None:
+    flags = Path(spec["flags"])
+    if spec["kind"] == "sender":
+        phases, report = _sender_phases(spec["batches"], spec["workdir"])
+    else:
+        phases = _call_phases([tuple(m) for m in spec["modes"]], spec["calls"],
+                              spec["stream_calls"])
+        report = None
+    _run_phases(flags, phases)
+    if report is not None:
+        report()  # after the last dump: not counted
+    sys.stdout.flush()
+    os._exit(0)  # no interpreter teardown (callgrind writes its final file regardless)
+
+
+# -- the parent ------------------------------------------------------------------------
+
+def _control(pid: int, *args: str) -> None:
+    subprocess.run(["callgrind_control", *args, str(pid)], check=True, timeout=120,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _wait_file(path: Path, process: subprocess.Popen[bytes], deadline: float) -> None:
+    while not path.exists():
+        if process.poll() is not None:
+            raise RuntimeError(f"child exited ({process.returncode}) before {path.name}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {path.name}")
+        time.sleep(0.05)
+
+
+def run_group(name: str, spec: dict[str, Any], phases: int, workdir: Path) -> dict[str, Any]:
+    """One valgrind process; the instructions counted in each of its ``phases``."""
+    flags = workdir / name
+    flags.mkdir()
+    out = flags / "callgrind.out"
+    spec = spec | {"flags": str(flags), "workdir": str(flags)}
+    env = os.environ | {"PYTHONHASHSEED": "0"}
+    started = time.monotonic()
+    deadline = started + PROCESS_TIMEOUT
+    with open(flags / "log", "wb") as log:
+        process = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+             f"--callgrind-out-file={out}", sys.executable, __file__, "--child",
+             json.dumps(spec)], stdout=subprocess.PIPE, stderr=log, env=env, cwd=ROOT)
+        try:
+            for index in range(phases):
+                _wait_file(flags / f"ready.{index}", process, deadline)
+                _control(process.pid, "-i", "on")
+                (flags / f"go.{index}").touch()
+                _wait_file(flags / f"done.{index}", process, deadline)
+                _control(process.pid, "-i", "off")
+                _control(process.pid, "-d")
+                (flags / f"ack.{index}").touch()
+            stdout, _ = process.communicate(timeout=max(10, deadline - time.monotonic()))
+        except BaseException:
+            process.kill()
+            process.wait()
+            tail = (flags / "log").read_text(errors="replace")[-1500:]
+            print(f"  {name}: failed; valgrind's log ends:\n{tail}", file=sys.stderr)
+            raise
+    if process.returncode != 0:
+        raise RuntimeError(f"{name}: exit status {process.returncode}")
+    counts = []
+    for index in range(1, phases + 1):
+        totals = [line for line in (flags / f"callgrind.out.{index}").read_text().splitlines()
+                  if line.startswith("totals:")]
+        counts.append(int(totals[0].split()[1]))
+    took = time.monotonic() - started
+    print(f"  {name}: {phases} phases in {took:.0f} s", file=sys.stderr)
+    return {"counts": counts, "seconds": took, "stdout": stdout.decode()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer calls, for a smoke run")
+    parser.add_argument("--out", default=str(ROOT / ".bench" / "instructions.json"))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(json.loads(args.child))
+        return 0
+    missing = [tool for tool in ("valgrind", "callgrind_control") if shutil.which(tool) is None]
+    if missing:
+        print(f"skipped: {' and '.join(missing)} not installed", file=sys.stderr)
+        write_report({"benchmark": "instructions", "skipped": "valgrind not installed"},
+                     args.out)
+        return 0
+
+    calls = 500 if args.quick else 2000
+    stream_calls = calls // 4  # a 64-delta stream costs ~20 non-streamed calls
+    batches = 2 if args.quick else 8
+    started = time.monotonic()
+
+    from bench_calls import N_LONG, N_SHORT, Provider, isolated_cases
+
+    cases = isolated_cases(Provider())  # labels and which indexes are streamed
+    streamed = [i for i, c in enumerate(cases) if c.stream_class is not None]
+    by_provider: dict[str, list[int]] = {}
+    for index in (*NON_STREAMED, *streamed):
+        by_provider.setdefault(cases[index].name.split(".")[0], []).append(index)
+    groups: dict[str, tuple[dict[str, Any], list[tuple[int, str]]]] = {}
+    for provider, indexes in by_provider.items():
+        modes = [(i, mode) for i in indexes for mode in ("off", "on")]
+        groups[provider] = ({"kind": "calls", "modes": modes, "calls": calls,
+                             "stream_calls": stream_calls}, modes)
+    groups["sender"] = ({"kind": "sender", "batches": batches}, [])
+
+    with tempfile.TemporaryDirectory(prefix="fd-bench-ir-") as tmp, \
+            ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(run_group, name, spec, len(modes) or 1, Path(tmp))
+                   for name, (spec, modes) in groups.items()}
+        results = {name: future.result() for name, future in futures.items()}
+
+    counted: dict[tuple[int, str], int] = {}
+    for name, (_, modes) in groups.items():
+        counted.update(zip(modes, results[name]["counts"], strict=False))
+
+    def added(index: int) -> float:
+        n = stream_calls if cases[index].stream_class is not None else calls
+        return (counted[(index, "on")] - counted[(index, "off")]) / n
+
+    per_call = {cases[i].name: {"call": cases[i].label,
+                                "added_instructions": round(added(i)),
+                                "off_instructions": round(counted[(i, "off")] / calls),
+                                "on_instructions": round(counted[(i, "on")] / calls)}
+                for i in NON_STREAMED}
+    per_chunk: dict[str, dict[str, Any]] = {}
+    for i in streamed:
+        if cases[i].deltas != N_SHORT:
+            continue
+        long = next(j for j in streamed
+                    if cases[j].name == cases[i].name and cases[j].deltas == N_LONG)
+        per_chunk[cases[i].name] = {
+            "call": cases[i].label,
+            "added_instructions_per_chunk": round((added(long) - added(i)) / (N_LONG - N_SHORT)),
+            f"added_per_call_{N_SHORT}_deltas": round(added(i)),
+            f"added_per_call_{N_LONG}_deltas": round(added(long)),
+        }
+    events = batches * SENDER_BATCH
+    sender = results["sender"]
+    body_bytes = json.loads(sender["stdout"].strip().splitlines()[-1])["body_bytes"]
+    report = {
+        "benchmark": "instructions", "quick": args.quick,
+        "counted": "instructions executed (valgrind callgrind Ir), instrumentation on only "
+                   "for the measured loop; PYTHONHASHSEED=0",
+        "calls_per_mode": calls, "streamed_calls_per_mode": stream_calls,
+        "stream_deltas": [N_SHORT, N_LONG],
+        "sender_events": events, "sender_batch_events": SENDER_BATCH,
+        "per_call": per_call,
+        "per_chunk": per_chunk,
+        "sender_per_event": {"encode + gzip level 1": {
+            "instructions": round(sender["counts"][0] / events),
+            "body_bytes": round(body_bytes / events, 1)}},
+        "process_seconds": {name: round(r["seconds"]) for name, r in results.items()},
+        "wall_seconds": round(time.monotonic() - started),
+    }
+    print("instructions added per call (sensor on - off):")
+    for row in per_call.values():
+        print(f"  {row['call']:34} {row['added_instructions']:>9,}")
+    for row in per_chunk.values():
+        print(f"  {row['call']:34} {row['added_instructions_per_chunk']:>9,} per streamed chunk")
+    print(f"sender, per event (encode + gzip): "
+          f"{report['sender_per_event']['encode + gzip level 1']['instructions']:,}")
+    print(f"took {report['wall_seconds']} s")
+    write_report(report, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
