@@ -27,9 +27,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / ".bench"
-BENCHMARKS = ("startup", "calls", "http", "sender", "collector")
+BENCHMARKS = ("startup", "calls", "http", "sender", "collector", "instructions")
 PACKAGES = ("openai", "anthropic", "litellm", "httpx2", "wrapt", "flightdeck-sensor")
-TIMEOUT = {"startup": 1800, "calls": 2400, "http": 1200, "sender": 2400, "collector": 1200}
+TIMEOUT = {"startup": 1800, "calls": 2400, "http": 1200, "sender": 2400, "collector": 1200,
+           "instructions": 1800}
 
 
 # -- running ---------------------------------------------------------------------
@@ -395,6 +396,7 @@ def markdown(rows: list[dict[str, Any]], results: dict[str, dict[str, Any]],
                           for name, data in results.items() if data.get("speed_check_ms")),
               ""]
     lines += calls_section(results.get("calls", {}))
+    lines += instructions_section(results.get("instructions", {}))
     lines += generic_section("Added time per call in context (scripts/bench_http.py)",
                              results.get("http", {}))
     lines += generic_section("Start-up (scripts/bench_startup.py)", results.get("startup", {}))
@@ -505,6 +507,17 @@ def generic_section(title: str, data: dict[str, Any]) -> list[str]:
         return [*lines, f"Not measured: {data['error']}.", ""]
     lines += _tables(data, level=3)
     return [*lines, ""]
+
+
+def instructions_section(data: dict[str, Any]) -> list[str]:
+    lines = generic_section("Instructions per call and per event (scripts/bench_instructions.py)",
+                            data)
+    note = ("Instructions executed (valgrind's callgrind, counted only in the measured loop) "
+            "for the isolated calls above, per streamed chunk, and for the sender's encoding "
+            "and gzip of a batch. These counts do not depend on the host's CPU speed "
+            "(two runs agree within about 1 %), so they are the figure to compare between runs and "
+            "commits; the budgets are judged on the timed rows.")
+    return [*lines[:2], note, "", *lines[2:]]
 
 
 def _cell(value: Any) -> str:
