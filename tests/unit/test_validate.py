@@ -216,6 +216,64 @@ def test_batch_validation_agrees_with_the_reference_on_generated_events(
     assert _batch_answers(events, now) == [_reference_answer(event, now) for event in events]
 
 
+def _one_batch(events: list[Any]) -> list[Any]:
+    """The events as split_batch gives them: parsed in one call, so equal keys are one object."""
+    parsed: list[Any] = json.loads(json.dumps(events))
+    return parsed
+
+
+def _shape_changes(base: dict[str, Any]) -> dict[str, list[Any]]:
+    """Batches whose neighbouring events differ in one thing the fast path carries over."""
+    session = base["session_id"]
+    def event(**fields: Any) -> dict[str, Any]:
+        return valid_event("post_call", session_id=session, **fields)
+    return {
+        "type changes, same keys": [event(tokens_input=3), event(tokens_input="3"),
+                                    event(tokens_input=True), event(tokens_input=3.0)],
+        "null then value": [event(agent_role=None), event(agent_role=7), event(agent_role="r")],
+        "count out of range, same shape": [event(tokens_input=3), event(tokens_input=-1),
+                                           event(tokens_input=2**63),
+                                           event(tokens_input=2**63 - 1)],
+        "key order differs": [event(), dict(reversed(list(event().items()))), event()],
+        "key added, key dropped": [event(), event(extra=1), _without_key(event(), "model"),
+                                   _without_key(event(), "session_id")],
+        "session changes": [event(), valid_event("post_call", session_id=session.upper()),
+                            valid_event("post_call", session_id=session + "0"),
+                            valid_event("post_call", session_id=session[:-1] + "g"),
+                            event(), valid_event("post_call")],
+        "event type changes": [event(), valid_event("session_end", session_id=session),
+                               valid_event("session_end", session_id=session, close_reason="x"),
+                               valid_event("llm_error", session_id=session, retry_attempt=0)],
+        "not objects between": [event(), [event()], None, event()],
+    }
+
+
+def _without_key(event: dict[str, Any], field: str) -> dict[str, Any]:
+    return {key: value for key, value in event.items() if key != field}
+
+
+@pytest.mark.parametrize("case", list(_shape_changes(valid_event())))
+def test_batch_validation_carries_nothing_wrong_from_one_event_to_the_next(case: str) -> None:
+    """The fast path reuses what an event shares with the one before it; an event that
+    differs in its value types, keys, counts, session or type gets its own answer."""
+    now = datetime.now(timezone.utc)
+    events = _one_batch(_shape_changes(valid_event())[case])
+
+    assert _batch_answers(events, now) == [_reference_answer(event, now) for event in events]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_mutated_events(), min_size=2, max_size=6), st.integers(0, 5))
+def test_batch_validation_agrees_with_the_reference_on_batches_parsed_in_one_call(
+        events: list[Any], repeats: int) -> None:
+    """As split_batch parses a batch: one scanner call, key strings shared by the events;
+    each event also repeated (equal shape, equal session) to exercise what is carried over."""
+    now = datetime.now(timezone.utc)
+    batch = _one_batch([event for event in events for _ in range(1 + repeats % 3)])
+
+    assert _batch_answers(batch, now) == [_reference_answer(event, now) for event in batch]
+
+
 def test_fast_path_takes_the_sensors_events() -> None:
     """The fast path is not silently dead: a sensor-made event comes out with its text."""
     event = valid_event("post_call")

@@ -280,7 +280,7 @@ def _shown(value: object) -> str:
 
 # -- the batch path -------------------------------------------------------------------------
 # validate_event above is the reference: every rule, every error message. The batch path
-# first tries _accept_fast, which only ever *accepts* (returning the very Event the reference
+# first tries _FastPath.accept, which only ever *accepts* (returning the very Event the reference
 # would) or defers; anything it is not sure of -- every rejection included -- goes to
 # validate_event, so the answers cannot differ. tests/unit/test_validate.py holds the two
 # to agreement on generated events.
@@ -319,42 +319,85 @@ def _shape_verdict(keys: tuple[str, ...], types: tuple[type, ...]) -> tuple[str,
     return tuple(counts)
 
 
-def _accept_fast(raw: object, body: str | None, oldest: str, newest: str) -> Event | None:
-    """The Event validate_event would return, or None: not sure, ask the reference."""
-    if type(raw) is not dict:
-        return None
-    keys = tuple(raw)
-    types = tuple(map(type, raw.values()))
+def _shape_counts(keys: tuple[str, ...], types: tuple[type, ...]) -> tuple[str, ...] | None:
+    """_shape_verdict for these keys and types, from the _SHAPES cache when it has it."""
     try:
-        counts = _SHAPES[keys, types]
+        return _SHAPES[keys, types]
     except KeyError:
         counts = _shape_verdict(keys, types)
         if len(_SHAPES) < _MAX_SHAPES:  # bounded: the keys come from the network
             _SHAPES[keys, types] = counts
-    if counts is None or (counts and (min(map(raw.__getitem__, counts)) < 0
-                                       or max(map(raw.__getitem__, counts)) > MAX_COUNT)):
-        return None
-    # From here on the shape guarantees: the _REQUIRED_STRINGS are str, the rest are typed.
-    event_id: str = raw["id"]
-    session_id: str = raw["session_id"]
-    event_type: str = raw["event_type"]
-    stamp: str = raw["timestamp"]
-    role = raw.get("agent_role")
-    parent = raw.get("parent_session_id")
-    if (_UUID.fullmatch(event_id) is None or _UUID.fullmatch(session_id) is None
-            or event_type not in EVENT_TYPES or raw["agent_type"] not in AGENT_TYPES
-            or raw["client_type"] != CLIENT_TYPE
-            or (parent is not None and _UUID.fullmatch(parent) is None)
-            or (role is not None and len(role) * 4 > MAX_AGENT_ROLE_BYTES)
-            or stamp < oldest or stamp > newest or _UTC_STAMP.fullmatch(stamp) is None):
-        return None
-    rule = _TYPE_RULES.get(event_type)
-    if rule is not None:
-        try:
-            rule(raw)
-        except InvalidEvent:
+        return counts
+
+
+# Event(...) runs NamedTuple's Python-level __new__; this is what that __new__ does, in C.
+_new_tuple = tuple.__new__
+
+
+class _FastPath:
+    """The fast path for the events of one batch, taken in order.
+
+    A sensor's batch is one shape over and over, of one session: an event with the
+    same keys and value types as the one before it takes that one's shape verdict (the
+    verdict depends on nothing else), and a session id equal to the one before it is
+    known well-formed. Only equal values are reused, so each answer is the one the
+    event would get on its own.
+    """
+
+    __slots__ = ("counts", "keys", "newest", "oldest", "session_id", "session_key", "types")
+
+    def __init__(self, oldest: str, newest: str) -> None:
+        self.oldest, self.newest = oldest, newest
+        self.keys: tuple[str, ...] = ()
+        self.types: tuple[type, ...] = ()
+        self.counts: tuple[str, ...] | None = None
+        self.session_id = self.session_key = ""  # never equal to a well-formed id
+
+    def accept(self, raw: object, body: str | None) -> Event | None:
+        """The Event validate_event would return, or None: not sure, ask the reference."""
+        if type(raw) is not dict:
             return None
-    return Event(event_id.lower(), session_id.lower(), event_type, stamp, raw, body)
+        keys = tuple(raw)
+        types = tuple(map(type, raw.values()))
+        if keys == self.keys and types == self.types:
+            counts = self.counts
+        else:
+            counts = self.counts = _shape_counts(keys, types)
+            self.keys, self.types = keys, types
+        if counts is None:
+            return None
+        for field in counts:
+            count = raw[field]
+            if count < 0 or count > MAX_COUNT:
+                return None
+        # From here on the shape guarantees: the _REQUIRED_STRINGS are str, the rest are typed.
+        session_id: str = raw["session_id"]
+        if session_id != self.session_id:
+            if _UUID.fullmatch(session_id) is None:
+                return None
+            self.session_id, self.session_key = session_id, session_id.lower()
+        event_id: str = raw["id"]
+        event_type: str = raw["event_type"]
+        stamp: str = raw["timestamp"]
+        role = raw.get("agent_role")
+        parent = raw.get("parent_session_id")
+        if (_UUID.fullmatch(event_id) is None
+                or event_type not in EVENT_TYPES or raw["agent_type"] not in AGENT_TYPES
+                or raw["client_type"] != CLIENT_TYPE
+                or (parent is not None and _UUID.fullmatch(parent) is None)
+                or (role is not None and len(role) * 4 > MAX_AGENT_ROLE_BYTES)
+                or stamp < self.oldest or stamp > self.newest
+                or _UTC_STAMP.fullmatch(stamp) is None):
+            return None
+        rule = _TYPE_RULES.get(event_type)
+        if rule is not None:
+            try:
+                rule(raw)
+            except InvalidEvent:
+                return None
+        event: Event = _new_tuple(
+            Event, (event_id.lower(), self.session_key, event_type, stamp, raw, body))
+        return event
 
 
 def validate_batch(events: Sequence[object], now: datetime, bodies: Sequence[str] | None = None,
@@ -365,11 +408,11 @@ def validate_batch(events: Sequence[object], now: datetime, bodies: Sequence[str
     oldest, newest = utc_text(now - MAX_AGE), utc_text(now + MAX_SKEW_AHEAD)
     accepted: list[Event] = []
     rejected: list[tuple[int, str]] = []
-    fast: Callable[[object, str | None, str, str], Event | None] = _accept_fast
+    fast: Callable[[object, str | None], Event | None] = _FastPath(oldest, newest).accept
     append = accepted.append
     texts: Sequence[str | None] = bodies if bodies is not None else [None] * len(events)
     for index, (raw, body) in enumerate(zip(events, texts, strict=True)):
-        event = fast(raw, body, oldest, newest)
+        event = fast(raw, body)
         if event is None:
             try:
                 event = validate_event(raw, now)
