@@ -259,12 +259,12 @@ _INSERT_EVENT = (
 
 
 def _event_row(event: Event, received_at: str) -> tuple[Any, ...]:
-    raw = event.raw
+    event_id, session_id, event_type, when, raw, body = event  # cheaper than six attributes
     model = raw.get("model")
-    return (event.id, event.session_id, event.event_type, event.when, received_at,
+    return (event_id, session_id, event_type, when, received_at,
             model if type(model) is str and model.isascii() else _text(model),
             raw.get("tokens_input"), raw.get("tokens_output"), raw.get("latency_ms"),
-            event.body if event.body is not None else _COMPACT_JSON.encode(raw))
+            body if body is not None else _COMPACT_JSON.encode(raw))
 
 
 def _apply_delta(conn: sqlite3.Connection, session_id: str, delta: _SessionDelta) -> None:
