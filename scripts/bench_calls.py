@@ -455,8 +455,11 @@ def isolated_cases(provider: Provider) -> list[Isolated]:
     return cases
 
 
-def measure_isolated(case: Isolated, blocks: int, calls: int) -> dict[str, Any] | None:
-    """None when the entry point is not wrapped or a stream is not proxied."""
+def isolated_entry(case: Isolated) -> tuple[Callable[..., Any], Callable[..., Any]] | None:
+    """``(stand_in, wrapped)``: a stand-in for the SDK function that returns what one real
+    call returned (a fresh Stream over the same chunks, for a stream), and the same stand-in
+    wrapped by the sensor's own wrapper of that entry point, bound to the case's resource.
+    None when the entry point is not wrapped (the sensor off or the interceptor missing)."""
     import wrapt
 
     sensor_off()
@@ -472,15 +475,27 @@ def measure_isolated(case: Isolated, blocks: int, calls: int) -> dict[str, Any] 
 
     bound = wrapt.FunctionWrapper(sdk_stand_in, patched._self_wrapper).__get__(
         case.instance, type(case.instance))
-    if chunks is not None and not isinstance(bound(**case.kwargs), wrapt.ObjectProxy):
+    return sdk_stand_in, bound
+
+
+def measure_isolated(case: Isolated, blocks: int, calls: int) -> dict[str, Any] | None:
+    """None when the entry point is not wrapped or a stream is not proxied."""
+    import wrapt
+
+    entry = isolated_entry(case)
+    if entry is None:
+        return None
+    sdk_stand_in, bound = entry
+    streamed = case.stream_class is not None
+    if streamed and not isinstance(bound(**case.kwargs), wrapt.ObjectProxy):
         return None
     enabled = {"on": True}
 
     def call() -> Any:
         result = (bound if enabled["on"] else sdk_stand_in)(**case.kwargs)
-        return _drain(result) if chunks is not None else result
+        return _drain(result) if streamed else result
 
-    toggled = Case(case.name, case.label, chunks is not None, case.deltas, call)
+    toggled = Case(case.name, case.label, streamed, case.deltas, call)
     return measure(toggled, blocks, calls, switch=lambda on: enabled.update(on=on))
 
 

@@ -82,16 +82,7 @@ def _run_phases(flags: Path, phases: list[tuple[str, Any, int]]) -> None:
 def _call_phases(modes: list[tuple[int, str]], calls: int,
                  stream_calls: int) -> list[tuple[str, Any, int]]:
     """Loops calling isolated case ``index`` through the sensor ("on") or not ("off")."""
-    import wrapt
-    from bench_calls import (
-        TOKEN,
-        Provider,
-        _drain,
-        _fake_stream,
-        isolated_cases,
-        sensor_off,
-        sensor_on,
-    )
+    from bench_calls import TOKEN, Provider, _drain, isolated_cases, isolated_entry
 
     import flightdeck_sensor
     from flightdeck_sensor import _sensor
@@ -105,24 +96,15 @@ def _call_phases(modes: list[tuple[int, str]], calls: int,
     phases = []
     for index, mode in modes:
         case = cases[index]
-        sensor_off()
-        prebuilt = getattr(case.owner, case.attribute)(case.instance, **case.kwargs)
-        chunks = list(prebuilt) if case.stream_class is not None else None
-        sensor_on()
-        patched = case.owner.__dict__[case.attribute]
-        if not isinstance(patched, wrapt.FunctionWrapper):
+        entry = isolated_entry(case)
+        if entry is None:
             raise RuntimeError(f"{case.label} is not wrapped by the sensor")
-
-        def stand_in(*args: Any, _pre: Any = prebuilt, _chunks: Any = chunks,
-                     **kwargs: Any) -> Any:
-            return _fake_stream(_pre, _chunks) if _chunks is not None else _pre
-
-        bound = wrapt.FunctionWrapper(stand_in, patched._self_wrapper).__get__(
-            case.instance, type(case.instance))
+        stand_in, bound = entry
         fn = bound if mode == "on" else stand_in
         kwargs = case.kwargs
+        streamed = case.stream_class is not None
 
-        if chunks is None:
+        if not streamed:
             def loop(count: int, fn: Any = fn, kwargs: Any = kwargs) -> None:
                 for i in range(count):
                     fn(**kwargs)
@@ -136,7 +118,7 @@ def _call_phases(modes: list[tuple[int, str]], calls: int,
                         queue.clear()
         loop(WARM_CALLS)
         queue.clear()
-        phases.append((f"{index}:{mode}", loop, stream_calls if chunks is not None else calls))
+        phases.append((f"{index}:{mode}", loop, stream_calls if streamed else calls))
     return phases
 
 
