@@ -29,7 +29,7 @@ CACHE_KIB = 64 * 1024
 # IGNORE still drops every repeat, and as a session's timestamps grow its new keys land at
 # the end of its range. An index on the random uuid4 id alone had every 500-event batch
 # rewrite ~500 scattered pages: it cost more than everything else the collector does.
-# (Schema 1 had that id primary key; _migrate copies such a table into this one.)
+# (Schema 1 had that id primary key; _migrate_events copies such a table into this one.)
 _EVENTS_TABLE = """
 CREATE TABLE IF NOT EXISTS {name} (
     id            TEXT NOT NULL,
@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS {name} (
     latency_ms    INTEGER,
     body          TEXT NOT NULL
 )"""
-_EVENTS_KEY = "CREATE UNIQUE INDEX IF NOT EXISTS {name} ON {table} (session_id, timestamp, id)"
+_EVENTS_KEY = ("CREATE UNIQUE INDEX IF NOT EXISTS events_by_key"
+               " ON events (session_id, timestamp, id)")
 _EVENT_COLUMNS = ("id, session_id, event_type, timestamp, received_at, model, tokens_input,"
                   " tokens_output, latency_ms, body")
 _OTHER_TABLES = (
@@ -252,10 +253,8 @@ def _has_started(conn: sqlite3.Connection, session_id: str) -> bool:
 
 
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
-_INSERT_EVENT = (
-    "INSERT OR IGNORE INTO events (id, session_id, event_type, timestamp, received_at, model,"
-    " tokens_input, tokens_output, latency_ms, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+_INSERT_EVENT = (f"INSERT OR IGNORE INTO events ({_EVENT_COLUMNS})"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def _event_row(event: Event, received_at: str) -> tuple[Any, ...]:
@@ -318,7 +317,7 @@ def _create_or_migrate(conn: sqlite3.Connection) -> None:
         if has_events and version < 2:
             _migrate_events(conn)
         conn.execute(_EVENTS_TABLE.format(name="events"))
-        conn.execute(_EVENTS_KEY.format(name="events_by_key", table="events"))
+        conn.execute(_EVENTS_KEY)
         for table in _OTHER_TABLES:
             conn.execute(table)
         if version < SCHEMA_VERSION:
