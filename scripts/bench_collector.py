@@ -3,19 +3,18 @@
     python scripts/bench_collector.py [--quick] [--out .bench/collector.json]
 
 Starts the real ``flightdeck-sensor collect`` as a subprocess, pre-builds
-gzip'd batch bodies of real post_call events (``Session.build``, then the
-sender's own batch encoder and gzip level), then POSTs them sequentially over
-one keep-alive connection as fast as the collector answers. Reports events/s
-(median, min and max over the runs), the collector process's CPU per event
-(utime + stime from /proc/PID/stat) and this client's CPU per event, and checks
-at the end that the database holds every event sent.
+batch bodies of real post_call events (``Session.build``, then the sender's own
+batch encoder; uncompressed, as the sensor sends to a server on loopback), then
+POSTs them sequentially over one keep-alive connection as fast as the collector
+answers. Reports events/s (median, min and max over the runs), the collector
+process's CPU per event (utime + stime from /proc/PID/stat) and this client's
+CPU per event, and checks at the end that the database holds every event sent.
 The figures are for this machine at the time of the run.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import http.client
 import json
 import os
@@ -76,7 +75,7 @@ class Collector:
 
 
 def build_bodies(events: int, batch: int, spool_dir: str) -> list[bytes]:
-    """Gzip'd batch bodies holding ``events`` fresh post_call events of one new session,
+    """Batch bodies holding ``events`` fresh post_call events of one new session,
     made by the sender's own batch encoder (as it sends them: same text, same key order)."""
     config, _ = resolve_config({}, server="http://127.0.0.1:1/ingest", token=TOKEN)
     session = Session(config.replace(spool_dir=spool_dir))
@@ -85,7 +84,7 @@ def build_bodies(events: int, batch: int, spool_dir: str) -> list[bytes]:
     for start in range(0, events, batch):
         chunk = [session.build("post_call", CALL_FIELDS)
                  for _ in range(min(batch, events - start))]
-        bodies.append(gzip.compress(encode(chunk), compresslevel=1))  # as transport/_http.py
+        bodies.append(encode(chunk))  # uncompressed: transport/_http.py, compression=auto
     return bodies
 
 
@@ -102,7 +101,7 @@ def _sender_batch_encoder(config: Config) -> Callable[[list[dict[str, Any]]], by
 
 def post_all(port: int, bodies: list[bytes], batch_sizes: list[int]) -> None:
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json",
-               "User-Agent": f"flightdeck-sensor/{__version__}", "Content-Encoding": "gzip"}
+               "User-Agent": f"flightdeck-sensor/{__version__}"}
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
         for body, size in zip(bodies, batch_sizes, strict=True):

@@ -30,6 +30,7 @@ LOG_LEVELS: dict[str, int] = {
 }
 DEFAULT_SHUTDOWN_TIMEOUT = 2.0
 MAX_AGENT_ROLE_BYTES = 256
+COMPRESSIONS: tuple[str, ...] = ("auto", "gzip", "none")  # auto: gzip unless on loopback
 
 _TRUE = frozenset(("1", "true", "yes", "on", "y", "t"))
 _FALSE = frozenset(("0", "false", "no", "off", "n", "f"))
@@ -43,6 +44,7 @@ _FIELDS: tuple[str, ...] = (
     "hostname", "flavor", "agent_role", "parent_session_id", "capture_prompts",
     "inject_stream_usage", "providers", "log_level", "shutdown_timeout", "spool_enabled",
     "spool_dir", "allow_insecure", "max_queue_events", "max_queue_bytes", "max_content_bytes",
+    "compression",
 )
 
 
@@ -73,6 +75,7 @@ class Config:
     max_queue_events: int
     max_queue_bytes: int
     max_content_bytes: int
+    compression: str  # auto (gzip unless the server is on loopback) | gzip | none
 
     def __init__(
         self,
@@ -98,6 +101,7 @@ class Config:
         max_queue_events: int = 10_000,
         max_queue_bytes: int = 16 * 1024 * 1024,
         max_content_bytes: int = 64 * 1024,
+        compression: str = "auto",
     ) -> None:
         values = locals()
         for name in _FIELDS:
@@ -155,7 +159,7 @@ _KNOWN_KWARGS = frozenset((
     "server", "token", "enabled", "session_id", "agent_name", "agent_type", "hostname",
     "capture_prompts", "inject_stream_usage", "providers", "log_level", "shutdown_timeout",
     "spool", "spool_dir", "allow_insecure", "agent_role", "parent_session_id",
-    "max_queue_events", "max_queue_bytes", "max_content_bytes",
+    "max_queue_events", "max_queue_bytes", "max_content_bytes", "compression",
 ))
 
 
@@ -267,6 +271,8 @@ def _resolve(env: Mapping[str, str], kwargs: Mapping[str, object]) -> tuple[Conf
                                         16 * 1024 * 1024),
         max_content_bytes=src.first_valid(("FLIGHTDECK_MAX_CONTENT_BYTES",), "max_content_bytes",
                                           _parse_positive_int, "a positive integer", 64 * 1024),
+        compression=src.first_valid(("FLIGHTDECK_COMPRESSION",), "compression",
+                                    _parse_compression, "auto, gzip or none", "auto"),
     )
     return config, src.warnings
 
@@ -339,6 +345,15 @@ def is_private_host(host: str) -> bool:
                                                                           "fea0", "feb0")
     # A single-label name (docker compose / kubernetes service) only resolves inside a network.
     return "." not in host
+
+
+def is_loopback_host(host: str) -> bool:
+    """``localhost``, 127.0.0.0/8 or ``::1``: a server on this machine."""
+    host = host.lower().rstrip(".")
+    if host in ("localhost", "::1") or host.endswith(".localhost"):
+        return True
+    octets = host.split(".")
+    return len(octets) == 4 and octets[0] == "127" and all(o.isdigit() for o in octets)
 
 
 def redact_url(url: str) -> str:
@@ -427,6 +442,11 @@ def _parse_text(value: object) -> str | None:
 def _parse_agent_type(value: object) -> str | None:
     text = str(value).strip().lower()
     return text if text in AGENT_TYPES else None
+
+
+def _parse_compression(value: object) -> str | None:
+    text = str(value).strip().lower()
+    return text if text in COMPRESSIONS else None
 
 
 def _parse_role(value: object) -> str | None:

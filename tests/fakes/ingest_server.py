@@ -48,16 +48,16 @@ class Received:
 class IngestServer:
     def __init__(self, script: Sequence[Reply] = (),
                  responder: Callable[[Received], Reply | None] | None = None,
-                 port: int = 0) -> None:
+                 port: int = 0, host: str = "127.0.0.1") -> None:
         self._script = list(script)
         self._responder = responder
         self._lock = threading.Lock()
         self.requests: list[Received] = []
         self._release = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
+        self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/ingest"
+        self.url = f"http://{host}:{self.port}/ingest"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
                                         name="fake-ingest")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,8 +36,8 @@ def make_event(number: int = 0, **fields: Any) -> dict[str, Any]:
 
 
 class Harness:
-    def __init__(self, server_url: str, spool_dir: Path) -> None:
-        config, _ = resolve_config({}, server=server_url, token=TOKEN)
+    def __init__(self, server_url: str, spool_dir: Path, **options: Any) -> None:
+        config, _ = resolve_config({}, server=server_url, token=TOKEN, **options)
         self.config = config.replace(spool_dir=str(spool_dir))
         self.envelopes: list[dict[str, Any]] = []
         self.transport = Transport(self.config, on_envelope=self.envelopes.append)
@@ -92,8 +93,7 @@ def flightdeck_records(caplog: pytest.LogCaptureFixture, level: int) -> list[str
 
 
 # -- 200, batching ------------------------------------------------------------------
-def test_events_are_batched_gzipped_and_authenticated(server: IngestServer,
-                                                       harness: Harness) -> None:
+def test_events_are_batched_and_authenticated(server: IngestServer, harness: Harness) -> None:
     sent = harness.submit(1200)
 
     assert harness.transport.flush(10)
@@ -103,9 +103,72 @@ def test_events_are_batched_gzipped_and_authenticated(server: IngestServer,
     first = server.requests[0]
     assert first.path == "/ingest/v1/events/batch"
     assert first.headers["Authorization"] == f"Bearer {TOKEN}"
-    assert first.headers["Content-Encoding"] == "gzip"
     assert first.headers["User-Agent"].startswith("flightdeck-sensor/")
     assert harness.transport.status()["sent"] == 1200
+
+
+def test_bodies_to_a_loopback_server_are_not_compressed(server: IngestServer,
+                                                         harness: Harness) -> None:
+    harness.submit(600)
+
+    assert harness.transport.flush(10)
+
+    assert [r.headers.get("Content-Encoding") for r in server.requests] == [None, None]
+    assert len(server.events()) == 600
+
+
+def test_compression_gzip_compresses_even_on_loopback(server: IngestServer,
+                                                      tmp_path: Path) -> None:
+    harness = Harness(server.url, tmp_path / "spool", compression="gzip")
+    try:
+        sent = harness.submit(600)
+        assert harness.transport.flush(10)
+    finally:
+        harness.transport.close(0.5)
+
+    assert [r.headers.get("Content-Encoding") for r in server.requests] == ["gzip", "gzip"]
+    assert numbers(server.events()) == numbers(sent)
+
+
+def _non_loopback_address() -> str | None:
+    """An address of this machine that is not loopback, if it has one (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: only picks the outgoing interface
+            address: str = probe.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+def test_bodies_to_a_server_off_loopback_are_gzipped(tmp_path: Path) -> None:
+    address = _non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no address besides loopback")
+    with IngestServer(host=address) as server:
+        harness = Harness(server.url, tmp_path / "spool", allow_insecure=True)
+        try:
+            sent = harness.submit(600)
+            assert harness.transport.flush(10)
+        finally:
+            harness.transport.close(0.5)
+
+    assert [r.headers.get("Content-Encoding") for r in server.requests] == ["gzip", "gzip"]
+    assert numbers(server.events()) == numbers(sent)
+
+
+def test_compression_none_never_compresses(tmp_path: Path) -> None:
+    address = _non_loopback_address() or "127.0.0.1"
+    with IngestServer(host=address) as server:
+        harness = Harness(server.url, tmp_path / "spool", compression="none",
+                          allow_insecure=True)
+        try:
+            harness.submit(600)
+            assert harness.transport.flush(10)
+        finally:
+            harness.transport.close(0.5)
+
+    assert [r.headers.get("Content-Encoding") for r in server.requests] == [None, None]
 
 
 def test_a_few_events_are_sent_after_the_batch_window_without_a_flush(
@@ -116,10 +179,13 @@ def test_a_few_events_are_sent_after_the_batch_window_without_a_flush(
     assert len(server.requests) == 1
 
 
-def test_small_bodies_are_not_compressed(server: IngestServer, harness: Harness) -> None:
-    harness.transport.submit({"id": str(uuid.uuid4()), "event_type": "post_call"})
-
-    assert harness.transport.flush(10)
+def test_small_bodies_are_not_compressed(server: IngestServer, tmp_path: Path) -> None:
+    harness = Harness(server.url, tmp_path / "spool", compression="gzip")
+    try:
+        harness.transport.submit({"id": str(uuid.uuid4()), "event_type": "post_call"})
+        assert harness.transport.flush(10)
+    finally:
+        harness.transport.close(0.5)
 
     assert "Content-Encoding" not in server.requests[0].headers
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from flightdeck_sensor._config import (
     PROVIDER_NAMES,
     Config,
+    is_loopback_host,
     is_private_host,
     normalize_server_url,
     resolve_config,
@@ -314,6 +315,32 @@ def test_private_hosts(host: str, private: bool) -> None:
     assert is_private_host(host) is private
 
 
+@pytest.mark.parametrize(("host", "loopback"), [
+    ("localhost", True), ("LOCALHOST.", True), ("api.localhost", True), ("127.0.0.1", True),
+    ("127.1.2.3", True), ("::1", True), ("10.0.0.1", False), ("192.168.1.1", False),
+    ("collector", False), ("fd00::1", False), ("127.example.com", False),
+    ("flightdeck.example.com", False),
+])
+def test_loopback_hosts(host: str, loopback: bool) -> None:
+    assert is_loopback_host(host) is loopback
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("gzip", "gzip"), ("NONE", "none"), (" auto ", "auto")])
+def test_compression_takes_auto_gzip_or_none(value: str, expected: str) -> None:
+    config, warnings = resolve(FLIGHTDECK_COMPRESSION=value)
+
+    assert (config.compression, warnings) == (expected, [])
+
+
+def test_a_bad_compression_warns_and_keeps_auto() -> None:
+    config, warnings = resolve(FLIGHTDECK_COMPRESSION="brotli")
+
+    assert config.compression == "auto"
+    assert warnings == ["flightdeck-sensor: FLIGHTDECK_COMPRESSION='brotli' is not auto, "
+                        "gzip or none; using 'auto' instead"]
+
+
 # -- never raises -----------------------------------------------------------------
 
 _VARIABLES = ["FLIGHTDECK_SERVER", "FLIGHTDECK_TOKEN", "FLIGHTDECK_ENABLED",
@@ -321,7 +348,8 @@ _VARIABLES = ["FLIGHTDECK_SERVER", "FLIGHTDECK_TOKEN", "FLIGHTDECK_ENABLED",
               "FLIGHTDECK_HOSTNAME", "FLIGHTDECK_CAPTURE_PROMPTS", "FLIGHTDECK_PROVIDERS",
               "FLIGHTDECK_LOG_LEVEL", "FLIGHTDECK_SHUTDOWN_TIMEOUT", "FLIGHTDECK_SPOOL",
               "FLIGHTDECK_SPOOL_DIR", "FLIGHTDECK_ALLOW_INSECURE", "AGENT_FLAVOR", "AGENT_TYPE",
-              "FLIGHTDECK_INJECT_STREAM_USAGE", "FLIGHTDECK_MAX_QUEUE_BYTES"]
+              "FLIGHTDECK_INJECT_STREAM_USAGE", "FLIGHTDECK_MAX_QUEUE_BYTES",
+              "FLIGHTDECK_COMPRESSION"]
 
 
 @settings(max_examples=300, deadline=None)

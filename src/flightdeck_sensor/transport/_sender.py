@@ -364,7 +364,8 @@ class Sender:
             if self._client is None:
                 from ._http import IngestClient
 
-                self._client = IngestClient(self._config.server, self._config.token)
+                self._client = IngestClient(self._config.server, self._config.token,
+                                            self._config.compression)
         finally:
             self.ready.set()
 
