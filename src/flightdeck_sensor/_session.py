@@ -24,14 +24,13 @@ def utc_timestamp(seconds: float) -> str:
     every event, and events come many to a second)."""
     global _last_second
     whole = int(seconds)
-    micros = round((seconds - whole) * 1_000_000)
-    if micros == 1_000_000:
-        whole, micros = whole + 1, 0
-    second, prefix = _last_second
+    second, prefix = _last_second  # one tuple: threads never pair a second with another's text
     if second != whole:
         prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
         _last_second = (whole, prefix)
-    return f"{prefix}.{micros:06d}+00:00"
+    # %d truncates the float (no round() call, no carry into the next second):
+    # within 1 µs of datetime's rounding, for a fifth less work.
+    return "%s.%06d+00:00" % (prefix, (seconds - whole) * 1_000_000)  # noqa: UP031
 
 
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
@@ -99,30 +98,35 @@ class Identity:
         self.placeholder = f'"{_COMMON}":"{self.nonce}"'
 
 
-def prepare_event(event: dict[str, Any]) -> Identity | None:
-    """Give a pending event its id (one already set is kept), its RFC 3339
-    time and its defaults, in place, on the sender thread; its identity is
-    left for :func:`complete_event` or the encoder. Idempotent, so a retried
-    batch keeps its ids. Doing this on the caller's thread cost about 4 µs an event."""
-    stamp = event.get("timestamp")
-    if type(stamp) is float:
-        event["timestamp"] = utc_timestamp(stamp)
-    identity = event.get(_COMMON)
-    if type(identity) is not Identity:
-        return None
-    if "id" not in event:
-        event["id"] = new_event_id()
-    for key, value in _DEFAULTS:
-        if key not in event:
-            event[key] = value
-    if not event.keys().isdisjoint(identity.fields.keys()):  # views: iterates the smaller
-        # The event sets an identity field itself: merged here (its own value
-        # wins), never spliced in as a second copy of that key.
-        for key, value in identity.fields.items():
-            event.setdefault(key, value)
-        del event[_COMMON]
-        return None
-    return identity
+def prepare_events(events: list[dict[str, Any]]) -> set[Identity]:
+    """Give each pending event its id (one already set is kept), its RFC 3339
+    time and its defaults, in place, on the sender thread; return the
+    identities whose text the encoder's output needs spliced in (see
+    :func:`splice_identities`). Idempotent, so a retried batch keeps its ids.
+    One loop for the batch: the sender runs it for every event it ships, and
+    a function call per event was a tenth of it."""
+    identities = set()
+    for event in events:
+        stamp = event.get("timestamp")
+        if type(stamp) is float:
+            event["timestamp"] = utc_timestamp(stamp)
+        identity = event.get(_COMMON)
+        if type(identity) is not Identity:
+            continue
+        if "id" not in event:
+            event["id"] = new_event_id()
+        for key, value in _DEFAULTS:
+            if key not in event:
+                event[key] = value
+        if event.keys().isdisjoint(identity.fields):
+            identities.add(identity)
+        else:
+            # The event sets an identity field itself: merged here (its own value
+            # wins), never spliced in as a second copy of that key.
+            for key, value in identity.fields.items():
+                event.setdefault(key, value)
+            del event[_COMMON]
+    return identities
 
 
 def complete_event(event: dict[str, Any]) -> dict[str, Any]:
@@ -131,7 +135,7 @@ def complete_event(event: dict[str, Any]) -> dict[str, Any]:
     identity = event.get(_COMMON)
     if type(identity) is not Identity:
         return event
-    prepare_event(event)
+    prepare_events([event])
     if _COMMON not in event:
         return event
     whole = dict(identity.fields)

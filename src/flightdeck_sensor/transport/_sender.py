@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._config import Config
-from .._session import complete_event, encode_default, prepare_event, splice_identities
+from .._session import complete_event, encode_default, prepare_events, splice_identities
 from ._queue import EventQueue, estimate_size
 from ._spool import Claim, Spool
 
@@ -253,8 +253,7 @@ class Sender:
         twice as fast as one per event, but holds the GIL throughout (the C
         encoder never lets it go), and a user's thread back from the network
         waits for it. A chunk is about half a millisecond."""
-        identities = {prepare_event(event) for event in events}
-        identities.discard(None)
+        identities = prepare_events(events)
         kept: list[Event] = []
         parts = []
         for start in range(0, len(events), ENCODE_CHUNK):
@@ -266,7 +265,7 @@ class Sender:
                 parts.append(_ENCODER.encode(chunk)[1:-1])
             kept += chunk
         text = '{"events":[' + ",".join(part for part in parts if part) + "]}"
-        return kept, splice_identities(text, identities).encode()  # type: ignore[arg-type]
+        return kept, splice_identities(text, identities).encode()
 
     # -- delivery ---------------------------------------------------------------
     def _deliver(self, events: list[Event], spool_leftovers: bool = True,
