@@ -518,7 +518,8 @@ def instructions_section(data: dict[str, Any]) -> list[str]:
                             data)
     note = ("Instructions executed (valgrind's callgrind, counted only in the measured loop) "
             "for the isolated calls above, per streamed chunk, and for the sender's encoding "
-            "and gzip of a batch. These counts do not depend on the host's CPU speed "
+            "of a batch, alone (to a server on loopback) and with gzip (to a remote one). "
+            "These counts do not depend on the host's CPU speed "
             "(two runs agree within about 1 %), so they are the figure to compare between runs and "
             "commits; the budgets are judged on the timed rows.")
     return [*lines[:2], note, "", *lines[2:]]
