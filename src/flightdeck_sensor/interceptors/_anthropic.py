@@ -288,15 +288,35 @@ def _finish_create(call: Call, result: Any, args: tuple[Any, ...], kwargs: dict[
     """``create`` / ``parse``: a Message is recorded now; an SSE stream gets a
     timing proxy; a raw response (``with_raw_response``, ``with_streaming_response``,
     which LangChain uses for every call) is finished when the user parses it."""
-    if isinstance(result, _stream_classes()):
-        recorder = _recorder(call, args, kwargs, result)
-        if isinstance(result, _stream_classes()[1]):
-            return AsyncStreamProxy(result, recorder)
-        return SyncStreamProxy(result, recorder)
-    if _is_raw_response(result):
+    kind = _result_kind(result.__class__)
+    if kind is None:
+        kind = "raw" if _has_raw_response_shape(result) else "message"
+    if kind == "message":
+        call.succeed(message_outcome(result))
+        return result
+    if kind == "raw":
         return _RawResponseProxy(result, call, args, kwargs)
-    call.succeed(message_outcome(result))
-    return result
+    recorder = _recorder(call, args, kwargs, result)
+    if kind == "async_stream":
+        return AsyncStreamProxy(result, recorder)
+    return SyncStreamProxy(result, recorder)
+
+
+@functools.cache
+def _result_kind(result_type: type) -> str | None:
+    """What a ``create`` / ``parse`` result of this class is, decided once per
+    class (two ``isinstance`` checks cost 3 µs a call): ``"stream"``,
+    ``"async_stream"``, ``"raw"``, ``"message"``, or None when the SDK's raw
+    response classes could not be imported and only the object can tell."""
+    stream, async_stream = _stream_classes()
+    if issubclass(result_type, async_stream):
+        return "async_stream"
+    if issubclass(result_type, stream):
+        return "stream"
+    raw_classes = _raw_response_classes()
+    if not raw_classes:
+        return None
+    return "raw" if issubclass(result_type, raw_classes) else "message"
 
 
 @functools.cache
@@ -312,12 +332,7 @@ def _raw_response_classes() -> tuple[type, ...]:
     return tuple(classes)
 
 
-def _is_raw_response(result: Any) -> bool:
-    # isinstance first: hasattr on a Message misses through pydantic's
-    # __getattr__, which costs 3 µs on every call.
-    classes = _raw_response_classes()
-    if classes:
-        return isinstance(result, classes)
+def _has_raw_response_shape(result: Any) -> bool:
     return hasattr(result, "http_response") and callable(getattr(result, "parse", None))
 
 
@@ -359,7 +374,10 @@ class _RawResponseProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg,unused
             _guarded(call, lambda: call.succeed(message_outcome(self.__wrapped__)), None)
 
 
+@functools.cache
 def _stream_classes() -> tuple[type, type]:
+    """(Stream, AsyncStream), imported on first use: patching may run while
+    ``anthropic`` is still being imported."""
     from anthropic._streaming import AsyncStream, Stream
 
     return Stream, AsyncStream

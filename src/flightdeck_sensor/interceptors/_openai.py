@@ -371,31 +371,39 @@ class _UsageHidingAsyncStream(AsyncStreamProxy):
 
 
 @functools.cache
-def _sdk_types() -> tuple[tuple[type, ...], type, tuple[type, ...]]:
-    """(stream classes, async stream class, raw response classes), imported once
-    on the first call: submodules, so this works even mid ``import openai``."""
+def _result_kind(result_type: type) -> str:
+    """What a ``create`` / ``parse`` result of this class is, decided once per
+    class (two ``isinstance`` checks cost 2.4 µs a call): ``"stream"``,
+    ``"async_stream"``, ``"raw"`` or ``"response"``. The SDK's classes are
+    imported here, from submodules, so this works even mid ``import openai``."""
     from openai._legacy_response import LegacyAPIResponse
     from openai._response import BaseAPIResponse
     from openai._streaming import AsyncStream, Stream
 
-    return (Stream, AsyncStream), AsyncStream, (LegacyAPIResponse, BaseAPIResponse)
+    if issubclass(result_type, AsyncStream):
+        return "async_stream"
+    if issubclass(result_type, Stream):
+        return "stream"
+    if issubclass(result_type, (LegacyAPIResponse, BaseAPIResponse)):
+        return "raw"
+    return "response"
 
 
 def _finish(call: Call, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """ResultHandler for every ``create`` / ``parse``: record, or proxy a stream."""
-    streams, _, raw_responses = _sdk_types()
-    if isinstance(result, streams):
-        return _proxy_stream(call, result, args, kwargs)
-    if isinstance(result, raw_responses):
+    kind = _result_kind(result.__class__)
+    if kind == "response":
+        call.succeed(call.adapter.response_outcome(result))
+    elif kind == "raw":
         raw: Any = result
         call.succeed(_raw_outcome(call, raw.http_response, kwargs))
-        return result
-    call.succeed(call.adapter.response_outcome(result))
+    else:
+        return _proxy_stream(call, result, args, kwargs, kind == "async_stream")
     return result
 
 
-def _proxy_stream(call: Call, stream: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    async_stream = _sdk_types()[1]
+def _proxy_stream(call: Call, stream: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                  is_async: bool) -> Any:
     accumulator: Any = call.adapter.new_accumulator(args, kwargs)
     # Stream chunks carry no request id; the response headers do.
     accumulator.request_id = stream.response.headers.get("x-request-id")
@@ -404,7 +412,7 @@ def _proxy_stream(call: Call, stream: Any, args: tuple[Any, ...], kwargs: dict[s
     if sink is not None:
         sink.append(recorder)
     injected = isinstance(kwargs.get("stream_options"), _InjectedStreamOptions)
-    if isinstance(stream, async_stream):
+    if is_async:
         return (_UsageHidingAsyncStream if injected else AsyncStreamProxy)(stream, recorder)
     return (_UsageHidingSyncStream if injected else SyncStreamProxy)(stream, recorder)
 
