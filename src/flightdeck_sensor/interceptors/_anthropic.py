@@ -111,11 +111,13 @@ def message_outcome(message: Any) -> Outcome:
     """Outcome of a ``Message`` / ``BetaMessage`` / ``ParsedMessage``; or, for a
     raw response (``with_raw_response`` / ``with_streaming_response``, body not
     read by us), only what its headers say."""
+    outcome = Outcome()
     if not hasattr(message, "usage"):
-        return Outcome(request_id=as_text(_header(message, "request-id")))
-    outcome = Outcome(model=as_text(getattr(message, "model", None)),
-                      stop_reason=as_text(getattr(message, "stop_reason", None)),
-                      request_id=sdk_request_id(message))
+        outcome.request_id = as_text(_header(message, "request-id"))
+        return outcome
+    outcome.model = as_text(getattr(message, "model", None))
+    outcome.stop_reason = as_text(getattr(message, "stop_reason", None))
+    outcome.request_id = sdk_request_id(message)
     usage = _Usage()
     usage.update(getattr(message, "usage", None))
     usage.fill(outcome)
@@ -214,8 +216,10 @@ class StreamAccumulator:
             block.parts.append(text)
 
     def outcome(self) -> Outcome:
-        outcome = Outcome(model=self._model, stop_reason=self._stop_reason,
-                          request_id=self.request_id)
+        outcome = Outcome()
+        outcome.model = self._model
+        outcome.stop_reason = self._stop_reason
+        outcome.request_id = self.request_id
         self._usage.fill(outcome)
         if self._message_id:
             outcome.provider_metadata["message_id"] = self._message_id

@@ -237,10 +237,11 @@ class _StreamAccumulator:
         if as_text(self._response_id):
             metadata["response_id"] = self._response_id
         model = as_text(hidden.get("provider_response_model")) or as_text(self._model)
-        outcome = Outcome(model=model,
-                          stop_reason=as_text(self._stop_reason),
-                          request_id=_request_id(_hidden_params(self.stream)),
-                          provider_metadata=metadata)
+        outcome = Outcome()
+        outcome.model = model
+        outcome.stop_reason = as_text(self._stop_reason)
+        outcome.request_id = _request_id(_hidden_params(self.stream))
+        outcome.provider_metadata = metadata
         if self._usage is not None:
             _apply_usage(outcome, self._usage, "reported")
         elif not _is_unreported(self._reported_at_finish):
@@ -351,8 +352,10 @@ class LiteLLMAdapter:
 
     def response_outcome(self, response: Any) -> Outcome:
         hidden = _hidden_params(response)
-        outcome = Outcome(model=as_text(_get(response, "model")), request_id=_request_id(hidden),
-                          provider_metadata=_metadata(self.provider, response, hidden))
+        outcome = Outcome()
+        outcome.model = as_text(_get(response, "model"))
+        outcome.request_id = _request_id(hidden)
+        outcome.provider_metadata = _metadata(self.provider, response, hidden)
         _apply_usage(outcome, _get(response, "usage"), "reported")
         if self.entry.kind == "embeddings":
             outcome.output_dimensions = _embedding_dimensions(_get(response, "data"))

@@ -111,8 +111,9 @@ def _usage_outcome(outcome: Outcome, usage: Any,
 
 
 def _base_outcome(response: Any, metadata_keys: tuple[str, ...]) -> Outcome:
-    outcome = Outcome(model=as_text(getattr(response, "model", None)),
-                      request_id=sdk_request_id(response))
+    outcome = Outcome()
+    outcome.model = as_text(getattr(response, "model", None))
+    outcome.request_id = sdk_request_id(response)
     for key in metadata_keys:
         value = as_text(getattr(response, key, None))
         if value:
@@ -255,9 +256,10 @@ class ChatStreamAccumulator:
                 slot.append(function.arguments)
 
     def outcome(self) -> Outcome:
-        outcome = _usage_outcome(
-            Outcome(model=as_text(self.model), request_id=as_text(self.request_id)),
-            self.usage, CHAT_USAGE)
+        outcome = Outcome()
+        outcome.model = as_text(self.model)
+        outcome.request_id = as_text(self.request_id)
+        _usage_outcome(outcome, self.usage, CHAT_USAGE)
         outcome.stop_reason = as_text(self.finish_reason)
         outcome.tool_calls = [(slot[0], "".join(slot[1:])) for _, slot in sorted(self.tools.items())
                               if isinstance(slot[0], str)]
@@ -288,8 +290,11 @@ class ResponsesStreamAccumulator:
             self.model = getattr(event.response, "model", None)
 
     def outcome(self) -> Outcome:
-        outcome = (responses_outcome(self.final) if self.final is not None
-                   else Outcome(model=as_text(self.model)))
+        if self.final is not None:
+            outcome = responses_outcome(self.final)
+        else:
+            outcome = Outcome()
+            outcome.model = as_text(self.model)
         outcome.request_id = outcome.request_id or as_text(self.request_id)
         return outcome
 
@@ -419,7 +424,8 @@ def _proxy_stream(call: Call, stream: Any, args: tuple[Any, ...], kwargs: dict[s
 
 def _raw_outcome(call: Call, http_response: Any, kwargs: dict[str, Any]) -> Outcome:
     """What a raw response tells without consuming anything the user will read."""
-    outcome = Outcome(request_id=as_text(http_response.headers.get("x-request-id")))
+    outcome = Outcome()
+    outcome.request_id = as_text(http_response.headers.get("x-request-id"))
     if kwargs.get("stream") is True:
         return outcome
     try:
