@@ -100,12 +100,13 @@ class Identity:
 
 def prepare_events(events: list[dict[str, Any]]) -> set[Identity]:
     """Give each pending event its id (one already set is kept), its RFC 3339
-    time and its defaults, in place, on the sender thread; return the
+    time, its framework and its defaults, in place, on the sender thread; return the
     identities whose text the encoder's output needs spliced in (see
     :func:`splice_identities`). Idempotent, so a retried batch keeps its ids.
     One loop for the batch: the sender runs it for every event it ships, and
     a function call per event was a tenth of it."""
     identities = set()
+    framework = current_framework()
     for event in events:
         stamp = event.get("timestamp")
         if type(stamp) is float:
@@ -115,6 +116,8 @@ def prepare_events(events: list[dict[str, Any]]) -> set[Identity]:
             continue
         if "id" not in event:
             event["id"] = new_event_id()
+        if "framework" not in event:
+            event["framework"] = framework
         for key, value in _DEFAULTS:
             if key not in event:
                 event[key] = value
@@ -206,12 +209,13 @@ class Session:
 
     def stamp(self, event_type: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Turn ``fields`` (taken over: the caller made it for this event) into a
-        pending event: its type, instant, framework and the session's running
-        token total. This is the part of an event that must be read on the
-        caller's thread; :func:`complete_event` adds the rest on the sender's.
+        pending event: its type, instant and the session's running token
+        total. This is the part of an event that must be read on the caller's
+        thread; :func:`complete_event` adds the rest on the sender's (the
+        framework too: which frameworks are imported changes at import time,
+        not between a call and its shipping, milliseconds later).
         """
         fields["event_type"] = event_type
-        fields["framework"] = current_framework()
         fields["timestamp"] = time.time()
         added = fields.get("tokens_total") if event_type in _COUNTED else None
         if added:
