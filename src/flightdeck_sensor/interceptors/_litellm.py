@@ -275,7 +275,7 @@ class _SyncLiteLLMStreamProxy(SyncStreamProxy):
     runs under the guard (later chunks skip the contextvar: per-chunk budget)."""
 
     def __next__(self) -> Any:
-        if self._self_recorder.chunk_count:
+        if self._self_recorder.chunk_times:
             return SyncStreamProxy.__next__(self)
         token = _IN_CALL.set(True)
         try:
@@ -290,7 +290,7 @@ class _AsyncLiteLLMStreamProxy(AsyncStreamProxy):
     core's proxy models."""
 
     async def __anext__(self) -> Any:
-        if self._self_recorder.chunk_count:
+        if self._self_recorder.chunk_times:
             return await AsyncStreamProxy.__anext__(self)
         token = _IN_CALL.set(True)
         try:
