@@ -72,6 +72,23 @@ def test_leaving_the_with_block_early_reports_client_aborted(sensor: Any, fake_l
     assert post["streaming"]["chunk_count"] == 1
 
 
+
+def test_chunks_read_with_next_and_then_a_loop_are_all_counted(sensor: Any,
+                                                                fake_llm: Any) -> None:
+    # given
+    sensor.init()
+    stream = sync_client(fake_llm).chat.completions.create(**CHAT, stream=True)
+
+    # when: the first chunk is read with next() on the stream, the rest by a loop
+    next(stream)
+    rest = list(stream)
+
+    # then
+    post = _only_terminal(sensor)
+    assert post["streaming"]["final_outcome"] == "completed"
+    assert post["streaming"]["chunk_count"] == 1 + len(rest) == chat_chunk_count(CHAT)
+
+
 @pytest.mark.parametrize("api", ["chat", "responses"])
 def test_stream_helper_left_early_reports_client_aborted_once(
         sensor: Any, fake_llm: Any, api: str) -> None:
@@ -185,7 +202,7 @@ def test_cancelled_async_stream_reports_aborted(sensor: Any, fake_llm: Any) -> N
     assert post["streaming"]["chunk_count"] == len(received)
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("mode", ["sync", "sync next()", "async"])
 def test_injected_stream_usage_reports_tokens_and_hides_the_usage_chunk(
         sensor: Any, fake_llm: Any, mode: str) -> None:
     # given: the opt-in is on, and the user did not ask for usage
@@ -194,6 +211,11 @@ def test_injected_stream_usage_reports_tokens_and_hides_the_usage_chunk(
     # when
     if mode == "sync":
         chunks = list(sync_client(fake_llm).chat.completions.create(**CHAT, stream=True))
+    elif mode == "sync next()":
+        stream = sync_client(fake_llm).chat.completions.create(**CHAT, stream=True)
+        chunks = []
+        while (chunk := next(stream, None)) is not None:
+            chunks.append(chunk)
     else:
         async def consume() -> list[Any]:
             stream = await async_client(fake_llm).chat.completions.create(**CHAT, stream=True)

@@ -433,7 +433,20 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         self._self_recorder = recorder
 
     def __iter__(self) -> Iterator[Any]:
-        return self
+        # A generator, not ``self``: a for loop resumes a generator for a
+        # fraction of what calling a proxy's ``__next__`` costs per chunk.
+        # ``next()`` on the proxy itself still works, as on the SDK's stream.
+        recorder = self._self_recorder
+        try:
+            for chunk in self.__wrapped__:
+                recorder.on_chunk(chunk)
+                yield chunk
+        except GeneratorExit:
+            raise  # the loop was left early: close(), ``with`` or GC end the record
+        except BaseException as exc:
+            recorder.error(exc)
+            raise
+        recorder.complete()
 
     def __next__(self) -> Any:
         recorder = self._self_recorder

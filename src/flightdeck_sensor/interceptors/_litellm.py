@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -273,6 +273,9 @@ class _SyncLiteLLMStreamProxy(SyncStreamProxy):
     (``text_completion(stream=True)`` calls the OpenAI SDK then): that inner call
     is part of this one and must stay silent, so reading up to the first chunk
     runs under the guard (later chunks skip the contextvar: per-chunk budget)."""
+
+    def __iter__(self) -> Iterator[Any]:
+        return self  # every read through the guarded __next__, not the core's generator
 
     def __next__(self) -> Any:
         if self._self_recorder.chunk_times:

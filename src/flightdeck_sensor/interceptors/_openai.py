@@ -30,7 +30,7 @@ import contextvars
 import functools
 import importlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -360,6 +360,11 @@ def _is_usage_only(chunk: Any) -> bool:
 
 
 class _UsageHidingSyncStream(SyncStreamProxy):
+    def __iter__(self) -> Iterator[Any]:
+        for chunk in SyncStreamProxy.__iter__(self):
+            if not _is_usage_only(chunk):
+                yield chunk
+
     def __next__(self) -> Any:
         while True:
             chunk = SyncStreamProxy.__next__(self)
