@@ -47,8 +47,6 @@ class Transport:
     def submit(self, event: dict[str, Any]) -> None:
         """Queue one event: O(1), never blocks, never raises."""
         try:
-            if self._pid != os.getpid():  # forked without register_at_fork running
-                self.after_fork_in_child()
             if self._closed:
                 self._dropped_after_close += 1
                 return
