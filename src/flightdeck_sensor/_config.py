@@ -333,16 +333,14 @@ def _host_of(authority: str) -> str | None:
 def is_private_host(host: str) -> bool:
     """Loopback, localhost, private ranges and private-network names (no DNS lookup)."""
     host = host.lower().rstrip(".")
-    if host == "localhost" or host.endswith(_PRIVATE_SUFFIXES):
+    if is_loopback_host(host) or host.endswith(_PRIVATE_SUFFIXES):
         return True
     octets = host.split(".")
     if len(octets) == 4 and all(o.isdigit() and int(o) < 256 for o in octets):
         a, b = int(octets[0]), int(octets[1])
-        return (a in (10, 127) or (a == 172 and 16 <= b <= 31) or (a, b) == (192, 168)
-                or (a, b) == (169, 254))
-    if ":" in host:  # IPv6: loopback, unique local fc00::/7, link-local fe80::/10
-        return host == "::1" or host[:2] in ("fc", "fd") or host[:4] in ("fe80", "fe90",
-                                                                          "fea0", "feb0")
+        return a == 10 or (a == 172 and 16 <= b <= 31) or (a, b) in ((192, 168), (169, 254))
+    if ":" in host:  # IPv6: unique local fc00::/7, link-local fe80::/10
+        return host[:2] in ("fc", "fd") or host[:4] in ("fe80", "fe90", "fea0", "feb0")
     # A single-label name (docker compose / kubernetes service) only resolves inside a network.
     return "." not in host
 
@@ -353,7 +351,8 @@ def is_loopback_host(host: str) -> bool:
     if host in ("localhost", "::1") or host.endswith(".localhost"):
         return True
     octets = host.split(".")
-    return len(octets) == 4 and octets[0] == "127" and all(o.isdigit() for o in octets)
+    return (len(octets) == 4 and octets[0] == "127"
+            and all(o.isdigit() and int(o) < 256 for o in octets))
 
 
 def redact_url(url: str) -> str:

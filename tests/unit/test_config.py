@@ -317,7 +317,8 @@ def test_private_hosts(host: str, private: bool) -> None:
 
 @pytest.mark.parametrize(("host", "loopback"), [
     ("localhost", True), ("LOCALHOST.", True), ("api.localhost", True), ("127.0.0.1", True),
-    ("127.1.2.3", True), ("::1", True), ("10.0.0.1", False), ("192.168.1.1", False),
+    ("127.1.2.3", True), ("127.1.2.256", False), ("::1", True), ("10.0.0.1", False),
+    ("192.168.1.1", False),
     ("collector", False), ("fd00::1", False), ("127.example.com", False),
     ("flightdeck.example.com", False),
 ])
