@@ -35,6 +35,7 @@ import wrapt
 from .. import _sensor
 from ._core import (
     _IN_CALL,
+    RESULT_KINDS_KEPT,
     AsyncStreamProxy,
     Call,
     Outcome,
@@ -308,7 +309,7 @@ def _finish_create(call: Call, result: Any, args: tuple[Any, ...], kwargs: dict[
     return SyncStreamProxy(result, recorder)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=RESULT_KINDS_KEPT)
 def _result_kind(result_type: type) -> str | None:
     """What a ``create`` / ``parse`` result of this class is, decided once per
     class (two ``isinstance`` checks cost 3 µs a call): ``"stream"``,

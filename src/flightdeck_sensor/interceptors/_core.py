@@ -22,6 +22,10 @@ _IN_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "flightdeck_in_llm_call", default=False)
 
 ToolCall = tuple[str, Any]  # (tool name, arguments as the response gave them)
+# Result classes whose kind (stream, raw response, message) is remembered per
+# provider: a bound, since a response class per user-made pydantic model (e.g.
+# ``parse`` with a model built per call) must not be kept alive forever.
+RESULT_KINDS_KEPT = 256
 
 
 class Outcome:

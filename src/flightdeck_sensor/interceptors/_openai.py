@@ -39,6 +39,7 @@ import wrapt
 from .. import _sensor
 from ._core import (
     _IN_CALL,
+    RESULT_KINDS_KEPT,
     AsyncStreamProxy,
     Call,
     Outcome,
@@ -380,7 +381,7 @@ class _UsageHidingAsyncStream(AsyncStreamProxy):
                 return chunk
 
 
-@functools.cache
+@functools.lru_cache(maxsize=RESULT_KINDS_KEPT)
 def _result_kind(result_type: type) -> str:
     """What a ``create`` / ``parse`` result of this class is, decided once per
     class (two ``isinstance`` checks cost 2.4 µs a call): ``"stream"``,
