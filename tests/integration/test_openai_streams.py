@@ -72,7 +72,6 @@ def test_leaving_the_with_block_early_reports_client_aborted(sensor: Any, fake_l
     assert post["streaming"]["chunk_count"] == 1
 
 
-
 def test_chunks_read_with_next_and_then_a_loop_are_all_counted(sensor: Any,
                                                                 fake_llm: Any) -> None:
     # given
