@@ -47,7 +47,7 @@ from ._core import (
     as_count,
     as_text,
     async_wrapper,
-    sdk_request_id,
+    field_reader,
     sync_wrapper,
 )
 from ._errors import ErrorFacts, classify
@@ -67,6 +67,11 @@ _CONTENT_ARGUMENTS = ("system", "messages", "tools")
 # --------------------------------------------------------------------------
 # Extractors: response shapes -> Outcome. Read attributes, never model_dump.
 
+_MESSAGE = field_reader("model", "stop_reason", "_request_id", "usage", "id", "content")
+_USAGE = field_reader("input_tokens", "output_tokens", "cache_read_input_tokens",
+                      "cache_creation_input_tokens")
+
+
 class _Usage:
     """Token counts as the API reports them (``input_tokens`` excludes cache)."""
 
@@ -84,16 +89,17 @@ class _Usage:
         if usage is None:
             return
         # Spelled out, not looped: this runs on every call (budget: 20 µs a call).
-        value = as_count(getattr(usage, "input_tokens", None))
+        tokens_input, tokens_output, cache_read, cache_creation = _USAGE(usage)
+        value = as_count(tokens_input)
         if value is not None:
             self.input = value
-        value = as_count(getattr(usage, "output_tokens", None))
+        value = as_count(tokens_output)
         if value is not None:
             self.output = value
-        value = as_count(getattr(usage, "cache_read_input_tokens", None))
+        value = as_count(cache_read)
         if value is not None:
             self.cache_read = value
-        value = as_count(getattr(usage, "cache_creation_input_tokens", None))
+        value = as_count(cache_creation)
         if value is not None:
             self.cache_creation = value
 
@@ -116,16 +122,16 @@ def message_outcome(message: Any) -> Outcome:
     if not hasattr(message, "usage"):
         outcome.request_id = as_text(_header(message, "request-id"))
         return outcome
-    outcome.model = as_text(getattr(message, "model", None))
-    outcome.stop_reason = as_text(getattr(message, "stop_reason", None))
-    outcome.request_id = sdk_request_id(message)
-    usage = _Usage()
-    usage.update(getattr(message, "usage", None))
-    usage.fill(outcome)
-    message_id = as_text(getattr(message, "id", None))
+    model, stop_reason, request_id, usage, message_id, content = _MESSAGE(message)
+    outcome.model = as_text(model)
+    outcome.stop_reason = as_text(stop_reason)
+    outcome.request_id = as_text(request_id)
+    tokens = _Usage()
+    tokens.update(usage)
+    tokens.fill(outcome)
+    message_id = as_text(message_id)
     if message_id:
         outcome.provider_metadata["message_id"] = message_id
-    content = getattr(message, "content", None)
     if isinstance(content, list):
         outcome.tool_calls = [tool for tool in map(_tool_call, content) if tool is not None]
         outcome.content = content

@@ -42,13 +42,14 @@ from ._core import (
     RESULT_KINDS_KEPT,
     AsyncStreamProxy,
     Call,
+    FieldReader,
     Outcome,
     StreamRecorder,
     SyncStreamProxy,
     as_count,
     as_text,
     async_wrapper,
-    sdk_request_id,
+    field_reader,
     sync_wrapper,
 )
 from ._errors import ErrorFacts, classify
@@ -77,31 +78,34 @@ def _first(items: Any) -> Any:
 # --------------------------------------------------------------------------
 # Reading responses (SDK models, or raw bodies seen through as_attributes).
 
-# Usage field names: (input, output, input details, output details).
-CHAT_USAGE = ("prompt_tokens", "completion_tokens", "prompt_tokens_details",
-              "completion_tokens_details")
-RESPONSES_USAGE = ("input_tokens", "output_tokens", "input_tokens_details",
-                   "output_tokens_details")
-EMBEDDINGS_USAGE = ("prompt_tokens", None, None, None)  # input only: no output fields
+# Readers of the objects read for four names or more (see field_reader), each
+# giving what its outcome function unpacks, in that order; for fewer, getattr
+# costs no more.
+_CHAT = field_reader("model", "_request_id", "usage", "choices", "id", "system_fingerprint",
+                     "service_tier")
+_TEXT_COMPLETION = field_reader("model", "_request_id", "usage", "choices", "id",
+                                "system_fingerprint")
+_RESPONSE = field_reader("model", "_request_id", "usage", "id", "service_tier",
+                         "incomplete_details", "status", "output")
+_EMBEDDINGS = field_reader("model", "_request_id", "usage", "data")
+
+# Usage readers, for _usage_outcome: (input, output, input details, output details).
+_CHAT_USAGE = field_reader("prompt_tokens", "completion_tokens", "prompt_tokens_details",
+                          "completion_tokens_details")
+_RESPONSES_USAGE = field_reader("input_tokens", "output_tokens", "input_tokens_details",
+                               "output_tokens_details")
 
 
-def _usage_outcome(outcome: Outcome, usage: Any,
-                   names: tuple[str, str | None, str | None, str | None]) -> Outcome:
-    """Fill tokens from a usage object. OpenAI's input tokens include cached ones.
-
-    Only the named fields are read: a miss on a pydantic model goes through
-    its ``__getattr__`` and costs 3 µs (embeddings' usage has no output fields)."""
+def _usage_outcome(outcome: Outcome, usage: Any, read_usage: FieldReader) -> Outcome:
+    """Fill tokens from a usage object. OpenAI's input tokens include cached ones."""
     if usage is None:
         return outcome
-    input_key, output_key, input_details_key, output_details_key = names
-    outcome.tokens_input = as_count(getattr(usage, input_key, None))
-    if output_key is not None:
-        outcome.tokens_output = as_count(getattr(usage, output_key, None))
-    details = getattr(usage, input_details_key, None) if input_details_key else None
+    tokens_input, tokens_output, details, output_details = read_usage(usage)
+    outcome.tokens_input = as_count(tokens_input)
+    outcome.tokens_output = as_count(tokens_output)
     if details is not None:
         outcome.tokens_cache_read = as_count(getattr(details, "cached_tokens", None))
         outcome.tokens_cache_creation = as_count(getattr(details, "cache_write_tokens", None))
-    output_details = getattr(usage, output_details_key, None) if output_details_key else None
     if output_details is not None:  # getattr on None raises inside, slowly, even with a default
         reasoning = as_count(getattr(output_details, "reasoning_tokens", None))
         if reasoning:
@@ -111,23 +115,29 @@ def _usage_outcome(outcome: Outcome, usage: Any,
     return outcome
 
 
-def _base_outcome(response: Any, metadata_keys: tuple[str, ...]) -> Outcome:
+def _base_outcome(model: Any, request_id: Any, response_id: Any,
+                  system_fingerprint: Any = None, service_tier: Any = None) -> Outcome:
     outcome = Outcome()
-    outcome.model = as_text(getattr(response, "model", None))
-    outcome.request_id = sdk_request_id(response)
-    for key in metadata_keys:
-        value = as_text(getattr(response, key, None))
-        if value:
-            outcome.provider_metadata["response_id" if key == "id" else key] = value
+    outcome.model = as_text(model)
+    outcome.request_id = as_text(request_id)
+    # as_text spelled out, not looped: building (key, value) pairs to loop over per
+    # call costs about 3,000 instructions, more than a reader saves.
+    metadata = outcome.provider_metadata
+    if isinstance(response_id, str) and response_id:
+        metadata["response_id"] = response_id
+    if isinstance(system_fingerprint, str) and system_fingerprint:
+        metadata["system_fingerprint"] = system_fingerprint
+    if isinstance(service_tier, str) and service_tier:
+        metadata["service_tier"] = service_tier
     return outcome
 
 
 def chat_outcome(response: Any) -> Outcome:
     """Outcome of a ChatCompletion (also ParsedChatCompletion)."""
-    outcome = _usage_outcome(
-        _base_outcome(response, ("id", "system_fingerprint", "service_tier")),
-        getattr(response, "usage", None), CHAT_USAGE)
-    choice = _first(getattr(response, "choices", None))
+    model, request_id, usage, choices, response_id, fingerprint, tier = _CHAT(response)
+    outcome = _usage_outcome(_base_outcome(model, request_id, response_id, fingerprint, tier),
+                             usage, _CHAT_USAGE)
+    choice = _first(choices)
     if choice is not None:
         outcome.stop_reason = as_text(getattr(choice, "finish_reason", None))
         message = getattr(choice, "message", None)
@@ -149,9 +159,10 @@ def _chat_tool_calls(tool_calls: Any) -> list[tuple[str, Any]]:
 
 def text_completion_outcome(response: Any) -> Outcome:
     """Outcome of a legacy Completion."""
-    outcome = _usage_outcome(_base_outcome(response, ("id", "system_fingerprint")),
-                             getattr(response, "usage", None), CHAT_USAGE)
-    choice = _first(getattr(response, "choices", None))
+    model, request_id, usage, choices, response_id, fingerprint = _TEXT_COMPLETION(response)
+    outcome = _usage_outcome(_base_outcome(model, request_id, response_id, fingerprint),
+                             usage, _CHAT_USAGE)
+    choice = _first(choices)
     if choice is not None:
         outcome.stop_reason = as_text(getattr(choice, "finish_reason", None))
         outcome.content = getattr(choice, "text", None)
@@ -160,12 +171,11 @@ def text_completion_outcome(response: Any) -> Outcome:
 
 def responses_outcome(response: Any) -> Outcome:
     """Outcome of a Response (also ParsedResponse)."""
-    outcome = _usage_outcome(_base_outcome(response, ("id", "service_tier")),
-                             getattr(response, "usage", None), RESPONSES_USAGE)
-    details = getattr(response, "incomplete_details", None)
+    model, request_id, usage, response_id, tier, details, status, output = _RESPONSE(response)
+    outcome = _usage_outcome(_base_outcome(model, request_id, response_id, service_tier=tier),
+                             usage, _RESPONSES_USAGE)
     outcome.stop_reason = as_text(getattr(details, "reason", None)) if details is not None else None
-    outcome.stop_reason = outcome.stop_reason or as_text(getattr(response, "status", None))
-    output = getattr(response, "output", None)
+    outcome.stop_reason = outcome.stop_reason or as_text(status)
     if isinstance(output, list):
         outcome.content = output
         tool_calls = []
@@ -181,9 +191,12 @@ def responses_outcome(response: Any) -> Outcome:
 
 def embeddings_outcome(response: Any) -> Outcome:
     """Outcome of a CreateEmbeddingResponse: input tokens and (count, dimension)."""
-    outcome = _usage_outcome(_base_outcome(response, ()), getattr(response, "usage", None),
-                             EMBEDDINGS_USAGE)
-    data = getattr(response, "data", None)
+    model, request_id, usage, data = _EMBEDDINGS(response)
+    outcome = _base_outcome(model, request_id, None)
+    if usage is not None:  # input tokens only: embeddings' usage has no output fields
+        outcome.tokens_input = as_count(getattr(usage, "prompt_tokens", None))
+        if outcome.tokens_input is not None:
+            outcome.usage_source = "reported"
     if isinstance(data, list) and data:
         dimension = _dimension(getattr(data[0], "embedding", None))
         if dimension:
@@ -260,7 +273,7 @@ class ChatStreamAccumulator:
         outcome = Outcome()
         outcome.model = as_text(self.model)
         outcome.request_id = as_text(self.request_id)
-        _usage_outcome(outcome, self.usage, CHAT_USAGE)
+        _usage_outcome(outcome, self.usage, _CHAT_USAGE)
         outcome.stop_reason = as_text(self.finish_reason)
         outcome.tool_calls = [(slot[0], "".join(slot[1:])) for _, slot in sorted(self.tools.items())
                               if isinstance(slot[0], str)]
