@@ -87,32 +87,3 @@ def test_a_schema_1_database_is_migrated_keeping_its_events_and_their_order(
     assert indexes == [("events_by_key", "CREATE UNIQUE INDEX events_by_key ON events"
                                          " (session_id, timestamp, id)")]
 
-
-
-def _page_size_and_checkpoint(store: EventStore) -> tuple[int, int]:
-    conn = store._conn
-    return (conn.execute("PRAGMA page_size").fetchone()[0],
-            conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
-
-
-def test_a_new_database_has_16_kib_pages_and_an_older_one_keeps_its_own(
-        tmp_path: Path) -> None:
-    old = tmp_path / "old.db"
-    with sqlite3.connect(old) as conn:  # made by a collector before PAGE_SIZE: 4 KiB pages
-        conn.execute("PRAGMA page_size=4096")
-        conn.execute("CREATE TABLE placeholder (x)")
-    now = datetime.now(timezone.utc)
-
-    stores = [EventStore(tmp_path / "new.db"), EventStore(old)]
-    try:
-        sizes = [_page_size_and_checkpoint(store) for store in stores]
-        for store in stores:
-            store.ingest(validate_batch([valid_event()], now)[0])
-    finally:
-        for store in stores:
-            store.close()
-
-    # Either way the WAL is checkpointed every 40 MiB, and the events are stored.
-    assert sizes == [(16384, 2560), (4096, 10240)]
-    for path in (tmp_path / "new.db", old):
-        assert len(_rows(path)) == 1
