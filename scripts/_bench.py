@@ -358,6 +358,20 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             print(f"{'':{widths[0]}}   {row['spread']} {row['note']}".rstrip())
 
 
+def _in_sdk_sentence(instructions: dict[str, Any]) -> str:
+    """What the instruction counts say about the SDK-level rows, which time cannot resolve."""
+    rows = instructions.get("in_a_real_sdk_call") or {}
+    shares = [row["added_instructions"] / row["off_instructions"] for row in rows.values()
+              if row.get("off_instructions")]
+    if not shares:
+        return ""
+    return (f" Counted in instructions instead (callgrind, the caller's thread), the sensor adds "
+            f"{min(shares):.1%} to {max(shares):.1%} to a real SDK call's own work "
+            "('in_a_real_sdk_call' below). Timed SDK-level figures above that carry the "
+            "host's variation between blocks, and the sensor's code running cold between "
+            "calls, which costs time but no more instructions.")
+
+
 def markdown(rows: list[dict[str, Any]], results: dict[str, dict[str, Any]],
              host: dict[str, Any], quick: bool) -> str:
     lines = ["# Benchmarks", "",
@@ -382,7 +396,7 @@ def markdown(rows: list[dict[str, Any]], results: dict[str, dict[str, Any]],
               "rows measure the sensor's own path with its code hot in the CPU's caches; "
               "between real SDK calls (the in-context row) it runs cold and costs several "
               "times more: about 100 us a call timed in place (docs/decisions.md, 'In "
-              "context').",
+              "context')." + _in_sdk_sentence(results.get("instructions", {})),
               "", "## Machine", "",
               f"- CPU: {host['cpu']}, {host['cores']} cores; memory {host['memory_gib']} GiB; "
               f"{host['os']}",
@@ -517,7 +531,11 @@ def instructions_section(data: dict[str, Any]) -> list[str]:
     lines = generic_section("Instructions per call and per event (scripts/bench_instructions.py)",
                             data)
     note = ("Instructions executed (valgrind's callgrind, counted only in the measured loop) "
-            "for the isolated calls above, per streamed chunk, and for the sender's encoding "
+            "for the isolated calls above, per streamed chunk, inside real SDK calls "
+            "(in_a_real_sdk_call: the SDK on its in-process transport, sensor patched in or "
+            "not, the sender not started; this resolves what the timed SDK-level rows "
+            "cannot: the sensor's share of the caller's instructions in the SDK's own work), "
+            "and for the sender's encoding "
             "of a batch, alone (to a server on loopback) and with gzip (to a remote one). "
             "These counts do not depend on the host's CPU speed "
             "(two runs agree within about 1 %), so they are the figure to compare between runs and "

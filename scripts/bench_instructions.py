@@ -24,6 +24,12 @@ measured loop is counted.
 - Per chunk: the streamed isolated cases at 4 and 64 deltas, each stream
   drained as bench_calls.measure_isolated does; the slope of the added count
   between the two.
+- In a real SDK call: bench_calls.build_cases() (the real SDKs on an in-process
+  transport answering with the fake provider's replies), sensor on (``patch()``)
+  and off (``unpatch()``), the sender not started: what the sensor adds to the
+  caller's thread inside the SDK's own work, where the timed SDK-level rows of
+  bench_calls.py cannot resolve it (an SDK call costs millions of
+  instructions and varies between blocks by more than the sensor's share).
 - Sender per event: batches of 500 pending events (``Session.stamp``'d
   post_call events, built before counting) turned into the body the sender
   sends: its own ``_batch_body``, alone (to a server on loopback) and then
@@ -58,6 +64,10 @@ SENDER_BATCH = 500  # events per batch body (the sender's BATCH_EVENTS)
 PROCESS_TIMEOUT = 1500  # seconds, per valgrind process
 # Non-streamed cases 0-2 of bench_calls.isolated_cases(); streamed ones found by deltas.
 NON_STREAMED = (0, 1, 2)
+# bench_calls.build_cases() cases counted in a real SDK call: (name, stream deltas or 0).
+# OpenAI's 64-delta streams cost ~75 M instructions a call in the SDK: left out.
+SDK_CASES = [("openai.chat", 0), ("openai.embeddings", 0), ("anthropic.messages", 0),
+             ("openai.chat", 4), ("anthropic.messages", 4), ("anthropic.messages", 64)]
 
 
 # -- the child: runs under callgrind ----------------------------------------------------
@@ -67,10 +77,13 @@ def _wait_for(path: Path) -> None:
         time.sleep(0.02)
 
 
-def _run_phases(flags: Path, phases: list[tuple[str, Any, int]]) -> None:
-    """For each phase (name, loop, count): signal ready, run ``loop(count)`` once the
-    parent has switched instrumentation on, signal done, wait until it has dumped."""
-    for index, (_, loop, count) in enumerate(phases):
+def _run_phases(flags: Path, phases: list[tuple[Any, ...]]) -> None:
+    """For each phase (name, loop, count[, setup]): run ``setup()`` uncounted, signal
+    ready, run ``loop(count)`` once the parent has switched instrumentation on,
+    signal done, wait until it has dumped."""
+    for index, (_, loop, count, *setup) in enumerate(phases):
+        for step in setup:
+            step()
         gc.collect()
         (flags / f"ready.{index}").touch()
         _wait_for(flags / f"go.{index}")
@@ -122,6 +135,39 @@ def _call_phases(modes: list[tuple[int, str]], calls: int,
     return phases
 
 
+def _sdk_phases(wanted: list[tuple[str, int]], calls: int) -> list[tuple[Any, ...]]:
+    """Loops of real SDK calls (bench_calls' cases) with the sensor patched in or not."""
+    from bench_calls import TOKEN, Provider, build_cases
+
+    import flightdeck_sensor
+    from flightdeck_sensor import _sensor
+
+    flightdeck_sensor.init(server="http://127.0.0.1:9/ingest", token=TOKEN, spool="off")
+    sensor = _sensor.current()
+    assert sensor is not None
+    sensor.transport._start_sender = lambda: None  # type: ignore[method-assign]
+    queue = sensor.transport._queue
+    cases = {(c.name, c.deltas): c for c in build_cases(Provider(), with_litellm=False)}
+    phases: list[tuple[Any, ...]] = []
+    for key in wanted:
+        case = cases[tuple(key)]  # type: ignore[index]
+        for mode in ("off", "on"):
+            switch = flightdeck_sensor.patch if mode == "on" else flightdeck_sensor.unpatch
+
+            def setup(switch: Any = switch, call: Any = case.call) -> None:
+                switch()
+                for _ in range(3):  # the SDK builds its validators on first use
+                    call()
+                queue.clear()
+
+            def loop(count: int, call: Any = case.call) -> None:
+                for _ in range(count):
+                    call()
+
+            phases.append((f"{case.name}:{case.deltas}:{mode}", loop, calls, setup))
+    return phases
+
+
 def _sender_phases(batches: int,
                    workdir: str) -> tuple[list[tuple[str, Any, int]], Any]:
     """One loop turning ``batches`` batches of fresh pending events into gzip'd bodies."""
@@ -163,8 +209,11 @@ def _sender_phases(batches: int,
 
 def child(spec: dict[str, Any]) -> None:
     flags = Path(spec["flags"])
+    phases: list[tuple[Any, ...]]
     if spec["kind"] == "sender":
         phases, report = _sender_phases(spec["batches"], spec["workdir"])
+    elif spec["kind"] == "sdk":
+        phases, report = _sdk_phases(spec["cases"], spec["calls"]), None
     else:
         phases = _call_phases([tuple(m) for m in spec["modes"]], spec["calls"],
                               spec["stream_calls"])
@@ -177,6 +226,12 @@ def child(spec: dict[str, Any]) -> None:
 
 
 # -- the parent ------------------------------------------------------------------------
+
+def cases_label(name: str) -> str:
+    return {"openai.chat": "OpenAI chat.completions.create",
+            "openai.embeddings": "OpenAI embeddings.create",
+            "anthropic.messages": "Anthropic messages.create"}.get(name, name)
+
 
 def _control(pid: int, *args: str) -> None:
     subprocess.run(["callgrind_control", *args, str(pid)], check=True, timeout=120,
@@ -268,6 +323,9 @@ def main() -> int:
         groups[provider] = ({"kind": "calls", "modes": modes, "calls": calls,
                              "stream_calls": stream_calls}, modes)
     groups["sender"] = ({"kind": "sender", "batches": batches, "phases": 2}, [])
+    sdk_calls = 10 if args.quick else 30
+    groups["sdk"] = ({"kind": "sdk", "cases": SDK_CASES, "calls": sdk_calls,
+                      "phases": 2 * len(SDK_CASES)}, [])
 
     with tempfile.TemporaryDirectory(prefix="fd-bench-ir-") as tmp, \
             ThreadPoolExecutor(max_workers=2) as pool:
@@ -278,6 +336,8 @@ def main() -> int:
 
     counted: dict[tuple[int, str], int] = {}
     for name, (_, modes) in groups.items():
+        if name == "sdk":
+            continue
         counted.update(zip(modes, results[name]["counts"], strict=False))
 
     def added(index: int) -> float:
@@ -301,6 +361,13 @@ def main() -> int:
             f"added_per_call_{N_SHORT}_deltas": round(added(i)),
             f"added_per_call_{N_LONG}_deltas": round(added(long)),
         }
+    sdk_counts = results["sdk"]["counts"]
+    in_sdk: dict[str, dict[str, Any]] = {}
+    for position, (name, deltas) in enumerate(SDK_CASES):
+        off, on = sdk_counts[2 * position], sdk_counts[2 * position + 1]
+        label = cases_label(name) + (f", streamed, {deltas} deltas" if deltas else "")
+        in_sdk[label] = {"off_instructions": round(off / sdk_calls),
+                         "added_instructions": round((on - off) / sdk_calls)}
     events = batches * SENDER_BATCH
     sender = results["sender"]
     body_bytes = json.loads(sender["stdout"].strip().splitlines()[-1])["body_bytes"]
@@ -313,6 +380,8 @@ def main() -> int:
         "sender_events": events, "sender_batch_events": SENDER_BATCH,
         "per_call": per_call,
         "per_chunk": per_chunk,
+        "sdk_calls_per_mode": sdk_calls,
+        "in_a_real_sdk_call": in_sdk,
         "sender_per_event": {
             "encode (uncompressed, to a server on loopback)": {
                 "instructions": round(sender["counts"][0] / events)},
@@ -327,6 +396,9 @@ def main() -> int:
         print(f"  {row['call']:34} {row['added_instructions']:>9,}")
     for row in per_chunk.values():
         print(f"  {row['call']:34} {row['added_instructions_per_chunk']:>9,} per streamed chunk")
+    for label, row in in_sdk.items():
+        print(f"  in a real SDK call, {label}: {row['added_instructions']:,}"
+              f" (the call itself {row['off_instructions']:,})")
     for what, row in report["sender_per_event"].items():
         print(f"sender, per event, {what}: {row['instructions']:,}")
     print(f"took {report['wall_seconds']} s")
