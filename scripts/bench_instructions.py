@@ -227,12 +227,6 @@ def child(spec: dict[str, Any]) -> None:
 
 # -- the parent ------------------------------------------------------------------------
 
-def cases_label(name: str) -> str:
-    return {"openai.chat": "OpenAI chat.completions.create",
-            "openai.embeddings": "OpenAI embeddings.create",
-            "anthropic.messages": "Anthropic messages.create"}.get(name, name)
-
-
 def _control(pid: int, *args: str) -> None:
     subprocess.run(["callgrind_control", *args, str(pid)], check=True, timeout=120,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -362,10 +356,11 @@ def main() -> int:
             f"added_per_call_{N_LONG}_deltas": round(added(long)),
         }
     sdk_counts = results["sdk"]["counts"]
+    labels = {case.name: case.label for case in cases}  # the same names as build_cases'
     in_sdk: dict[str, dict[str, Any]] = {}
     for position, (name, deltas) in enumerate(SDK_CASES):
         off, on = sdk_counts[2 * position], sdk_counts[2 * position + 1]
-        label = cases_label(name) + (f", streamed, {deltas} deltas" if deltas else "")
+        label = labels.get(name, name) + (f", streamed, {deltas} deltas" if deltas else "")
         in_sdk[label] = {"off_instructions": round(off / sdk_calls),
                          "added_instructions": round((on - off) / sdk_calls)}
     events = batches * SENDER_BATCH
