@@ -92,10 +92,10 @@ def _run_phases(flags: Path, phases: list[tuple[Any, ...]]) -> None:
         _wait_for(flags / f"ack.{index}")
 
 
-def _call_phases(modes: list[tuple[int, str]], calls: int,
-                 stream_calls: int) -> list[tuple[str, Any, int]]:
-    """Loops calling isolated case ``index`` through the sensor ("on") or not ("off")."""
-    from bench_calls import TOKEN, Provider, _drain, isolated_cases, isolated_entry
+def _sensor_without_sender() -> Any:
+    """Start the sensor with its sender thread never started; its event queue (the
+    loops clear it, so only the caller's thread is counted)."""
+    from bench_calls import TOKEN
 
     import flightdeck_sensor
     from flightdeck_sensor import _sensor
@@ -104,7 +104,15 @@ def _call_phases(modes: list[tuple[int, str]], calls: int,
     sensor = _sensor.current()
     assert sensor is not None
     sensor.transport._start_sender = lambda: None  # type: ignore[method-assign]
-    queue = sensor.transport._queue
+    return sensor.transport._queue
+
+
+def _call_phases(modes: list[tuple[int, str]], calls: int,
+                 stream_calls: int) -> list[tuple[str, Any, int]]:
+    """Loops calling isolated case ``index`` through the sensor ("on") or not ("off")."""
+    from bench_calls import Provider, _drain, isolated_cases, isolated_entry
+
+    queue = _sensor_without_sender()
     cases = isolated_cases(Provider())
     phases = []
     for index, mode in modes:
@@ -137,16 +145,11 @@ def _call_phases(modes: list[tuple[int, str]], calls: int,
 
 def _sdk_phases(wanted: list[tuple[str, int]], calls: int) -> list[tuple[Any, ...]]:
     """Loops of real SDK calls (bench_calls' cases) with the sensor patched in or not."""
-    from bench_calls import TOKEN, Provider, build_cases
+    from bench_calls import Provider, build_cases
 
     import flightdeck_sensor
-    from flightdeck_sensor import _sensor
 
-    flightdeck_sensor.init(server="http://127.0.0.1:9/ingest", token=TOKEN, spool="off")
-    sensor = _sensor.current()
-    assert sensor is not None
-    sensor.transport._start_sender = lambda: None  # type: ignore[method-assign]
-    queue = sensor.transport._queue
+    queue = _sensor_without_sender()
     cases = {(c.name, c.deltas): c for c in build_cases(Provider(), with_litellm=False)}
     phases: list[tuple[Any, ...]] = []
     for key in wanted:
