@@ -77,14 +77,26 @@ _DEFAULTS: tuple[tuple[str, Any], ...] = (
     ("has_content", False), ("content", None))
 
 # The key under which a pending event (see ``Session.stamp``) carries its
-# session's identity until the sender completes or encodes it.
+# session's identity, as the identity's nonce, until the sender completes or
+# encodes it.
 _COMMON = "_flightdeck_common"
+
+# Every identity made in this process, by nonce: a handful (one per session;
+# sessions are made by init() and fork()), kept so that a pending event of a
+# session since replaced still finds its fields.
+_IDENTITIES: dict[str, Identity] = {}
 
 
 class Identity:
     """A session's identity fields (the same in each of its events), with their
     JSON text, made once: the sender splices the text into each encoded event
     instead of copying and encoding eleven fields per event (``Sender._batch_body``).
+
+    A pending event names its identity by ``nonce``, a string, not by the
+    object: a dict holding only strings and numbers is not tracked by the
+    garbage collector, so events waiting in the queue (seconds in normal
+    operation, minutes in an outage) are never promoted into the oldest
+    generation, where they would set off full collections of the user's heap.
     """
 
     __slots__ = ("fields", "nonce", "placeholder", "text")
@@ -92,10 +104,11 @@ class Identity:
     def __init__(self, fields: dict[str, Any]) -> None:
         self.fields = fields
         self.text = json.dumps(fields, separators=(",", ":"))[1:-1]
-        # What the encoder writes for the _COMMON key (see encode_default): a
-        # random nonce names this identity, so no content can forge the text.
+        # What the encoder writes for the _COMMON key: a random nonce names this
+        # identity, so no content can forge the text.
         self.nonce = os.urandom(12).hex()
         self.placeholder = f'"{_COMMON}":"{self.nonce}"'
+        _IDENTITIES[self.nonce] = self
 
 
 def prepare_events(events: list[dict[str, Any]]) -> set[Identity]:
@@ -111,8 +124,8 @@ def prepare_events(events: list[dict[str, Any]]) -> set[Identity]:
         stamp = event.get("timestamp")
         if type(stamp) is float:
             event["timestamp"] = utc_timestamp(stamp)
-        identity = event.get(_COMMON)
-        if type(identity) is not Identity:
+        identity = _IDENTITIES.get(event.get(_COMMON))  # type: ignore[arg-type]
+        if identity is None:
             continue
         if "id" not in event:
             event["id"] = new_event_id()
@@ -135,8 +148,8 @@ def prepare_events(events: list[dict[str, Any]]) -> set[Identity]:
 def complete_event(event: dict[str, Any]) -> dict[str, Any]:
     """The whole wire event as a dict (for the spool and single-event sends): a
     new dict for a pending event, the event itself for a complete one."""
-    identity = event.get(_COMMON)
-    if type(identity) is not Identity:
+    identity = _IDENTITIES.get(event.get(_COMMON))  # type: ignore[arg-type]
+    if identity is None:
         return event
     prepare_events([event])
     if _COMMON not in event:
@@ -148,10 +161,10 @@ def complete_event(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def encode_default(value: Any) -> Any:
-    """``default`` of the sender's JSON encoder: a pending event's identity is
-    written as its nonce (so its key and value read as its ``placeholder``),
-    anything else unserializable as its ``str``."""
-    return value.nonce if type(value) is Identity else str(value)
+    """``default`` of the sender's JSON encoder: anything unserializable as its
+    ``str``. (A pending event's ``_COMMON`` nonce is a string already, so its
+    key and value are written as its identity's ``placeholder``.)"""
+    return str(value)
 
 
 def splice_identities(text: str, identities: Iterable[Identity]) -> str:
@@ -181,6 +194,7 @@ class Session:
         self._tokens = 0
         self._lock = threading.Lock()
         self._identity = Identity(self._identity_fields())
+        self._nonce = self._identity.nonce
 
     def _identity_fields(self) -> dict[str, Any]:
         c = self.config
@@ -224,7 +238,7 @@ class Session:
                 fields["tokens_used_session"] = self._tokens
         else:
             fields["tokens_used_session"] = self._tokens
-        fields[_COMMON] = self._identity
+        fields[_COMMON] = self._nonce
         return fields
 
     def forked(self) -> Session:

@@ -3,6 +3,7 @@ body (identity spliced in as text) must say exactly what the whole event says.""
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 from datetime import datetime, timedelta, timezone
@@ -53,6 +54,32 @@ def test_the_batch_body_holds_each_whole_event_once() -> None:
         assert "_flightdeck_common" not in event
     assert decoded[1]["tokens_used_session"] == 9
     assert len({e["id"] for e in decoded}) == 3
+
+
+def test_a_pending_event_of_plain_values_is_not_tracked_by_the_garbage_collector() -> None:
+    # Events wait in the queue for seconds, in an outage for minutes: were they
+    # tracked, they would be promoted into the oldest generation and set off
+    # full collections of the user's whole heap.
+    one = session()
+    event = one.build("pre_call", {"model": "gpt-4o", "provider": "openai",
+                                   "tokens_input": 3, "estimated_via": "heuristic"})
+
+    assert not gc.is_tracked(event)
+    assert body_events([event])[0]["session_id"] == one.id
+
+
+def test_a_pending_event_keeps_its_identity_after_its_session_is_gone() -> None:
+    first = session(FLIGHTDECK_AGENT_NAME="first")
+    first_id = first.id
+    event = first.build("post_call", {"model": "m"})
+    del first
+    gc.collect()
+    session(FLIGHTDECK_AGENT_NAME="second")
+
+    decoded = body_events([event])[0]
+
+    assert decoded["session_id"] == first_id and decoded["agent_name"] == "first"
+    assert complete_event(event)["agent_name"] == "first"
 
 
 def test_ids_and_times_stay_the_same_when_a_batch_is_encoded_again() -> None:
