@@ -597,7 +597,10 @@ def soak_section() -> list[str]:
               "it resends), '429' carries Retry-After: 3. Queue cap lowered to "
               f"{data.get('queue_cap', '?')} events so the outage reaches it; spool on. After "
               "the agent exits, `flightdeck-sensor spool flush` ships what is left and the "
-              "event ids the agent submitted are compared with the ids the collector stored.",
+              "event ids the agent submitted are compared with the ids the collector stored. "
+              "'GC in a call' is the longest time the garbage collector ran inside one call "
+              "(timed by `gc.callbacks`), to tell a collector pause from the sensor's own work; "
+              "'full GCs' counts collections of the oldest generation in the phase.",
               ""]
     summary = data.get("summary_lines") or []
     return [*lines, *summary, ""]

@@ -97,7 +97,22 @@ def rss_kib():
 
 
 stats = open(os.environ["SOAK_STATS"], "a", buffering=1)
-samples = {"on": [], "off": []}
+samples = {"on": [], "off": [], "on_gc": [], "off_gc": []}
+# Time the garbage collector takes (any generation), to tell a slow call's GC
+# pause from the sensor's own work.
+gc_ms = 0.0
+gc_started = 0.0
+
+
+def on_gc(phase, info):
+    global gc_ms, gc_started
+    if phase == "start":
+        gc_started = time.perf_counter()
+    else:
+        gc_ms += (time.perf_counter() - gc_started) * 1000
+
+
+gc.callbacks.append(on_gc)
 errors = 0
 calls = 0
 # One uncounted call of each SDK first, sensor off: an SDK's first call loads its
@@ -111,6 +126,7 @@ while not os.path.exists(STOP):
     if calls % BLOCK == 0:
         on = (calls // BLOCK) % 2 == 0
         (flightdeck_sensor.patch if on else flightdeck_sensor.unpatch)()
+    gc_before = gc_ms
     start = time.perf_counter()
     try:
         if calls % 2:
@@ -120,18 +136,26 @@ while not os.path.exists(STOP):
     except Exception as exc:
         errors += 1
         print(f"CALL ERROR {type(exc).__name__}: {exc}", file=sys.stderr)
-    samples["on" if on else "off"].append((time.perf_counter() - start) * 1000)
+    took = (time.perf_counter() - start) * 1000
+    samples["on" if on else "off"].append(took)
+    samples["on_gc" if on else "off_gc"].append(gc_ms - gc_before)
+    if took > 30:
+        print(f"{time.time():.3f} SLOW CALL {took:.1f} ms, sensor {'on' if on else 'off'}, "
+              f"GC {gc_ms - gc_before:.1f} ms in it", file=sys.stderr)
     calls += 1
     now = time.monotonic()
     if now - last >= 1.0:
         status = SENSOR.status()
         stats.write(json.dumps({"t": time.time(), "calls": calls, "errors": errors,
                                 "rss_kib": rss_kib(), "on_ms": samples["on"],
-                                "off_ms": samples["off"], "queued": status["queued"],
+                                "off_ms": samples["off"], "on_gc_ms": samples["on_gc"],
+                                "off_gc_ms": samples["off_gc"],
+                                "full_gcs": gc.get_stats()[2]["collections"],
+                                "queued": status["queued"],
                                 "sent": status["sent"], "spooled": status["spooled"],
                                 "dropped": status["dropped"],
                                 "server_state": status.get("server_state")}) + "\n")
-        samples = {"on": [], "off": []}
+        samples = {"on": [], "off": [], "on_gc": [], "off_gc": []}
         last = now
     time.sleep(PAUSE)
 flightdeck_sensor.patch()
@@ -406,6 +430,11 @@ def _result(files: dict[str, Path], db: Path, timeline: list[tuple[str, float, f
             "on_median_ms": statistics.median(on) if on else None,
             "off_median_ms": statistics.median(off) if off else None,
             "on_max_ms": max(on) if on else None, "off_max_ms": max(off) if off else None,
+            "on_max_gc_ms": max((x for s in inside for x in s.get("on_gc_ms", ())), default=0.0),
+            "off_max_gc_ms": max((x for s in inside for x in s.get("off_gc_ms", ())),
+                                 default=0.0),
+            "full_gcs": (inside[-1].get("full_gcs", 0) - inside[0].get("full_gcs", 0)
+                         if inside else 0),
             "rss_kib_first_last": [inside[0]["rss_kib"], inside[-1]["rss_kib"]] if inside else [],
             "max_queued": max((s["queued"] for s in inside), default=0),
             "warnings": sum(1 for w in warnings if start <= w["at"] < end),
@@ -454,16 +483,18 @@ def summarize(r: SoakResult) -> list[str]:
         f"{r.exit_seconds if r.exit_seconds is None else round(r.exit_seconds, 2)} s; spool "
         f"flush: {r.spool_flush.splitlines()[-1] if r.spool_flush else ''}",
         "",
-        "| phase | s | calls on/off | median ms on / off | max ms on / off | RSS MiB first-last "
-        "| max queued | warnings |",
-        "|---|---|---|---|---|---|---|---|",
+        "| phase | s | calls on/off | median ms on / off | max ms on / off | GC in a call, "
+        "max ms on / off | full GCs | RSS MiB first-last | max queued | warnings |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in r.phases:
         rss = "-".join(str(k // 1024) for k in p["rss_kib_first_last"])
         lines.append(
             f"| {p['mode']} | {p['seconds']} | {p['calls_on']}/{p['calls_off']} | "
             f"{_ms(p['on_median_ms'])} / {_ms(p['off_median_ms'])} | {_ms(p['on_max_ms'])} / "
-            f"{_ms(p['off_max_ms'])} | {rss} | {p['max_queued']} | {p['warnings']} |")
+            f"{_ms(p['off_max_ms'])} | {_ms(p.get('on_max_gc_ms'))} / "
+            f"{_ms(p.get('off_max_gc_ms'))} | {p.get('full_gcs', '-')} | {rss} | "
+            f"{p['max_queued']} | {p['warnings']} |")
     return lines
 
 
