@@ -113,6 +113,11 @@ def on_gc(phase, info):
 
 
 gc.callbacks.append(on_gc)
+# --trace-slow: faulthandler's watchdog (a C thread: it runs even while another
+# thread holds the GIL) writes every thread's stack when a call passes 40 ms.
+TRACE = open(os.environ["SOAK_TRACE"], "a") if os.environ.get("SOAK_TRACE") else None
+if TRACE is not None:
+    import faulthandler
 errors = 0
 calls = 0
 # One uncounted call of each SDK first, sensor off: an SDK's first call loads its
@@ -127,6 +132,10 @@ while not os.path.exists(STOP):
         on = (calls // BLOCK) % 2 == 0
         (flightdeck_sensor.patch if on else flightdeck_sensor.unpatch)()
     gc_before = gc_ms
+    if TRACE is not None:
+        TRACE.write(f"--- call {calls} at {time.time():.3f}, sensor {'on' if on else 'off'}\n")
+        TRACE.flush()
+        faulthandler.dump_traceback_later(0.04, file=TRACE)
     start = time.perf_counter()
     try:
         if calls % 2:
@@ -137,6 +146,8 @@ while not os.path.exists(STOP):
         errors += 1
         print(f"CALL ERROR {type(exc).__name__}: {exc}", file=sys.stderr)
     took = (time.perf_counter() - start) * 1000
+    if TRACE is not None:
+        faulthandler.cancel_dump_traceback_later()
     samples["on" if on else "off"].append(took)
     samples["on_gc" if on else "off_gc"].append(gc_ms - gc_before)
     if took > 30:
@@ -354,7 +365,8 @@ class SoakResult:
 
 
 def run_soak(phases: tuple[tuple[str, float], ...], workdir: Path, slow_seconds: float = 10.0,
-             retry_after: int = 3, pause: float = 0.01) -> SoakResult:
+             retry_after: int = 3, pause: float = 0.01,
+             trace_to: Path | None = None) -> SoakResult:
     llm, llm_url = start_fake_llm(workdir)
     collector, collector_port = start_collector(workdir)
     proxy = FaultProxy(collector_port, slow_seconds, retry_after)
@@ -372,7 +384,8 @@ def run_soak(phases: tuple[tuple[str, float], ...], workdir: Path, slow_seconds:
                 [sys.executable, "-c", AGENT],
                 env=_clean_env(**sensor_env, SOAK_LLM=llm_url, SOAK_IDS=str(files["ids"]),
                                SOAK_STATS=str(files["stats"]), SOAK_STOP=str(files["stop"]),
-                               SOAK_PAUSE=str(pause)),
+                               SOAK_PAUSE=str(pause),
+                               **({"SOAK_TRACE": str(trace_to)} if trace_to else {})),
                 stdout=subprocess.DEVNULL, stderr=stderr)
             _wait_until(lambda: files["stats"].exists(), 60, "the agent's first stats line")
             for mode, seconds in phases:
@@ -506,11 +519,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="~35 s instead of ~6 minutes")
     parser.add_argument("--out", default=str(ROOT / ".bench" / "soak.json"))
+    parser.add_argument("--trace-slow", metavar="FILE",
+                        help="write every thread's stack to FILE whenever an agent call passes "
+                             "40 ms (a diagnosis run: the watchdog adds to every call's time)")
     args = parser.parse_args()
     phases = QUICK_PHASES if args.quick else FULL_PHASES
     slow = 6.0 if args.quick else 10.0
     with tempfile.TemporaryDirectory(prefix="fd-soak-") as workdir:
-        result = run_soak(phases, Path(workdir), slow_seconds=slow)
+        result = run_soak(phases, Path(workdir), slow_seconds=slow,
+                          trace_to=Path(args.trace_slow).resolve() if args.trace_slow else None)
     data = result.as_dict() | {"quick": args.quick, "slow_seconds": slow,
                                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     out = Path(args.out)
