@@ -97,18 +97,23 @@ _RESPONSES_USAGE = field_reader("input_tokens", "output_tokens", "input_tokens_d
 
 
 def _usage_outcome(outcome: Outcome, usage: Any, read_usage: FieldReader) -> Outcome:
-    """Fill tokens from a usage object. OpenAI's input tokens include cached ones."""
+    """Fill tokens from a usage object. OpenAI's input tokens include cached ones.
+
+    The checks of as_count are written out here and in _base_outcome: this runs
+    on every call, and a call of the helper costs more than its check."""
     if usage is None:
         return outcome
     tokens_input, tokens_output, details, output_details = read_usage(usage)
-    outcome.tokens_input = as_count(tokens_input)
-    outcome.tokens_output = as_count(tokens_output)
+    if type(tokens_input) is int and tokens_input >= 0:
+        outcome.tokens_input = tokens_input
+    if type(tokens_output) is int and tokens_output >= 0:
+        outcome.tokens_output = tokens_output
     if details is not None:
         outcome.tokens_cache_read = as_count(getattr(details, "cached_tokens", None))
         outcome.tokens_cache_creation = as_count(getattr(details, "cache_write_tokens", None))
     if output_details is not None:  # getattr on None raises inside, slowly, even with a default
-        reasoning = as_count(getattr(output_details, "reasoning_tokens", None))
-        if reasoning:
+        reasoning = getattr(output_details, "reasoning_tokens", None)
+        if type(reasoning) is int and reasoning > 0:
             outcome.provider_metadata["reasoning_tokens"] = reasoning
     if outcome.tokens_input is not None or outcome.tokens_output is not None:
         outcome.usage_source = "reported"
@@ -118,10 +123,12 @@ def _usage_outcome(outcome: Outcome, usage: Any, read_usage: FieldReader) -> Out
 def _base_outcome(model: Any, request_id: Any, response_id: Any,
                   system_fingerprint: Any = None, service_tier: Any = None) -> Outcome:
     outcome = Outcome()
-    outcome.model = as_text(model)
-    outcome.request_id = as_text(request_id)
-    # as_text spelled out, not looped: building (key, value) pairs to loop over per
-    # call costs about 3,000 instructions, more than a reader saves.
+    # as_text spelled out, not called or looped: a call per field, or building
+    # (key, value) pairs to loop over, costs more than the checks themselves.
+    if isinstance(model, str) and model:
+        outcome.model = model
+    if isinstance(request_id, str) and request_id:
+        outcome.request_id = request_id
     metadata = outcome.provider_metadata
     if isinstance(response_id, str) and response_id:
         metadata["response_id"] = response_id
@@ -137,13 +144,15 @@ def chat_outcome(response: Any) -> Outcome:
     model, request_id, usage, choices, response_id, fingerprint, tier = _CHAT(response)
     outcome = _usage_outcome(_base_outcome(model, request_id, response_id, fingerprint, tier),
                              usage, _CHAT_USAGE)
-    choice = _first(choices)
+    choice = choices[0] if isinstance(choices, list) and choices else None
     if choice is not None:
         outcome.stop_reason = as_text(getattr(choice, "finish_reason", None))
         message = getattr(choice, "message", None)
         if message is not None:
             outcome.content = getattr(message, "content", None)
-            outcome.tool_calls = _chat_tool_calls(getattr(message, "tool_calls", None))
+            tool_calls = getattr(message, "tool_calls", None)
+            if tool_calls:
+                outcome.tool_calls = _chat_tool_calls(tool_calls)
     return outcome
 
 

@@ -67,7 +67,8 @@ class EventQueue:
         if waiting >= self.max_events:
             self.dropped_full += 1
             return 0
-        size = estimate_size(event)
+        # estimate_size, its common case written in: this runs for every event.
+        size = BASE_EVENT_BYTES if event.get("content") is None else estimate_size(event)
         if self.bytes + size > self.max_bytes and waiting:
             self.dropped_bytes += 1
             return 0
