@@ -348,7 +348,8 @@ class OpenAIAdapter:
         self.accumulator = accumulator
 
     def request_model(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
-        return as_text(kwargs.get("model"))
+        model = kwargs.get("model")  # as_text's check written in: on every call
+        return model if isinstance(model, str) and model else None
 
     def request_content(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return _picked(kwargs, self.content_fields)
