@@ -144,7 +144,7 @@ def chat_outcome(response: Any) -> Outcome:
     model, request_id, usage, choices, response_id, fingerprint, tier = _CHAT(response)
     outcome = _usage_outcome(_base_outcome(model, request_id, response_id, fingerprint, tier),
                              usage, _CHAT_USAGE)
-    choice = choices[0] if isinstance(choices, list) and choices else None
+    choice = choices[0] if isinstance(choices, list) and choices else None  # _first, written in
     if choice is not None:
         outcome.stop_reason = as_text(getattr(choice, "finish_reason", None))
         message = getattr(choice, "message", None)
