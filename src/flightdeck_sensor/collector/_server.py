@@ -30,6 +30,9 @@ logger = logging.getLogger("flightdeck_sensor.collector")
 MAX_BODY_BYTES = 1024 * 1024          # PROTOCOL.md: 1 MiB, before and after decompression
 MAX_BATCH_EVENTS = 1000
 SOCKET_TIMEOUT_SECONDS = 10.0
+# After an early answer that closes the connection: how long, and how much of
+# what the client is still sending, to read and drop first (see _linger).
+LINGER_SECONDS, LINGER_BYTES = 2.0, 8 * 1024 * 1024
 
 HEALTH_PATH = "/health"
 SINGLE_PATH = "/v1/events"
@@ -129,6 +132,8 @@ class IngestHandler(BaseHTTPRequestHandler):
             logger.info("%s %s -> %d %s", method, self.path[:100], error.status, error.message)
             self._discard_body_or_close(error)
             self._send_json(error.status, {"error": error.message}, close=error.close)
+            if error.status == 413 and error.close:  # a body left unread, too large
+                self._linger()
             return
         except TimeoutError:
             self._send_json(408, {"error": "request body not received in time"}, close=True)
@@ -250,6 +255,21 @@ class IngestHandler(BaseHTTPRequestHandler):
                 self.rfile.read(length)
         except HttpError:
             error.close = True
+
+    def _linger(self) -> None:
+        """After answering early and before closing, read and drop what the client
+        is still sending, within bounds. Closing with its body unread makes the
+        kernel reset the connection, and a client still writing its body then
+        gets a broken pipe instead of our answer (a 413 for a body over 1 MiB)."""
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)  # the answer is complete: FIN
+            self.connection.settimeout(LINGER_SECONDS)
+            left = LINGER_BYTES
+            while left > 0 and self.connection.recv(min(left, 65536)):
+                left -= 65536
+        except OSError:
+            pass
 
     def _send_json(self, status: int, answer: dict[str, Any], close: bool = False) -> None:
         body = json.dumps(answer).encode()
