@@ -14,6 +14,7 @@ import json.scanner
 import logging
 import re
 import socket
+import time
 import zlib
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -261,13 +262,20 @@ class IngestHandler(BaseHTTPRequestHandler):
         is still sending, within bounds. Closing with its body unread makes the
         kernel reset the connection, and a client still writing its body then
         gets a broken pipe instead of our answer (a 413 for a body over 1 MiB)."""
+        deadline = time.monotonic() + LINGER_SECONDS  # in all, however slow the client
         try:
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_WR)  # the answer is complete: FIN
-            self.connection.settimeout(LINGER_SECONDS)
             left = LINGER_BYTES
-            while left > 0 and self.connection.recv(min(left, 65536)):
-                left -= 65536
+            while left > 0:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self.connection.settimeout(remaining)
+                received = self.connection.recv(min(left, 65536))
+                if not received:
+                    return
+                left -= len(received)
         except OSError:
             pass
 
