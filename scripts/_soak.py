@@ -148,11 +148,12 @@ while not os.path.exists(STOP):
     took = (time.perf_counter() - start) * 1000
     if TRACE is not None:
         faulthandler.cancel_dump_traceback_later()
+    in_gc = gc_ms - gc_before
     samples["on" if on else "off"].append(took)
-    samples["on_gc" if on else "off_gc"].append(gc_ms - gc_before)
+    samples["on_gc" if on else "off_gc"].append(in_gc)
     if took > 30:
         print(f"{time.time():.3f} SLOW CALL {took:.1f} ms, sensor {'on' if on else 'off'}, "
-              f"GC {gc_ms - gc_before:.1f} ms in it", file=sys.stderr)
+              f"GC {in_gc:.1f} ms in it", file=sys.stderr)
     calls += 1
     now = time.monotonic()
     if now - last >= 1.0:
@@ -435,6 +436,9 @@ def _result(files: dict[str, Path], db: Path, timeline: list[tuple[str, float, f
     phases = []
     for mode, start, end in timeline:
         inside = [s for s in seconds if start <= s["t"] < end]
+        # Full collections since the last sample before the phase (its first
+        # second's included), or since the agent's first sample.
+        before = [s for s in seconds if s["t"] < start] or seconds[:1]
         on = [x for s in inside for x in s["on_ms"]]
         off = [x for s in inside for x in s["off_ms"]]
         phases.append({
@@ -446,7 +450,7 @@ def _result(files: dict[str, Path], db: Path, timeline: list[tuple[str, float, f
             "on_max_gc_ms": max((x for s in inside for x in s.get("on_gc_ms", ())), default=0.0),
             "off_max_gc_ms": max((x for s in inside for x in s.get("off_gc_ms", ())),
                                  default=0.0),
-            "full_gcs": (inside[-1].get("full_gcs", 0) - inside[0].get("full_gcs", 0)
+            "full_gcs": (inside[-1].get("full_gcs", 0) - before[-1].get("full_gcs", 0)
                          if inside else 0),
             "rss_kib_first_last": [inside[0]["rss_kib"], inside[-1]["rss_kib"]] if inside else [],
             "max_queued": max((s["queued"] for s in inside), default=0),
