@@ -70,19 +70,22 @@ if hasattr(os, "register_at_fork"):
 
 
 # Fields every event carries with a default, when the event's own fields
-# do not set them (PROTOCOL.md: "null / 0 where not applicable").
-_DEFAULTS: tuple[tuple[str, Any], ...] = (
-    ("model", None), ("tokens_input", None), ("tokens_output", None), ("tokens_total", None),
-    ("tokens_cache_read", None), ("tokens_cache_creation", None), ("latency_ms", None),
-    ("has_content", False), ("content", None))
+# do not set them (PROTOCOL.md: "null / 0 where not applicable"); "framework"
+# too, whose value the sender reads for each batch.
+_DEFAULTS: dict[str, Any] = {
+    "framework": None, "model": None, "tokens_input": None, "tokens_output": None,
+    "tokens_total": None, "tokens_cache_read": None, "tokens_cache_creation": None,
+    "latency_ms": None, "has_content": False, "content": None}
+_DEFAULT_KEYS = frozenset(_DEFAULTS)
+_KEY_ORDERS_KEPT = 64  # per identity: see Identity.shape_of
 
 # The key under which a pending event (see ``Session.stamp``) carries its
-# session's identity, as the identity's nonce, until the sender completes or
-# encodes it.
+# session's identity, as a nonce, until the sender completes or encodes it.
 _COMMON = "_flightdeck_common"
 
-# Every identity made in this process, by nonce: a handful (one per session;
-# sessions are made by init() and fork()), kept so that a pending event of a
+# Every identity made in this process, by the nonces that name it (its own and
+# its shapes'): a handful (one identity per session, sessions are made by
+# init() and fork(), and a few shapes each), kept so that a pending event of a
 # session since replaced still finds its fields.
 _IDENTITIES: dict[str, Identity] = {}
 
@@ -100,27 +103,78 @@ class Identity:
     user's heap. (A ``post_call`` nests ``provider_metadata`` and stays tracked.)
     """
 
-    __slots__ = ("fields", "nonce", "placeholder", "text")
+    __slots__ = ("_by_missing", "by_keys", "fields", "nonce", "text")
 
     def __init__(self, fields: dict[str, Any]) -> None:
         self.fields = fields
         self.text = json.dumps(fields, separators=(",", ":"))[1:-1]
-        # What the encoder writes for the _COMMON key: a random nonce names this
-        # identity, so no content can forge the text.
+        # A random nonce names this identity in the encoder's output, so no
+        # content can forge the text that is replaced.
         self.nonce = os.urandom(12).hex()
-        self.placeholder = f'"{_COMMON}":"{self.nonce}"'
+        # Shapes by the defaults their events lack, and by the events' keys in
+        # order (events made by one piece of code have the same keys in the
+        # same order: a tuple of them is the cheapest key that tells the shape).
+        self._by_missing: dict[frozenset[str], Shape] = {}
+        self.by_keys: dict[tuple[str, ...], Shape] = {}
         _IDENTITIES[self.nonce] = self
 
+    def shape_of(self, event: dict[str, Any], keys: tuple[str, ...]) -> Shape | None:
+        """The shape of ``event`` (its ``keys``), or None when the event sets an
+        identity field itself. (``prepare_events`` first looks in ``by_keys``.)"""
+        if not event.keys().isdisjoint(self.fields):
+            return None
+        missing = _DEFAULT_KEYS.difference(event)
+        shape = self._by_missing.get(missing)
+        if shape is None:
+            shape = self._by_missing[missing] = Shape(self, missing)
+            _IDENTITIES[shape.nonce] = self
+        if len(self.by_keys) < _KEY_ORDERS_KEPT:  # bounded: events a user makes may vary
+            self.by_keys[keys] = shape
+        return shape
 
-def prepare_events(events: list[dict[str, Any]]) -> set[Identity]:
+
+class Shape:
+    """An identity and the defaults its events of one shape lack: what the
+    sender splices in for them, as one text (``text``), in place of the
+    placeholder the encoder writes for the event's ``_COMMON`` key.
+
+    The defaults are spliced, not set in each event: setting five to ten keys
+    per event and encoding them was about a quarter of the sender's work for
+    an event (docs/decisions.md, "Defaults are spliced"). Events of a kind
+    lack the same defaults, so a session has a handful of shapes."""
+
+    __slots__ = ("_text", "identity", "missing", "nonce", "placeholder")
+
+    def __init__(self, identity: Identity, missing: frozenset[str]) -> None:
+        self.identity = identity
+        self.missing = tuple(key for key in _DEFAULTS if key in missing)
+        self.nonce = os.urandom(12).hex()
+        self.placeholder = f'"{_COMMON}":"{self.nonce}"'
+        self._text: tuple[str | None, str] | None = None
+
+    def defaults(self, framework: str | None) -> dict[str, Any]:
+        values = {key: _DEFAULTS[key] for key in self.missing}
+        if "framework" in values:
+            values["framework"] = framework
+        return values
+
+    def text(self, framework: str | None) -> str:
+        """The identity's fields and the missing defaults, as JSON members."""
+        made = self._text
+        if made is None or made[0] != framework:
+            defaults = json.dumps(self.defaults(framework), separators=(",", ":"))[1:-1]
+            made = self._text = (framework, ",".join(filter(None, (self.identity.text, defaults))))
+        return made[1]
+
+
+def prepare_events(events: list[dict[str, Any]]) -> set[Shape]:
     """Give each pending event its id (one already set is kept), its RFC 3339
-    time, its framework and its defaults, in place, on the sender thread; return the
-    identities whose text the encoder's output needs spliced in (see
-    :func:`splice_identities`). Idempotent, so a retried batch keeps its ids.
+    time and its shape (the defaults it lacks), in place, on the sender thread;
+    return the shapes whose text the encoder's output needs spliced in (see
+    :func:`splice_shapes`). Idempotent, so a retried batch keeps its ids.
     One loop for the batch: the sender runs it for every event it ships, and
     a function call per event was a tenth of it."""
-    identities = set()
-    framework = current_framework()
+    shapes = set()
     for event in events:
         stamp = event.get("timestamp")
         if type(stamp) is float:
@@ -130,20 +184,27 @@ def prepare_events(events: list[dict[str, Any]]) -> set[Identity]:
             continue
         if "id" not in event:
             event["id"] = new_event_id()
-        if "framework" not in event:
-            event["framework"] = framework
-        for key, value in _DEFAULTS:
-            if key not in event:
-                event[key] = value
-        if event.keys().isdisjoint(identity.fields):
-            identities.add(identity)
+        keys = tuple(event)
+        shape = identity.by_keys.get(keys) or identity.shape_of(event, keys)
+        if shape is not None:
+            event[_COMMON] = shape.nonce
+            shapes.add(shape)
         else:
-            # The event sets an identity field itself: merged here (its own value
-            # wins), never spliced in as a second copy of that key.
-            for key, value in identity.fields.items():
-                event.setdefault(key, value)
-            del event[_COMMON]
-    return identities
+            # The event sets an identity field itself: completed here (its own
+            # value wins), never spliced in as a second copy of that key.
+            _complete_in_place(event, identity)
+    return shapes
+
+
+def _complete_in_place(event: dict[str, Any], identity: Identity) -> None:
+    """Give ``event`` its identity fields and defaults, where it lacks them."""
+    for key, value in identity.fields.items():
+        event.setdefault(key, value)
+    if "framework" not in event:
+        event["framework"] = current_framework()
+    for key, value in _DEFAULTS.items():
+        event.setdefault(key, value)
+    del event[_COMMON]
 
 
 def complete_event(event: dict[str, Any]) -> dict[str, Any]:
@@ -155,23 +216,23 @@ def complete_event(event: dict[str, Any]) -> dict[str, Any]:
     prepare_events([event])
     if _COMMON not in event:
         return event
-    whole = dict(identity.fields)
-    whole.update(event)
-    del whole[_COMMON]
+    whole = dict(event)
+    _complete_in_place(whole, identity)
     return whole
 
 
 def encode_default(value: Any) -> Any:
     """``default`` of the sender's JSON encoder: anything unserializable as its
     ``str``. (A pending event's ``_COMMON`` nonce is a string already, so its
-    key and value are written as its identity's ``placeholder``.)"""
+    key and value are written as its shape's ``placeholder``.)"""
     return str(value)
 
 
-def splice_identities(text: str, identities: Iterable[Identity]) -> str:
-    """Replace each identity's placeholder in encoded JSON with its fields."""
-    for identity in identities:
-        text = text.replace(identity.placeholder, identity.text)
+def splice_shapes(text: str, shapes: Iterable[Shape]) -> str:
+    """Replace each shape's placeholder in encoded JSON with its fields."""
+    framework = current_framework()
+    for shape in shapes:
+        text = text.replace(shape.placeholder, shape.text(framework))
     return text
 
 

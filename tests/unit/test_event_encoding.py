@@ -1,19 +1,23 @@
 """Events leave the caller pending and are finished by the sender: the batch
-body (identity spliced in as text) must say exactly what the whole event says."""
+body (identity and missing defaults spliced in as text) must say exactly what
+the whole event says."""
 
 from __future__ import annotations
 
 import gc
 import json
 import re
+import sys
+import types
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from flightdeck_sensor._config import resolve_config
-from flightdeck_sensor._session import Session, complete_event, utc_timestamp
+from flightdeck_sensor._session import _KEY_ORDERS_KEPT, Session, complete_event, utc_timestamp
 from flightdeck_sensor.transport._queue import EventQueue
 from flightdeck_sensor.transport._sender import ENCODE_CHUNK, Sender
 
@@ -172,3 +176,62 @@ def test_a_batch_encoded_in_chunks_reads_as_one_list_in_order() -> None:
     decoded = json.loads(body)["events"]
     assert [e["tokens_input"] for e in decoded] == list(range(ENCODE_CHUNK * 2 + 7))
     assert [e["id"] for e in decoded] == [e["id"] for e in kept]
+
+
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    assert len(keys) == len(set(keys)), f"a key written twice: {keys}"
+    return dict(pairs)
+
+
+def test_each_event_gets_the_defaults_it_lacks_once_whichever_it_sets() -> None:
+    # The defaults an event lacks are spliced in as text (per shape): an event
+    # that sets one must not get it twice, one that lacks it must get it.
+    one = session()
+    events = [one.build("pre_call", {"model": "m", "tokens_input": 3}),
+              one.build("post_call", {"model": "m", "tokens_input": 3, "tokens_output": 4,
+                                      "tokens_total": 7, "latency_ms": 12}),
+              one.build("llm_error", {"error_type": "RateLimitError"}),
+              one.build("post_call", {"has_content": True, "content": {"response": "hi"}}),
+              one.build("tool_call", {"framework": "mine", "tool_name": "lookup"}),
+              one.build("pre_call", {"model": "m", "tokens_input": 5})]
+
+    _, body = sender()._batch_body(events)
+
+    decoded = json.loads(body, object_pairs_hook=_no_repeated_keys)["events"]
+    assert decoded == [complete_event(e) for e in events]
+    for event in decoded:
+        assert {"framework", "model", "tokens_total", "tokens_cache_read", "latency_ms",
+                "has_content", "content"} <= event.keys()
+    assert decoded[0]["model"] == "m" and decoded[0]["tokens_output"] is None
+    assert decoded[2]["model"] is None and decoded[2]["has_content"] is False
+    assert decoded[3]["has_content"] is True and decoded[3]["content"] == {"response": "hi"}
+    assert decoded[4]["framework"] == "mine"
+    assert decoded[5]["tokens_input"] == 5
+
+
+def test_events_of_more_key_orders_than_are_remembered_are_all_encoded_whole() -> None:
+    one = session()
+    events = [one.build("custom", {f"key_{n}": n}) for n in range(200)]
+
+    _, body = sender()._batch_body(events)
+
+    decoded = json.loads(body, object_pairs_hook=_no_repeated_keys)["events"]
+    assert decoded == [complete_event(e) for e in events]
+    assert [e[f"key_{n}"] for n, e in enumerate(decoded)] == list(range(200))
+    assert all(e["session_id"] == one.id and e["content"] is None for e in decoded)
+    assert len(one._identity.by_keys) == _KEY_ORDERS_KEPT  # what is remembered is bounded
+
+
+def test_the_framework_is_the_one_loaded_when_the_batch_is_encoded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    one = session()
+    before = body_events([one.build("pre_call", {"model": "m"})])[0]["framework"]
+    monkeypatch.setitem(sys.modules, "crewai", types.ModuleType("crewai"))
+
+    loaded = body_events([one.build("pre_call", {"model": "m"})])[0]["framework"]
+    monkeypatch.delitem(sys.modules, "crewai")
+    after = body_events([one.build("pre_call", {"model": "m"})])[0]["framework"]
+
+    assert loaded == "crewai"
+    assert before == after != "crewai"

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._config import Config
-from .._session import complete_event, encode_default, prepare_events, splice_identities
+from .._session import complete_event, encode_default, prepare_events, splice_shapes
 from ._queue import EventQueue, estimate_size
 from ._spool import Claim, Spool
 
@@ -245,15 +245,15 @@ class Sender:
             return None
 
     def _batch_body(self, events: list[Event]) -> tuple[list[Event], bytes]:
-        """The batch body, each session's identity fields spliced in as text
-        made once (a third of the encoding's cost); events that cannot be
-        serialized are dropped, counted.
+        """The batch body, each event's identity fields and the defaults it
+        lacks spliced in as text made once per shape (_session.Shape); events
+        that cannot be serialized are dropped, counted.
 
         Encoded ENCODE_CHUNK events per call: one call for many events is about
         twice as fast as one per event, but holds the GIL throughout (the C
         encoder never lets it go), and a user's thread back from the network
         waits for it. A chunk is about half a millisecond."""
-        identities = prepare_events(events)
+        shapes = prepare_events(events)
         kept: list[Event] = []
         parts = []
         for start in range(0, len(events), ENCODE_CHUNK):
@@ -265,7 +265,7 @@ class Sender:
                 parts.append(_ENCODER.encode(chunk)[1:-1])
             kept += chunk
         text = '{"events":[' + ",".join(part for part in parts if part) + "]}"
-        return kept, splice_identities(text, identities).encode()
+        return kept, splice_shapes(text, shapes).encode()
 
     # -- delivery ---------------------------------------------------------------
     def _deliver(self, events: list[Event], spool_leftovers: bool = True,
