@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import binascii
 import json
 import os
+import struct
 import threading
 import time
 import uuid
@@ -33,19 +35,24 @@ def utc_timestamp(seconds: float) -> str:
     return "%s.%06d+00:00" % (prefix, (seconds - whole) * 1_000_000)  # noqa: UP031
 
 
-_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 _ID_BATCH = 64
+# Ids are made 64 at a time, each step one operation for all of them: the
+# random bytes' version (4) and variant (10) bits set by two big-integer
+# operations, the hex digits cut into each id's five groups by one struct
+# unpack and laid out by one format (half the work of slicing each id).
+_ID_KEEP = int.from_bytes(bytes.fromhex("ffffffffffff0fff3fffffffffffffff") * _ID_BATCH, "big")
+_ID_SET = int.from_bytes(bytes.fromhex("00000000000040008000000000000000") * _ID_BATCH, "big")
+_ID_GROUPS = struct.Struct("8s4s4s4s12s" * _ID_BATCH).unpack
+_ID_LAYOUT = b"%s-%s-%s-%s-%s," * _ID_BATCH
 _ready_ids: deque[str] = deque()
 
 
-def _make_ids(count: int) -> list[str]:
-    """``count`` random (version 4) UUIDs from one os.urandom read."""
-    hexes = os.urandom(16 * count).hex()
-    ids = []
-    for start in range(0, 32 * count, 32):
-        h = hexes[start:start + 32]
-        ids.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}")
-    return ids
+def _make_ids() -> list[str]:
+    """``_ID_BATCH`` random (version 4) UUIDs from one os.urandom read."""
+    size = 16 * _ID_BATCH
+    random = (int.from_bytes(os.urandom(size), "big") & _ID_KEEP) | _ID_SET
+    groups = _ID_GROUPS(binascii.hexlify(random.to_bytes(size, "big")))
+    return (_ID_LAYOUT % groups).decode().split(",")[:-1]
 
 
 def new_event_id() -> str:
@@ -57,7 +64,7 @@ def new_event_id() -> str:
         try:
             return _ready_ids.popleft()
         except IndexError:
-            _ready_ids.extend(_make_ids(_ID_BATCH))
+            _ready_ids.extend(_make_ids())
 
 
 def _forget_ready_ids() -> None:

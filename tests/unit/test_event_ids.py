@@ -21,6 +21,18 @@ def test_ids_are_canonical_version_4_uuids() -> None:
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
 
 
+def test_every_random_digit_of_an_id_varies() -> None:
+    # Only the version digit is fixed, and the variant digit keeps two random
+    # bits: a mask that cleared more would still give canonical version 4 ids.
+    ids = [new_event_id().replace("-", "") for _ in range(2_000)]
+
+    seen = [{value[position] for value in ids} for position in range(32)]
+
+    assert seen[12] == {"4"} and seen[16] == set("89ab")
+    assert all(len(digits) == 16 for position, digits in enumerate(seen)
+               if position not in (12, 16))
+
+
 def test_threads_never_get_the_same_id() -> None:
     seen: list[list[str]] = [[] for _ in range(16)]
 
