@@ -337,6 +337,57 @@ def stop(process: subprocess.Popen[Any]) -> None:
             process.wait(5)
 
 
+class SchedSampler:
+    """Every ``interval`` s, each process's CPU time and run-queue wait (all its
+    threads, from /proc/PID/task/*/schedstat, in ns): for a slow call, whether
+    a process was starved of a core (waiting to run) or busy. Linux only; on
+    another system it records nothing."""
+
+    def __init__(self, interval: float = 0.025) -> None:
+        self.interval = interval
+        self.pids: dict[str, int] = {}
+        self.samples: list[tuple[float, dict[str, tuple[int, int]]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="soak-sched")
+
+    def start(self) -> None:
+        if os.path.exists(f"/proc/{os.getpid()}/task"):
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            sample = {name: _schedstat(pid) for name, pid in list(self.pids.items())}
+            self.samples.append((time.time(), sample))
+
+    def window(self, start: float, end: float) -> dict[str, Any] | None:
+        """CPU and wait per process, in ms, between the last sample at or before
+        ``start`` and the first at or after ``end``."""
+        before = [s for s in self.samples if s[0] <= start]
+        after = [s for s in self.samples if s[0] >= end]
+        if not before or not after:
+            return None
+        (t0, first), (t1, last) = before[-1], after[0]
+        used = {name: [round((last[name][i] - first[name][i]) / 1e6, 1) for i in (0, 1)]
+                for name in last if name in first}
+        return {"from": t0, "to": t1, "cpu_wait_ms": used}
+
+
+def _schedstat(pid: int) -> tuple[int, int]:
+    run = wait = 0
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                    fields = f.read().split()
+                run, wait = run + int(fields[0]), wait + int(fields[1])
+    return run, wait
+
+
 # -- the run ------------------------------------------------------------------------------
 
 @dataclass
@@ -359,6 +410,7 @@ class SoakResult:
     queue_cap: int
     max_queued: int
     agent_stderr_tail: str
+    slow_calls: list[dict[str, Any]] = field(default_factory=list)
     summary_lines: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -378,6 +430,9 @@ def run_soak(phases: tuple[tuple[str, float], ...], workdir: Path, slow_seconds:
                   "FLIGHTDECK_SPOOL_DIR": str(spool_dir),
                   "FLIGHTDECK_MAX_QUEUE_EVENTS": str(QUEUE_CAP)}
     timeline: list[tuple[str, float, float]] = []
+    sampler = SchedSampler()
+    sampler.pids.update({"fake_llm": llm.pid, "collector": collector.pid,
+                         "proxy_and_driver": os.getpid()})
     try:
         proxy.set_mode(phases[0][0])
         with open(files["stderr"], "wb") as stderr:
@@ -388,6 +443,8 @@ def run_soak(phases: tuple[tuple[str, float], ...], workdir: Path, slow_seconds:
                                SOAK_PAUSE=str(pause),
                                **({"SOAK_TRACE": str(trace_to)} if trace_to else {})),
                 stdout=subprocess.DEVNULL, stderr=stderr)
+            sampler.pids["agent"] = agent.pid
+            sampler.start()
             _wait_until(lambda: files["stats"].exists(), 60, "the agent's first stats line")
             for mode, seconds in phases:
                 proxy.set_mode(mode)
@@ -398,12 +455,15 @@ def run_soak(phases: tuple[tuple[str, float], ...], workdir: Path, slow_seconds:
             proxy.set_mode("up")
             files["stop"].touch()
             agent.wait(60)
+        sampler.stop()
         flush = subprocess.run([sys.executable, "-m", "flightdeck_sensor", "spool", "flush",
                                 "--timeout", "60"], env=_clean_env(**sensor_env),
                                capture_output=True, text=True, timeout=120)
         spool_flush = (flush.stdout + flush.stderr).strip()[-500:] or f"exit {flush.returncode}"
-        return _result(files, workdir / "collector.db", timeline, proxy, spool_flush)
+        return _result(files, workdir / "collector.db", timeline, proxy, spool_flush,
+                       sampler)
     finally:
+        sampler.stop()
         if agent is not None and agent.poll() is None:
             agent.kill()
             agent.wait(5)
@@ -421,7 +481,7 @@ def _wait_until(predicate: Any, timeout: float, what: str) -> None:
 
 
 def _result(files: dict[str, Path], db: Path, timeline: list[tuple[str, float, float]],
-            proxy: FaultProxy, spool_flush: str) -> SoakResult:
+            proxy: FaultProxy, spool_flush: str, sampler: SchedSampler) -> SoakResult:
     lines: list[dict[str, Any]] = [json.loads(line) for line
                                    in files["stats"].read_text().splitlines() if line]
     seconds = [line for line in lines if "rss_kib" in line]
@@ -467,9 +527,26 @@ def _result(files: dict[str, Path], db: Path, timeline: list[tuple[str, float, f
         proxy_requests=dict(proxy.stats.requests), forwarded_events=proxy.stats.forwarded_events,
         rss_kib=[s["rss_kib"] for s in seconds], queue_cap=QUEUE_CAP,
         max_queued=max((s["queued"] for s in seconds), default=0),
-        agent_stderr_tail=stderr[-3000:])
+        agent_stderr_tail=stderr[-3000:], slow_calls=_slow_calls(stderr, timeline, sampler))
     result.summary_lines = summarize(result)
     return result
+
+
+def _slow_calls(stderr: str, timeline: list[tuple[str, float, float]],
+                sampler: SchedSampler) -> list[dict[str, Any]]:
+    """The agent's calls over 30 ms (its SLOW CALL lines, written as each
+    ended), with their phase and what each process did meanwhile."""
+    found = []
+    for line in stderr.splitlines():
+        words = line.split()
+        if len(words) < 7 or words[1:3] != ["SLOW", "CALL"]:
+            continue
+        with contextlib.suppress(ValueError):
+            end, took = float(words[0]), float(words[3])
+            phase = next((mode for mode, start, stop in timeline if start <= end < stop), "-")
+            found.append({"at": end, "ms": took, "sensor": words[6].rstrip(","),
+                          "phase": phase, "around": sampler.window(end - took / 1000, end)})
+    return found
 
 
 def _stored_ids(db: Path, session_id: str | None) -> set[str]:
@@ -512,6 +589,27 @@ def summarize(r: SoakResult) -> list[str]:
             f"{_ms(p['off_max_ms'])} | {_ms(p.get('on_max_gc_ms'))} / "
             f"{_ms(p.get('off_max_gc_ms'))} | {p.get('full_gcs', '-')} | {rss} | "
             f"{p['max_queued']} | {p['warnings']} |")
+    if r.slow_calls:
+        names = ("agent", "fake_llm", "collector", "proxy_and_driver")
+        lines += [
+            "",
+            f"Calls over 30 ms: {len(r.slow_calls)}. For each, every process's CPU time and "
+            "time spent runnable but waiting for a core (ms, all its threads, from "
+            "/proc/PID/task/*/schedstat sampled every 25 ms; the window is the samples "
+            "around the call, so a little longer than it):",
+            "",
+            "| phase | sensor | call ms | window ms | " + " | ".join(
+                f"{name} CPU / wait" for name in names) + " |",
+            "|---|---|---|---|" + "---|" * len(names),
+        ]
+        for call in r.slow_calls[:20]:
+            around = call["around"] or {}
+            used = around.get("cpu_wait_ms", {})
+            window = (around["to"] - around["from"]) * 1000 if around else None
+            lines.append(
+                f"| {call['phase']} | {call['sensor']} | {call['ms']:.1f} | {_ms(window)} | "
+                + " | ".join("{} / {}".format(*used[name]) if name in used else "-"
+                             for name in names) + " |")
     return lines
 
 
