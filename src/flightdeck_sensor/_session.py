@@ -50,8 +50,8 @@ _ready_ids: deque[str] = deque()
 def _make_ids() -> list[str]:
     """``_ID_BATCH`` random (version 4) UUIDs from one os.urandom read."""
     size = 16 * _ID_BATCH
-    random = (int.from_bytes(os.urandom(size), "big") & _ID_KEEP) | _ID_SET
-    groups = _ID_GROUPS(binascii.hexlify(random.to_bytes(size, "big")))
+    bits = (int.from_bytes(os.urandom(size), "big") & _ID_KEEP) | _ID_SET
+    groups = _ID_GROUPS(binascii.hexlify(bits.to_bytes(size, "big")))
     return (_ID_LAYOUT % groups).decode().split(",")[:-1]
 
 
@@ -115,8 +115,9 @@ class Identity:
     def __init__(self, fields: dict[str, Any]) -> None:
         self.fields = fields
         self.text = json.dumps(fields, separators=(",", ":"))[1:-1]
-        # A random nonce names this identity in the encoder's output, so no
-        # content can forge the text that is replaced.
+        # A random nonce names this identity in a pending event (and each of its
+        # shapes in the encoder's output: random, so no content can forge the
+        # text that is replaced).
         self.nonce = os.urandom(12).hex()
         # Shapes by the defaults their events lack, and by the events' keys in
         # order (events made by one piece of code have the same keys in the
