@@ -11,8 +11,10 @@ from . import FakeLLM
 parser = argparse.ArgumentParser()
 parser.add_argument("--port", type=int, default=0)
 parser.add_argument("--ready-file")
+parser.add_argument("--no-record", action="store_true",
+                    help="keep no log of requests (for long runs: see FakeLLM)")
 args = parser.parse_args()
-fake = FakeLLM(port=args.port).start()
+fake = FakeLLM(port=args.port, record=not args.no_record).start()
 if args.ready_file:
     with open(args.ready_file + ".tmp", "w") as f:
         json.dump({"url": fake.url, "port": fake.port}, f)
