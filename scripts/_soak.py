@@ -599,7 +599,8 @@ def summarize(r: SoakResult) -> list[str]:
             f"Calls over 30 ms: {len(r.slow_calls)}. For each, every process's CPU time and "
             "time spent runnable but waiting for a core (ms, all its threads, from "
             "/proc/PID/task/*/schedstat sampled every 25 ms; the window is the samples "
-            "around the call, so a little longer than it):",
+            "around the call, so a little longer than it; a thread that ends inside the "
+            "window takes its time with it, so a figure can read low, even negative):",
             "",
             "| phase | sensor | call ms | window ms | " + " | ".join(
                 f"{name} CPU / wait" for name in names) + " |",
