@@ -312,7 +312,7 @@ def start_fake_llm(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     ready = workdir / "fake_llm.json"
     # --no-record: its log of every request grew until its first full garbage
     # collection (at ~14,000 requests, in the 500 phase) took ~70 ms, and the
-    # call waiting on it as long: the soak's slow call of five runs in a row.
+    # call waiting on it as long: the soak's slow call of six runs in a row.
     process = subprocess.Popen([sys.executable, "-m", "fakes.fake_llm", "--port", "0",
                                 "--ready-file", str(ready), "--no-record"],
                                env=_clean_env(PYTHONPATH=str(ROOT / "tests")),

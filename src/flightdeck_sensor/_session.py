@@ -160,17 +160,11 @@ class Shape:
         self.placeholder = f'"{_COMMON}":"{self.nonce}"'
         self._text: tuple[str | None, str] | None = None
 
-    def defaults(self, framework: str | None) -> dict[str, Any]:
-        values = {key: _DEFAULTS[key] for key in self.missing}
-        if "framework" in values:
-            values["framework"] = framework
-        return values
-
     def text(self, framework: str | None) -> str:
         """The identity's fields and the missing defaults, as JSON members."""
         made = self._text
         if made is None or made[0] != framework:
-            defaults = json.dumps(self.defaults(framework), separators=(",", ":"))[1:-1]
+            defaults = json.dumps(_defaults(self.missing, framework), separators=(",", ":"))[1:-1]
             made = self._text = (framework, ",".join(filter(None, (self.identity.text, defaults))))
         return made[1]
 
@@ -208,11 +202,13 @@ def _complete_in_place(event: dict[str, Any], identity: Identity) -> None:
     """Give ``event`` its identity fields and defaults, where it lacks them."""
     for key, value in identity.fields.items():
         event.setdefault(key, value)
-    if "framework" not in event:
-        event["framework"] = current_framework()
-    for key, value in _DEFAULTS.items():
-        event.setdefault(key, value)
+    event.update(_defaults(_DEFAULT_KEYS.difference(event), current_framework()))
     del event[_COMMON]
+
+
+def _defaults(keys: Iterable[str], framework: str | None) -> dict[str, Any]:
+    """The default values of ``keys``: "framework"'s is the framework loaded."""
+    return {key: framework if key == "framework" else _DEFAULTS[key] for key in keys}
 
 
 def complete_event(event: dict[str, Any]) -> dict[str, Any]:
