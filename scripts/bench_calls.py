@@ -66,6 +66,34 @@ TOKEN = "bench-token-0123456789"
 MESSAGES: Any = [{"role": "user", "content": "What is the capital of France"}]
 
 
+def _agent_request() -> dict[str, Any]:
+    """An agent's request ten tool rounds in: a system prompt, 30 messages (user,
+    assistant tool call, tool result) and 5 tool definitions, ~5,300 characters
+    of text in ~280 strings, lists and dicts. The sensor's pre_call estimate
+    walks the request, so its cost grows with it; MESSAGES alone hides that."""
+    tools = [{"type": "function", "function": {
+        "name": f"tool_{i}", "description": f"Look up record kind {i} by its id and return it.",
+        "parameters": {"type": "object", "required": ["id"], "properties": {
+            "id": {"type": "string", "description": "the record's id"},
+            "limit": {"type": "integer", "description": "how many to return"},
+            "filter": {"type": "object", "properties": {"kind": {"type": "string"}}}}}}}
+        for i in range(5)]
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": "You are a careful agent. Use the tools. " * 5}]
+    for i in range(10):
+        messages += [
+            {"role": "user", "content": f"Round {i}: look up the record and summarise it. " * 4},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": f"call_{i}", "type": "function",
+                 "function": {"name": "tool_1", "arguments": f'{{"id": "r{i}", "limit": 3}}'}}]},
+            {"role": "tool", "tool_call_id": f"call_{i}",
+             "content": f'{{"record": "r{i}", "text": "the record\'s long text"}}' * 3}]
+    return {"messages": messages, "tools": tools}
+
+
+AGENT_REQUEST = _agent_request()
+
+
 # -- the in-process provider ---------------------------------------------------
 
 def _is_delta(name: str | None, data: str) -> bool:
@@ -452,6 +480,9 @@ def isolated_cases(provider: Provider) -> list[Isolated]:
             Isolated("anthropic.messages", "Anthropic messages.create", Messages, "create",
                      ant(deltas).messages, messages | {"stream": True}, AnthropicStream, deltas),
         ]
+    # Last, so the indexes above stay put; reported in a row of its own.
+    cases.append(Isolated("openai.chat.agent", "OpenAI chat, agent-sized request", Completions,
+                          "create", o.chat.completions, chat | AGENT_REQUEST))
     return cases
 
 

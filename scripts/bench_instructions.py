@@ -63,8 +63,6 @@ CLEAR_EVERY = 200  # calls between queue clears (the sender thread is not runnin
 WARM_CALLS = 50
 SENDER_BATCH = 500  # events per batch body (the sender's BATCH_EVENTS)
 PROCESS_TIMEOUT = 1500  # seconds, per valgrind process
-# Non-streamed cases 0-2 of bench_calls.isolated_cases(); streamed ones found by deltas.
-NON_STREAMED = (0, 1, 2)
 # bench_calls.build_cases() cases counted in a real SDK call: (name, stream deltas or 0).
 # OpenAI's 64-delta streams cost ~75 M instructions a call in the SDK: left out.
 SDK_CASES = [("openai.chat", 0), ("openai.embeddings", 0), ("anthropic.messages", 0),
@@ -318,8 +316,9 @@ def main() -> int:
 
     cases = isolated_cases(Provider())  # labels and which indexes are streamed
     streamed = [i for i, c in enumerate(cases) if c.stream_class is not None]
+    non_streamed = [i for i, c in enumerate(cases) if c.stream_class is None]
     by_provider: dict[str, list[int]] = {}
-    for index in (*NON_STREAMED, *streamed):
+    for index in (*non_streamed, *streamed):
         by_provider.setdefault(cases[index].name.split(".")[0], []).append(index)
     groups: dict[str, tuple[dict[str, Any], list[tuple[int, str]]]] = {}
     for provider, indexes in by_provider.items():
@@ -352,7 +351,7 @@ def main() -> int:
                                 "added_instructions": round(added(i)),
                                 "off_instructions": round(counted[(i, "off")] / calls),
                                 "on_instructions": round(counted[(i, "on")] / calls)}
-                for i in NON_STREAMED}
+                for i in non_streamed}
     per_chunk: dict[str, dict[str, Any]] = {}
     for i in streamed:
         if cases[i].deltas != N_SHORT:
