@@ -94,7 +94,8 @@ class Adapter(Protocol):
 
 def _char_count(value: Any, depth: int) -> int:
     """Characters of text in a JSON-like request (on the hot path: exact type
-    checks and one loop, no generator per level)."""
+    checks and one loop, no generator per level; a call only for a container,
+    never for a None, number or bool)."""
     kind = type(value)
     if kind is str:
         return len(value)
@@ -113,10 +114,52 @@ def _char_count(value: Any, depth: int) -> int:
             total += len(item)
         elif kind is dict:  # a message: its strings counted here, one call fewer each
             for part in item.values():
-                total += len(part) if type(part) is str else _char_count(part, depth + 2)
-        else:
+                kind = type(part)
+                if kind is str:
+                    total += len(part)
+                elif kind is list or kind is dict or kind is tuple:
+                    total += _char_count(part, depth + 2)
+        elif kind is list or kind is tuple:
             total += _char_count(item, depth + 1)
     return total
+
+
+# A ``tools`` list is counted once, then its count reused while the same list,
+# of the same length, comes back: an agent passes one list to every call, and
+# its JSON schemas are about half of what a walk of an agent's request visits.
+# Kept with the list itself (so its id cannot pass to another list), at most
+# _TOOLS_KEPT of them. A tool edited in place keeps the count it had: this is
+# an estimate.
+_TOOLS_KEPT = 8
+_tools_counted: dict[int, tuple[list[Any], int, int]] = {}
+
+
+def _request_chars(content: Any) -> int:
+    """_char_count of a request's content fields, a ``tools`` list counted once
+    (the top level of _char_count, written for a dict of fields)."""
+    if type(content) is not dict:
+        return _char_count(content, 0)
+    total = 0
+    for name, value in content.items():
+        kind = type(value)
+        if kind is str:
+            total += len(value)
+        elif kind is list and name == "tools":
+            total += _tools_chars(value)
+        elif kind is list or kind is dict or kind is tuple:
+            total += _char_count(value, 1)
+    return total
+
+
+def _tools_chars(tools: list[Any]) -> int:
+    seen = _tools_counted.get(id(tools))
+    if seen is not None and seen[0] is tools and seen[1] == len(tools):
+        return seen[2]
+    chars = _char_count(tools, 1)
+    if len(_tools_counted) >= _TOOLS_KEPT:
+        _tools_counted.clear()
+    _tools_counted[id(tools)] = (tools, len(tools), chars)
+    return chars
 
 
 def as_count(value: Any) -> int | None:
@@ -190,7 +233,7 @@ class Call:
             "model": self.model_requested,
             "provider": adapter.provider,
             # A cheap local estimate of the input: ~4 characters a token.
-            "tokens_input": _char_count(content, 0) // 4,
+            "tokens_input": _request_chars(content) // 4,
             "estimated_via": "heuristic",
         }
         if sensor.config.capture_prompts:
