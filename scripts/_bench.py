@@ -483,12 +483,15 @@ def calls_section(data: dict[str, Any]) -> list[str]:
                              f" to {fmt(r['added_per_chunk_p90_us'])}) |")
     for key, title, how in (
             ("isolated", "The sensor's own path, isolated (the budget's figure)",
-             f"{data.get('isolated_calls_per_block', '?')} calls per block: a block's events "
+             f"{data.get('isolated_calls_per_block', '?')} calls per block "
+             f"({data.get('isolated_agent_calls_per_block', '?')} for the agent-sized request, "
+             "three events a call): a block's events "
              "stay under one batch, so the sender waits out its batch window and ships between "
              "blocks, as it does between a real agent's calls (100 ms to 10 s apart). The "
              "other rows' request is one short message; the agent-sized request (31 messages, "
-             "5 tools: bench_calls.AGENT_REQUEST) has a budget row of its own, because the "
-             "pre_call token estimate walks the whole request, so its cost grows with it."),
+             "5 tools: bench_calls.AGENT_REQUEST; answered with a tool call, so a tool_call "
+             "event is recorded too) has a budget row of its own, because the pre_call token "
+             "estimate walks the whole request, so its cost grows with it."),
             ("isolated_busy", "The same path with the sender shipping all the while",
              f"{data.get('isolated_busy_calls_per_block', '?')} calls per block back to back "
              "(~80,000 events/s): the sender ships during the block, and its share of the "

@@ -60,8 +60,10 @@ N_SHORT, N_LONG = 4, 64  # content deltas per streamed answer
 # The isolated path is ~50x cheaper than an SDK call: more calls per block, but
 # few enough that one block's events (2 per call) stay far below the queue cap.
 ISOLATED_FACTOR = 10
-# Calls per block with the sender idle: two events a call stay under one batch.
+# Calls per block with the sender idle: a block's events (two a call; three for
+# the agent-sized request, answered with a tool call) stay under one batch.
 IDLE_SENDER_CALLS = (BATCH_EVENTS - 20) // 2
+IDLE_SENDER_AGENT_CALLS = (BATCH_EVENTS - 20) // 3
 TOKEN = "bench-token-0123456789"
 MESSAGES: Any = [{"role": "user", "content": "What is the capital of France"}]
 
@@ -70,7 +72,9 @@ def _agent_request() -> dict[str, Any]:
     """An agent's request ten tool rounds in: a system prompt, 30 messages (user,
     assistant tool call, tool result) and 5 tool definitions, ~5,300 characters
     of text in ~280 strings, lists and dicts. The sensor's pre_call estimate
-    walks the request, so its cost grows with it; MESSAGES alone hides that."""
+    walks the request, so its cost grows with it; MESSAGES alone hides that.
+    Given tools, the fake provider answers with a tool call, so the call also
+    records a ``tool_call`` event, as an agent's turn does."""
     tools = [{"type": "function", "function": {
         "name": f"tool_{i}", "description": f"Look up record kind {i} by its id and return it.",
         "parameters": {"type": "object", "required": ["id"], "properties": {
@@ -574,7 +578,9 @@ def main() -> int:
                 # Sender idle: a block's events stay under one batch, so the sender
                 # waits out its window and ships between blocks, as it does between a
                 # real agent's calls (100 ms to 10 s apart).
-                measured = measure_isolated(icase, 2 * blocks, IDLE_SENDER_CALLS)
+                idle_calls = (IDLE_SENDER_AGENT_CALLS if icase.name.endswith(".agent")
+                              else IDLE_SENDER_CALLS)
+                measured = measure_isolated(icase, 2 * blocks, idle_calls)
                 # Sender busy: calls back to back, ~80,000 events/s, the sender shipping
                 # all the while (its share of the cores and caches shows on the caller).
                 busy = measure_isolated(icase, blocks, calls * ISOLATED_FACTOR)
@@ -606,6 +612,7 @@ def main() -> int:
         "calls": results, "per_chunk": per_chunk(results), "not_intercepted": skipped,
         "isolated": isolated, "isolated_per_chunk": per_chunk(isolated),
         "isolated_calls_per_block": IDLE_SENDER_CALLS,
+        "isolated_agent_calls_per_block": IDLE_SENDER_AGENT_CALLS,
         "isolated_sender": "idle during a block (its events stay under one batch); ships "
                            "between blocks",
         "isolated_busy": isolated_busy, "isolated_busy_per_chunk": per_chunk(isolated_busy),
