@@ -308,8 +308,9 @@ BUDGETS = [
            "to back, the sender shipping all the while)", "< 20 us median",
            lambda r: calls_figure(r["calls"], streamed=False, isolated="isolated_busy"),
            lambda v: v < 20.0),
-    Budget("added time per intercepted non-streaming call, agent-sized request (31 "
-           "messages, 5 tools; sensor path isolated, sender shipping between calls)",
+    Budget("added time per intercepted non-streaming call, an agent's conversation (31 to "
+           "61 messages, a round appended a call; 5 tools; sensor path isolated, sender "
+           "shipping between calls)",
            "< 20 us median",
            lambda r: calls_figure(r["calls"], streamed=False, isolated=True, agent=True),
            lambda v: v < 20.0),
@@ -488,10 +489,14 @@ def calls_section(data: dict[str, Any]) -> list[str]:
              "three events a call): a block's events "
              "stay under one batch, so the sender waits out its batch window and ships between "
              "blocks, as it does between a real agent's calls (100 ms to 10 s apart). The "
-             "other rows' request is one short message; the agent-sized request (31 messages, "
-             "5 tools: bench_calls.AGENT_REQUEST; answered with a tool call, so a tool_call "
-             "event is recorded too) has a budget row of its own, because the pre_call token "
-             "estimate walks the whole request, so its cost grows with it."),
+             "other rows' request is one short message; the agent-sized request (5 tools and "
+             "a conversation of 31 to 61 messages: bench_calls.AGENT_REQUEST grown by a tool "
+             "round before each call, on and off alike, and cut back to 31 after 61, as "
+             "bench_calls.Conversation says; answered with a tool call, so a tool_call event "
+             "is recorded too) has a budget row of its own, because the pre_call token "
+             "estimate walks the request: what it walks grows with the request, and it "
+             "keeps what it counted of a conversation so that an appended round is walked "
+             "alone."),
             ("isolated_busy", "The same path with the sender shipping all the while",
              f"{data.get('isolated_busy_calls_per_block', '?')} calls per block back to back "
              "(~80,000 events/s): the sender ships during the block, and its share of the "

@@ -68,6 +68,18 @@ TOKEN = "bench-token-0123456789"
 MESSAGES: Any = [{"role": "user", "content": "What is the capital of France"}]
 
 
+def _agent_round(i: int) -> list[dict[str, Any]]:
+    """One tool round of an agent's conversation: the user's turn, the assistant's
+    tool call, the tool's result."""
+    return [
+        {"role": "user", "content": f"Round {i}: look up the record and summarise it. " * 4},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": f"call_{i}", "type": "function",
+             "function": {"name": "tool_1", "arguments": f'{{"id": "r{i}", "limit": 3}}'}}]},
+        {"role": "tool", "tool_call_id": f"call_{i}",
+         "content": f'{{"record": "r{i}", "text": "the record\'s long text"}}' * 3}]
+
+
 def _agent_request() -> dict[str, Any]:
     """An agent's request ten tool rounds in: a system prompt, 30 messages (user,
     assistant tool call, tool result) and 5 tool definitions, ~5,300 characters
@@ -85,14 +97,32 @@ def _agent_request() -> dict[str, Any]:
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": "You are a careful agent. Use the tools. " * 5}]
     for i in range(10):
-        messages += [
-            {"role": "user", "content": f"Round {i}: look up the record and summarise it. " * 4},
-            {"role": "assistant", "content": None, "tool_calls": [
-                {"id": f"call_{i}", "type": "function",
-                 "function": {"name": "tool_1", "arguments": f'{{"id": "r{i}", "limit": 3}}'}}]},
-            {"role": "tool", "tool_call_id": f"call_{i}",
-             "content": f'{{"record": "r{i}", "text": "the record\'s long text"}}' * 3}]
+        messages += _agent_round(i)
     return {"messages": messages, "tools": tools}
+
+
+class Conversation:
+    """AGENT_REQUEST's messages as an agent sends them: one list, a round appended
+    before each call, from 10 rounds (31 messages) to 20 (61); then cut back to
+    10 rounds, as an agent that trims its history does, and grown again. The
+    sensor counts an appended round alone (its estimate keeps what it counted of
+    a list), so a request sent again unchanged would flatter it; a cut-back list
+    is counted whole again, once in ten calls."""
+
+    FIRST, LAST = 10, 20
+
+    def __init__(self) -> None:
+        self.messages = list(AGENT_REQUEST["messages"])
+        self._base = len(self.messages)
+        self._rounds = [_agent_round(i) for i in range(self.FIRST, self.LAST)]
+        self._next = 0
+
+    def step(self) -> None:
+        if self._next == len(self._rounds):
+            del self.messages[self._base:]
+            self._next = 0
+        self.messages += self._rounds[self._next]
+        self._next += 1
 
 
 AGENT_REQUEST = _agent_request()
@@ -438,6 +468,7 @@ class Isolated:
     kwargs: dict[str, Any]
     stream_class: Any = None  # the SDK's Stream class, for streamed calls
     deltas: int = 0
+    before: Callable[[], None] | None = None  # run before each call, on and off alike
 
 
 def _fake_stream(model: Any, chunks: list[Any]) -> Any:
@@ -485,8 +516,11 @@ def isolated_cases(provider: Provider) -> list[Isolated]:
                      ant(deltas).messages, messages | {"stream": True}, AnthropicStream, deltas),
         ]
     # Last, so the indexes above stay put; reported in a row of its own.
+    conversation = Conversation()
     cases.append(Isolated("openai.chat.agent", "OpenAI chat, agent-sized request", Completions,
-                          "create", o.chat.completions, chat | AGENT_REQUEST))
+                          "create", o.chat.completions,
+                          chat | AGENT_REQUEST | {"messages": conversation.messages},
+                          before=conversation.step))
     return cases
 
 
@@ -525,8 +559,11 @@ def measure_isolated(case: Isolated, blocks: int, calls: int) -> dict[str, Any] 
     if streamed and not isinstance(bound(**case.kwargs), wrapt.ObjectProxy):
         return None
     enabled = {"on": True}
+    before = case.before
 
     def call() -> Any:
+        if before is not None:
+            before()
         result = (bound if enabled["on"] else sdk_stand_in)(**case.kwargs)
         return _drain(result) if streamed else result
 

@@ -1,11 +1,14 @@
 """pre_call's token estimate: the characters of text in the request's content
 fields, a ``tools`` list counted once and its count reused while the same
-list, of the same length, comes back."""
+list, of the same length, comes back, and a long conversation counted from
+where it was last counted while the same list comes back longer."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+import pytest
 
 from flightdeck_sensor.interceptors import _core
 from flightdeck_sensor.interceptors._core import _request_chars
@@ -44,6 +47,22 @@ def agent_request() -> dict[str, Any]:
 
 def setup_function() -> None:
     _core._tools_counted.clear()
+    _core._histories_counted.clear()
+
+
+def a_round(i: int) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": f"question {i} " * (i + 1)},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": f"c{i}", "type": "function",
+                 "function": {"name": "tool_0", "arguments": json.dumps({"id": i})}}]},
+            {"role": "tool", "tool_call_id": f"c{i}", "content": "a result " * i}]
+
+
+def conversation(rounds: int) -> list[Any]:
+    messages: list[Any] = [{"role": "system", "content": "Be careful."}]
+    for i in range(rounds):
+        messages += a_round(i)
+    return messages
 
 
 def test_counts_every_string_of_an_agent_request() -> None:
@@ -87,3 +106,82 @@ def test_a_deeply_nested_request_is_cut_off_not_walked_forever() -> None:
     cyclic: list[Any] = ["ab"]
     cyclic.append(cyclic)
     assert _request_chars({"messages": cyclic}) > 0
+
+
+def test_only_what_was_appended_is_walked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    walked: list[Any] = []
+    walk = _core._char_count
+
+    def spy(value: Any, depth: int) -> int:
+        walked.append(value)
+        return walk(value, depth)
+
+    monkeypatch.setattr(_core, "_char_count", spy)
+    # Messages of strings only: a walk of the list counts them without a call each.
+    messages = [{"role": "user", "content": f"message {i}"} for i in range(_core._HISTORY_MIN)]
+    request = {"messages": messages}
+    assert _request_chars(request) == text_chars(request)
+    assert walked == [messages]
+    walked.clear()
+    messages.append({"role": "user", "content": "one more"})
+    assert _request_chars(request) == text_chars(request)
+    assert walked == [[{"role": "user", "content": "one more"}]]  # the new message alone
+    walked.clear()
+    assert _request_chars(request) == text_chars(request)
+    assert walked == []  # unchanged: nothing walked
+
+
+def test_a_replaced_removed_or_reordered_message_is_counted_again() -> None:
+    messages = conversation(4)
+    request = {"messages": messages}
+    assert _request_chars(request) == text_chars(request)
+    messages[2] = {"role": "assistant", "content": "x" * 500}  # replaced, same length
+    assert _request_chars(request) == text_chars(request)
+    messages[3] = dict(messages[3])  # an equal copy: the same text, reused
+    assert _request_chars(request) == text_chars(request)
+    del messages[1:4]  # shorter
+    assert _request_chars(request) == text_chars(request)
+    messages.reverse()
+    assert _request_chars(request) == text_chars(request)
+    messages.pop(0)  # a sliding window: one out, one in, the same length
+    messages.append({"role": "user", "content": "y" * 300})
+    assert _request_chars(request) == text_chars(request)
+
+
+def test_an_item_whose_comparison_raises_is_walked_again() -> None:
+    class Unequal:
+        def __eq__(self, other: object) -> bool:
+            raise ValueError("truth value ambiguous")
+
+        __hash__ = object.__hash__
+
+    messages: list[Any] = conversation(3)
+    messages.insert(1, Unequal())
+    request = {"messages": messages}
+    assert _request_chars(request) == text_chars(request)
+    messages[1] = Unequal()  # not the same object: == is asked, and raises
+    messages.append({"role": "user", "content": "later"})
+    assert _request_chars(request) == text_chars(request)
+
+
+def test_kept_conversations_are_bounded_and_short_ones_not_kept() -> None:
+    short = conversation(1)
+    assert len(short) < _core._HISTORY_MIN
+    assert _request_chars({"messages": short}) == text_chars(short)
+    assert not _core._histories_counted
+    lists = [conversation(3) for _ in range(3 * _core._HISTORIES_KEPT)]
+    for messages in lists:
+        assert _request_chars({"input": messages}) == text_chars(messages)
+    assert 0 < len(_core._histories_counted) <= _core._HISTORIES_KEPT
+    _core._histories_counted.clear()
+    batch = [f"text {i}" for i in range(3 * _core._HISTORY_MIN)]  # an embeddings input
+    assert _request_chars({"input": batch}) == text_chars(batch)
+    assert not _core._histories_counted
+
+
+def test_a_message_edited_in_place_keeps_its_count() -> None:
+    # What the memo trades for not walking the history again: documented.
+    messages = conversation(3)
+    first = _request_chars({"messages": messages})
+    messages[1]["content"] = "z" * 1000
+    assert _request_chars({"messages": messages}) == first

@@ -134,9 +134,27 @@ _TOOLS_KEPT = 8
 _tools_counted: dict[int, tuple[list[Any], int, int]] = {}
 
 
+# A conversation is counted once per message while the same list comes back
+# longer: an agent appends each round to one list and sends it again, so a walk
+# of the whole list would cost more at every turn (a call's cost growing with
+# the conversation, the conversation's cost with its square). Kept with the
+# list: a copy of the items counted and their count. When the list still
+# starts with those items (the same objects, or equal ones), only what was
+# appended is walked; otherwise it is all walked again. A message edited in
+# place keeps its count: this is an estimate. Only a ``messages`` or ``input``
+# list of _HISTORY_MIN items or more (shorter ones cost little to walk), not of
+# strings (an embeddings batch: cheap to count, and not to be kept alive), at
+# most _HISTORIES_KEPT of them: each keeps its request's messages alive until
+# another list takes its place.
+_HISTORY_MIN = 8
+_HISTORIES_KEPT = 4
+_histories_counted: dict[int, tuple[list[Any], list[Any], int]] = {}
+
+
 def _request_chars(content: Any) -> int:
     """_char_count of a request's content fields, a ``tools`` list counted once
-    (the top level of _char_count, written for a dict of fields)."""
+    and a long conversation counted from where it was last counted (the top
+    level of _char_count, written for a dict of fields)."""
     if type(content) is not dict:
         return _char_count(content, 0)
     total = 0
@@ -144,9 +162,15 @@ def _request_chars(content: Any) -> int:
         kind = type(value)
         if kind is str:
             total += len(value)
-        elif kind is list and name == "tools":
-            total += _tools_chars(value)
-        elif kind is list or kind is dict or kind is tuple:
+        elif kind is list:
+            if name == "tools":
+                total += _tools_chars(value)
+            elif (len(value) >= _HISTORY_MIN and (name == "messages" or name == "input")
+                  and type(value[0]) is not str):  # not an embeddings batch
+                total += _history_chars(value)
+            else:
+                total += _char_count(value, 1)
+        elif kind is dict or kind is tuple:
             total += _char_count(value, 1)
     return total
 
@@ -159,6 +183,32 @@ def _tools_chars(tools: list[Any]) -> int:
     if len(_tools_counted) >= _TOOLS_KEPT:
         _tools_counted.clear()
     _tools_counted[id(tools)] = (tools, len(tools), chars)
+    return chars
+
+
+def _history_chars(messages: list[Any]) -> int:
+    seen = _histories_counted.get(id(messages))
+    if seen is not None and seen[0] is messages:
+        counted, chars = seen[1], seen[2]
+        known = len(counted)
+        try:
+            # A C loop over the items: identity first, == only for a replaced one.
+            unchanged = len(messages) >= known and messages[:known] == counted
+        except Exception:  # an item whose == raises (an array): walk it all
+            unchanged = False
+        if unchanged:
+            if len(messages) == known:
+                return chars
+            added = messages[known:]
+            chars += _char_count(added, 1)
+            # A new entry, not the old one extended: the items and their count
+            # stay consistent for another thread reading them meanwhile.
+            _histories_counted[id(messages)] = (messages, counted + added, chars)
+            return chars
+    chars = _char_count(messages, 1)
+    if len(_histories_counted) >= _HISTORIES_KEPT:
+        _histories_counted.clear()
+    _histories_counted[id(messages)] = (messages, messages[:], chars)
     return chars
 
 
