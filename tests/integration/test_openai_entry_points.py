@@ -473,3 +473,19 @@ def test_prompt_capture_covers_responses_and_embedding_input(sensor: Any, fake_l
     output = post_response["content"]["response"]
     assert output[0]["content"][0]["text"] == ANSWER
     assert pre_embedding["content"]["request"] == {"input": "embed these words"}
+
+
+def test_embeddings_of_token_ids_are_estimated_at_one_token_an_id(
+        sensor: Any, fake_llm: Any) -> None:
+    # given: pre-tokenized input, as the embeddings API accepts it
+    sensor.init()
+    ids = [[101, 2023, 2003, 1037], [101, 2178]]
+
+    # when
+    result = sync_client(fake_llm).embeddings.create(model=EMBEDDING_MODEL, input=ids)
+
+    # then: the ids reached the provider unchanged, and pre_call counted one token each
+    assert len(result.data) == 2
+    assert last_body(fake_llm, routes.EMBEDDINGS_PATH)["input"] == ids
+    pre = sensor.call_events()[0]
+    assert pre["event_type"] == "pre_call" and pre["tokens_input"] == 6

@@ -15,9 +15,12 @@ from flightdeck_sensor.interceptors._core import _request_chars
 
 
 def text_chars(value: Any) -> int:
-    """The reference: every string value in the JSON, however deep (no keys)."""
+    """The reference: every string value in the JSON, however deep (no keys),
+    and 4 characters (a token) for an int."""
     if isinstance(value, str):
         return len(value)
+    if type(value) is int:
+        return 4
     if isinstance(value, dict):
         return sum(text_chars(v) for v in value.values())
     if isinstance(value, (list, tuple)):
@@ -70,11 +73,17 @@ def test_counts_every_string_of_an_agent_request() -> None:
     assert _request_chars(request) == text_chars(request) > 0
 
 
-def test_numbers_none_and_bools_count_nothing() -> None:
-    request = {"input": [[1, 2, 3], [4, None, True]], "messages": [{"content": None, "n": 3}]}
+def test_none_bools_and_floats_count_nothing_a_token_id_one_token() -> None:
+    request = {"messages": [{"content": None, "t": 0.5, "b": False}], "input": [None, True, 1.5]}
     assert _request_chars(request) == 0
+    assert _request_chars({"messages": [{"index": 3}], "input": {"n": [1]}}) == 8
     assert _request_chars({"input": "four"}) == 4
-    assert _request_chars({"input": ["ab", ("cd", 5)]}) == 4
+    assert _request_chars({"input": ["ab", ("cd", 5.0)]}) == 4
+    # Pre-tokenized embeddings input: each id is one token (4 characters' worth).
+    ids = list(range(100))
+    assert _request_chars({"input": ids}) == 400
+    assert _request_chars({"input": [ids, ids[:10]]}) == 440
+    assert not _core._histories_counted  # a batch of token ids is not kept
 
 
 def test_the_same_tools_list_is_counted_once() -> None:

@@ -92,10 +92,14 @@ class Adapter(Protocol):
     def error_facts(self, exc: BaseException) -> ErrorFacts: ...
 
 
+_CHARS_PER_TOKEN = 4  # the estimate's rule of thumb: ~4 characters a token
+
+
 def _char_count(value: Any, depth: int) -> int:
-    """Characters of text in a JSON-like request (on the hot path: exact type
-    checks and one loop, no generator per level; a call only for a container,
-    never for a None, number or bool)."""
+    """Characters of text in a JSON-like request, an int counted as a token's
+    worth (on the hot path: exact type checks and one loop, no
+    generator per level; a call only for a container, never for a None,
+    number or bool)."""
     kind = type(value)
     if kind is str:
         return len(value)
@@ -119,8 +123,12 @@ def _char_count(value: Any, depth: int) -> int:
                     total += len(part)
                 elif kind is list or kind is dict or kind is tuple:
                     total += _char_count(part, depth + 2)
+                elif kind is int:
+                    total += _CHARS_PER_TOKEN
         elif kind is list or kind is tuple:
             total += _char_count(item, depth + 1)
+        elif kind is int:  # a token id (embeddings' pre-tokenized input), a number: a token
+            total += _CHARS_PER_TOKEN
     return total
 
 
@@ -142,10 +150,11 @@ _tools_counted: dict[int, tuple[list[Any], int, int]] = {}
 # starts with those items (the same objects, or equal ones), only what was
 # appended is walked; otherwise it is all walked again. A message edited in
 # place keeps its count: this is an estimate. Only a ``messages`` or ``input``
-# list of _HISTORY_MIN items or more (shorter ones cost little to walk), not of
-# strings (an embeddings batch: cheap to count, and not to be kept alive), at
-# most _HISTORIES_KEPT of them: each keeps its request's messages alive until
-# another list takes its place.
+# list of _HISTORY_MIN items or more (shorter ones cost little to walk), not
+# of strings, token ids or lists of them (an embeddings batch: not to be kept
+# alive), at most _HISTORIES_KEPT of them: each keeps its request's messages
+# alive until another list takes its place.
+_BATCH_ITEMS = (str, int, list)
 _HISTORY_MIN = 8
 _HISTORIES_KEPT = 4
 _histories_counted: dict[int, tuple[list[Any], list[Any], int]] = {}
@@ -166,7 +175,7 @@ def _request_chars(content: Any) -> int:
             if name == "tools":
                 total += _tools_chars(value)
             elif (len(value) >= _HISTORY_MIN and (name == "messages" or name == "input")
-                  and type(value[0]) is not str):  # not an embeddings batch
+                  and type(value[0]) not in _BATCH_ITEMS):
                 total += _history_chars(value)
             else:
                 total += _char_count(value, 1)
@@ -283,7 +292,7 @@ class Call:
             "model": self.model_requested,
             "provider": adapter.provider,
             # A cheap local estimate of the input: ~4 characters a token.
-            "tokens_input": _request_chars(content) // 4,
+            "tokens_input": _request_chars(content) // _CHARS_PER_TOKEN,
             "estimated_via": "heuristic",
         }
         if sensor.config.capture_prompts:
