@@ -76,3 +76,37 @@ print(json.dumps(flightdeck_sensor.get_status()), flush=True)
     assert status["sent"] + sum(status["dropped"].values()) + status["spooled"] == 24002
     # (finalizers that run after shutdown() are counted as "after_close")
     assert set(status["dropped"]) <= {"queue_full", "after_close"}
+
+
+def test_an_event_queued_as_close_finishes_is_counted_not_stranded(tmp_path: Path,
+                                                                     collector: Any) -> None:
+    # A thread that passed submit()'s closed check just before shutdown began can
+    # queue its event once close() has taken the leftovers (a GC finalizer on the
+    # sender's thread did, in CI). The interleaving is forced: the queue's put
+    # runs the whole shutdown first, then queues the event.
+    body = """
+import json
+transport = SENSOR.transport
+real_put = transport._queue.put
+def put_after_close(event):
+    transport._queue.put = real_put
+    flightdeck_sensor.shutdown(10)
+    return real_put(event)
+call(tokens=1)
+transport._queue.put = put_after_close
+call(tokens=2)  # queued after close() finished
+call(tokens=3)  # after close
+print(json.dumps(flightdeck_sensor.get_status()), flush=True)
+"""
+    result = run_program(body, collector.ingest_url, tmp_path / "spool",
+                         TEST_TOKEN=collector.token)
+    assert result.returncode == 0, result.stderr
+
+    # then: nothing left in the queue uncounted; the first call and the session's
+    # start and end were delivered, the two late ones counted as dropped
+    status = json.loads(result.stdout)
+    assert status["queued"] == 0
+    assert status["dropped"] == {"after_close": 2}
+    events = collector.wait_for_events(3, session_id=status["session_id"])
+    assert [e["event_type"] for e in events] == ["session_start", "post_call", "session_end"]
+    assert status["sent"] == 3 and status["spooled"] == 0

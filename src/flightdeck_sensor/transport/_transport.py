@@ -35,6 +35,7 @@ class Transport:
         config = self.config
         self._pid = os.getpid()
         self._closed = False
+        self._leftovers_taken = False  # close() has taken what the sender left
         self._dropped_after_close = 0
         self._queue = EventQueue(config.max_queue_events, config.max_queue_bytes)
         self._spool = (Spool(spool_dir_for(config.server, config.spool_dir))
@@ -51,6 +52,9 @@ class Transport:
                 self._dropped_after_close += 1
                 return
             waiting = self._queue.put(event)
+            if self._leftovers_taken:  # passed the check above as close() ran
+                self._drop_stranded()
+                return
             if waiting == 1 or waiting >= BATCH_EVENTS:
                 self._sender.wake()
             if self._thread is None:
@@ -114,8 +118,23 @@ class Transport:
         leftovers = sender.leftovers()
         if leftovers:
             sender.to_spool(leftovers, "exit_timeout")
+        # A thread that passed submit()'s closed check before close() began can
+        # queue its event after the leftovers were taken: nothing would send,
+        # spool or count it. What came in meanwhile is spooled here; what comes
+        # later, submit() finds the flag and counts (see _drop_stranded).
+        self._leftovers_taken = True
+        stranded = sender.leftovers()
+        if stranded:
+            sender.to_spool(stranded, "after_close")
         if finished:
             sender.close_client()
+
+    def _drop_stranded(self) -> None:
+        """Count as dropped after close the events queued once close() had taken
+        its leftovers (no I/O on the user's thread; the queue is otherwise
+        empty by then)."""
+        while self._queue.pop() is not None:
+            self._dropped_after_close += 1
 
     def status(self) -> dict[str, Any]:
         stats = self._sender.stats
