@@ -47,10 +47,13 @@ print(SENSOR.session.id, flush=True)
 def test_recording_from_a_gc_finalizer_does_not_deadlock(tmp_path: Path,
                                                           collector: Any) -> None:
     body = """
-import gc, threading
+import gc, threading, time
+finalized = []
 class Leaky:
     def __init__(self): self.me = self   # a cycle: only the GC frees it
-    def __del__(self): call(tokens=1)
+    def __del__(self):
+        call(tokens=1)
+        finalized.append(1)
 gc.set_threshold(50)
 def churn():
     for _ in range(3000):
@@ -59,10 +62,15 @@ def churn():
 threads = [threading.Thread(target=churn) for _ in range(4)]
 for t in threads: t.start()
 for t in threads: t.join()
-gc.collect()
+# gc.collect() returns at once while another thread (the sender) is collecting:
+# wait until every finalizer has recorded its event, so the count below is whole.
+deadline = time.monotonic() + 30
+while len(finalized) < 12000 and time.monotonic() < deadline:
+    gc.collect()
+    time.sleep(0.01)
 flightdeck_sensor.shutdown(20)
 import json
-print(json.dumps(flightdeck_sensor.get_status()), flush=True)
+print(json.dumps({**flightdeck_sensor.get_status(), "finalized": len(finalized)}), flush=True)
 """
     result = run_program(body, collector.ingest_url, tmp_path / "spool", timeout=60,
                          TEST_TOKEN=collector.token)
@@ -71,6 +79,7 @@ print(json.dumps(flightdeck_sensor.get_status()), flush=True)
     # Producers this fast outrun any sender: the bounded queue refuses the
     # excess, and every event is either delivered or counted as dropped.
     status = json.loads(result.stdout)
+    assert status["finalized"] == 12000 and status["queued"] == 0
     events = collector.wait_for_events(status["sent"], session_id=status["session_id"])
     assert len(events) == status["sent"]
     assert status["sent"] + sum(status["dropped"].values()) + status["spooled"] == 24002
