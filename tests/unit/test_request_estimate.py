@@ -194,3 +194,17 @@ def test_a_message_edited_in_place_keeps_its_count() -> None:
     first = _request_chars({"messages": messages})
     messages[1]["content"] = "z" * 1000
     assert _request_chars({"messages": messages}) == first
+
+
+def test_token_ids_are_counted_by_their_lengths_and_mixed_lists_walked() -> None:
+    ids = list(range(512))
+    batch = [ids] * 2048  # 2,048 inputs of 512 ids: counted without a walk of each id
+    assert _request_chars({"input": batch}) == 2048 * 512 * 4 == text_chars(batch)
+    assert _request_chars({"input": ids}) == 512 * 4
+    # Not ids all through: walked, and counted as the reference counts them.
+    for mixed in ([[1, 2], 5, [3]], [[1], [], [2]], [["a"], [1]], [[], [1]], ["a", 1]):
+        assert _request_chars({"input": mixed}) == text_chars(mixed), mixed
+    # What the shortcut trades: only the ends are looked at (this is an estimate).
+    assert _request_chars({"input": [1, "a long string", 3]}) == 3 * 4
+    assert _request_chars({"input": [[1], ["a long string"], [2]]}) == 3 * 4
+    assert _request_chars({"input": []}) == 0

@@ -174,9 +174,13 @@ def _request_chars(content: Any) -> int:
         elif kind is list:
             if name == "tools":
                 total += _tools_chars(value)
+            elif not value:
+                continue
             elif (len(value) >= _HISTORY_MIN and (name == "messages" or name == "input")
                   and type(value[0]) not in _BATCH_ITEMS):
                 total += _history_chars(value)
+            elif type(value[0]) is int or type(value[0]) is list:
+                total += _token_ids_chars(value)
             else:
                 total += _char_count(value, 1)
         elif kind is dict or kind is tuple:
@@ -193,6 +197,23 @@ def _tools_chars(tools: list[Any]) -> int:
         _tools_counted.clear()
     _tools_counted[id(tools)] = (tools, len(tools), chars)
     return chars
+
+
+def _token_ids_chars(ids: list[Any]) -> int:
+    """A list of token ids (embeddings' pre-tokenized input) or a batch of such
+    lists, one token an id, counted by their lengths when the first and last
+    items say so: a walk of every id cost ~65 ms for 2,048 inputs of 512 ids.
+    Anything else is walked."""
+    first, last = ids[0], ids[-1]
+    if type(first) is int and type(last) is int:
+        return len(ids) * _CHARS_PER_TOKEN
+    if (type(first) is list and type(last) is list and first and last
+            and type(first[0]) is int and type(last[0]) is int):
+        try:
+            return sum(map(len, ids)) * _CHARS_PER_TOKEN
+        except TypeError:  # an item without a length among the lists: walk them
+            pass
+    return _char_count(ids, 1)
 
 
 def _history_chars(messages: list[Any]) -> int:
