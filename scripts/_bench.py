@@ -404,7 +404,12 @@ def markdown(rows: list[dict[str, Any]], results: dict[str, dict[str, Any]],
               "rows measure the sensor's own path with its code hot in the CPU's caches; "
               "between real SDK calls (the in-context row) it runs cold and costs several "
               "times more: about 100 us a call timed in place (docs/decisions.md, 'In "
-              "context')." + _in_sdk_sentence(results.get("instructions", {})),
+              "context'). Most of what the SDK-level row adds on a quiet host is the "
+              "sender's wake-up at each sensor-on block's first event (the bench empties "
+              "the queue before every block): the woken sender waits tens of ms for the "
+              "GIL while the SDK's calls run, and they run slower meanwhile; with that "
+              "wake-up suppressed the row read ~35 us instead of ~80 (docs/decisions.md, "
+              "'Most of the SDK-level row')." + _in_sdk_sentence(results.get("instructions", {})),
               "", "## Machine", "",
               f"- CPU: {host['cpu']}, {host['cores']} cores; memory {host['memory_gib']} GiB; "
               f"{host['os']}",
