@@ -407,9 +407,10 @@ def markdown(rows: list[dict[str, Any]], results: dict[str, dict[str, Any]],
               "context'). Most of what the SDK-level row adds on a quiet host is the "
               "sender's wake-up at each sensor-on block's first event (the bench empties "
               "the queue before every block): the woken sender waits tens of ms for the "
-              "GIL while the SDK's calls run, and they run slower meanwhile; with that "
-              "wake-up suppressed the row read ~35 us instead of ~80 (docs/decisions.md, "
-              "'Most of the SDK-level row')." + _in_sdk_sentence(results.get("instructions", {})),
+              "GIL, starved by the SDKs' brief release of it in every request (uuid4's "
+              "getrandom), and the calls run slower meanwhile; with that wake-up "
+              "suppressed the row read ~35 us instead of ~80 (docs/decisions.md, 'Most "
+              "of the SDK-level row')." + _in_sdk_sentence(results.get("instructions", {})),
               "", "## Machine", "",
               f"- CPU: {host['cpu']}, {host['cores']} cores; memory {host['memory_gib']} GiB; "
               f"{host['os']}",
