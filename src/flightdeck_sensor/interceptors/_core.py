@@ -150,11 +150,10 @@ _tools_counted: dict[int, tuple[list[Any], int, int]] = {}
 # starts with those items (the same objects, or equal ones), only what was
 # appended is walked; otherwise it is all walked again. A message edited in
 # place keeps its count: this is an estimate. Only a ``messages`` or ``input``
-# list of _HISTORY_MIN items or more (shorter ones cost little to walk), not
-# of strings, token ids or lists of them (an embeddings batch: not to be kept
-# alive), at most _HISTORIES_KEPT of them: each keeps its request's messages
-# alive until another list takes its place.
-_BATCH_ITEMS = (str, int, list)
+# list of _HISTORY_MIN items or more (shorter ones cost little to walk), an
+# ``input`` not of strings, token ids or lists of them (an embeddings batch:
+# not to be kept alive), at most _HISTORIES_KEPT of them: each keeps its
+# request's messages alive until another list takes its place.
 _HISTORY_MIN = 8
 _HISTORIES_KEPT = 4
 _histories_counted: dict[int, tuple[list[Any], list[Any], int]] = {}
@@ -174,15 +173,17 @@ def _request_chars(content: Any) -> int:
         elif kind is list:
             if name == "tools":
                 total += _tools_chars(value)
-            elif not value:
-                continue
-            elif (len(value) >= _HISTORY_MIN and (name == "messages" or name == "input")
-                  and type(value[0]) not in _BATCH_ITEMS):
-                total += _history_chars(value)
-            elif type(value[0]) is int or type(value[0]) is list:
-                total += _token_ids_chars(value)
+            elif name == "messages":  # first: the common case costs one test more
+                total += (_history_chars(value) if len(value) >= _HISTORY_MIN
+                          else _char_count(value, 1))
             else:
-                total += _char_count(value, 1)
+                first = type(value[0]) if value else str
+                if first is int or first is list:
+                    total += _token_ids_chars(value)
+                elif first is not str and name == "input" and len(value) >= _HISTORY_MIN:
+                    total += _history_chars(value)  # the Responses API's input items
+                else:
+                    total += _char_count(value, 1)
         elif kind is dict or kind is tuple:
             total += _char_count(value, 1)
     return total
