@@ -130,22 +130,19 @@ def _call_phases(modes: list[tuple[int, str]], calls: int,
         kwargs = case.kwargs
         streamed = case.stream_class is not None
 
-        if case.before is not None:  # the agent's conversation, a round a call (on and off)
+        if not streamed:
+            # ``before``: the agent's conversation grows a round a call, on and off alike.
             def loop(count: int, fn: Any = fn, kwargs: Any = kwargs,
                      before: Any = case.before) -> None:
                 for i in range(count):
-                    before()
-                    fn(**kwargs)
-                    if i % CLEAR_EVERY == 0:
-                        queue.clear()
-        elif not streamed:
-            def loop(count: int, fn: Any = fn, kwargs: Any = kwargs, before: Any = None) -> None:
-                for i in range(count):
+                    if before is not None:
+                        before()
                     fn(**kwargs)
                     if i % CLEAR_EVERY == 0:
                         queue.clear()
         else:
-            def loop(count: int, fn: Any = fn, kwargs: Any = kwargs, before: Any = None) -> None:
+            def loop(count: int, fn: Any = fn, kwargs: Any = kwargs,
+                     before: Any = case.before) -> None:
                 for i in range(count):
                     _drain(fn(**kwargs))
                     if i % CLEAR_EVERY == 0:

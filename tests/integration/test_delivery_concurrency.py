@@ -90,9 +90,8 @@ print(json.dumps({**flightdeck_sensor.get_status(), "finalized": len(finalized)}
 def test_an_event_queued_as_close_finishes_is_counted_not_stranded(tmp_path: Path,
                                                                      collector: Any) -> None:
     # A thread that passed submit()'s closed check just before shutdown began can
-    # queue its event once close() has taken the leftovers (a GC finalizer on the
-    # sender's thread did, in CI). The interleaving is forced: the queue's put
-    # runs the whole shutdown first, then queues the event.
+    # queue its event once close() has taken the leftovers. The interleaving is
+    # forced: the queue's put runs the whole shutdown first, then queues the event.
     body = """
 import json
 transport = SENSOR.transport
