@@ -45,3 +45,39 @@ def test_second_run_with_the_same_session_id_logs_attached_once(tmp_path: Path,
     assert line not in runs[0].stderr
     assert runs[1].stderr.count(line) == 1
     assert len(collector.wait_for_events(8, session_id=session_id)) == 8
+
+
+def test_calls_leave_the_sender_asleep_until_its_tick_or_a_full_batch(tmp_path: Path,
+                                                                      collector: Any) -> None:
+    # A call does not wake the sender (a woken thread contends for the GIL with
+    # the caller): it delivers at its tick, while the program runs, without a
+    # flush; only a full batch wakes it early. The wakes are counted, not timed.
+    body = """
+import json, time
+sender = SENSOR.transport._sender
+wakes = []
+real_wake = sender.wake
+sender.wake = lambda: (wakes.append(1), real_wake())
+def delivered(count):
+    deadline = time.monotonic() + 20
+    while flightdeck_sensor.get_status()["sent"] < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return flightdeck_sensor.get_status()["sent"]
+call()                     # starts the session and the sender
+first = delivered(2)
+for _ in range(3):
+    call()
+    time.sleep(0.05)
+trickle = {"sent": delivered(5), "wakes": len(wakes)}
+for _ in range(600):       # more than a batch, at once
+    call()
+batch = {"sent": delivered(605), "wakes": len(wakes)}
+print(json.dumps({"first": first, "trickle": trickle, "batch": batch}), flush=True)
+"""
+    result = run_program(body, collector.ingest_url, tmp_path / "spool",
+                         TEST_TOKEN=collector.token)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+
+    assert seen["first"] == 2 and seen["trickle"] == {"sent": 5, "wakes": 0}
+    assert seen["batch"]["sent"] == 605 and seen["batch"]["wakes"] >= 1

@@ -30,7 +30,7 @@ logger = logging.getLogger("flightdeck_sensor")
 BATCH_EVENTS = 500
 ENCODE_CHUNK = 50  # events per JSON encoder call (see Sender._batch_body)
 BATCH_BYTES = 1024 * 1024  # before compression; Flightdeck reads at most 1 MiB
-BATCH_WINDOW = 1.0  # seconds after the oldest waiting event
+BATCH_WINDOW = 1.0  # seconds: the sender's tick; an event waits at most this long
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
 RETRY_AFTER_MAX, RETRY_AFTER_DEFAULT = 60.0, 60.0
 OVERFLOW_FRACTION = 0.5  # during an outage, spool what exceeds half the queue
@@ -174,20 +174,24 @@ class Sender:
                 self._idle.notify_all()
 
     def _wait_for_batch(self) -> None:
-        first_seen: float | None = None
+        """Wait for a full batch, or for the end of a batch window with events
+        waiting. A submitter wakes the sender only for a full batch: events
+        that arrive while it sleeps wait for its tick, at most one window, so a
+        trickle of calls costs the caller no thread wake-up (a woken thread
+        waits for the GIL, and a caller that releases it briefly in every
+        request, as the SDKs do, starves it meanwhile and runs slower; see
+        docs/decisions.md)."""
+        tick = time.monotonic() + BATCH_WINDOW
         while not (self._closing.is_set() or self.flush_wanted or self.abandoned):
             waiting = len(self._queue)
             if waiting >= BATCH_EVENTS or self._queue.bytes >= BATCH_BYTES:
                 return
-            if not waiting:
-                first_seen = None
-                self._wake.acquire(timeout=BATCH_WINDOW)
-                continue
-            now = time.monotonic()
-            first_seen = first_seen or now
-            if now - first_seen >= BATCH_WINDOW:
-                return
-            self._wake.acquire(timeout=first_seen + BATCH_WINDOW - now)
+            left = tick - time.monotonic()
+            if left <= 0:
+                if waiting:
+                    return
+                tick, left = time.monotonic() + BATCH_WINDOW, BATCH_WINDOW  # idle: sleep on
+            self._wake.acquire(timeout=left)
 
     def _take_prefetched(self) -> tuple[list[Event], bytes | None]:
         with self._handoff:

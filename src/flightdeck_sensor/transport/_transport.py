@@ -55,7 +55,7 @@ class Transport:
             if self._leftovers_taken:  # passed the check above as close() ran
                 self._drop_stranded()
                 return
-            if waiting == 1 or waiting >= BATCH_EVENTS:
+            if waiting >= BATCH_EVENTS:  # else the sender's tick takes it
                 self._sender.wake()
             if self._thread is None:
                 self._start_sender()
