@@ -404,13 +404,15 @@ def markdown(rows: list[dict[str, Any]], results: dict[str, dict[str, Any]],
               "rows measure the sensor's own path with its code hot in the CPU's caches; "
               "between real SDK calls (the in-context row) it runs cold and costs several "
               "times more: about 100 us a call timed in place (docs/decisions.md, 'In "
-              "context'). Most of what the SDK-level row adds on a quiet host is the "
-              "sender's wake-up at each sensor-on block's first event (the bench empties "
-              "the queue before every block): the woken sender waits tens of ms for the "
-              "GIL, starved by the SDKs' brief release of it in every request (uuid4's "
-              "getrandom), and the calls run slower meanwhile; with that wake-up "
-              "suppressed the row read ~35 us instead of ~80 (docs/decisions.md, 'Most "
-              "of the SDK-level row')." + _in_sdk_sentence(results.get("instructions", {})),
+              "context'). In the SDK-level row, the "
+              "sender is no longer woken by a call (it ships at its 1 s tick): a woken "
+              "sender waits tens of ms for the GIL, starved by the SDKs' brief release of "
+              "it in every request (uuid4's getrandom), and the calls run slower "
+              "meanwhile; that wake-up made the row read ~75 us instead of ~36 "
+              "(docs/decisions.md, 'Most of the SDK-level row'). What is left is the "
+              "path running cold: a bare wrapt wrapper adds 5-8 us there, one that reads "
+              "usage and queues a dict 10-13 us (docs/decisions.md, 'What is left of "
+              "the SDK-level row')." + _in_sdk_sentence(results.get("instructions", {})),
               "", "## Machine", "",
               f"- CPU: {host['cpu']}, {host['cores']} cores; memory {host['memory_gib']} GiB; "
               f"{host['os']}",
