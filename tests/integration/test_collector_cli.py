@@ -195,7 +195,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def test_collect_without_a_token_prints_the_two_export_lines(
+def test_collect_without_a_token_prints_the_two_export_lines_but_not_the_token(
         bare_collect: StartCollect, tmp_path: Path) -> None:
     process, ready = bare_collect("--db", str(tmp_path / "c.db"), env=clean_env())
 
@@ -203,9 +203,10 @@ def test_collect_without_a_token_prints_the_two_export_lines(
     exports = dict(line.removeprefix("export ").split("=", 1) for line in banner
                    if line.startswith("export "))
     assert exports["FLIGHTDECK_SERVER"] == f"{ready['url']}/ingest"
-    token = exports["FLIGHTDECK_TOKEN"]
+    token = (tmp_path / "c.token").read_text().strip()
+    assert exports["FLIGHTDECK_TOKEN"] == f'"$(cat {tmp_path / "c.token"})"'
     assert len(token) >= 32
-    assert token not in (tmp_path / "ready-0.json").read_text()
+    assert token not in (tmp_path / "ready-0.json").read_text() + "\n".join(banner)
 
     client = CollectorProcess(tmp_path, token=token, port=ready["port"])
     assert client.post(BATCH, {"events": [valid_event()]})[0] == 200
@@ -227,7 +228,7 @@ def test_collect_takes_the_token_from_the_environment(
 def test_collect_stores_in_the_user_data_dir_privately_by_default(
         bare_collect: StartCollect, tmp_path: Path) -> None:
     data_home = tmp_path / "data"
-    _, ready = bare_collect("--token", "t", env=clean_env(XDG_DATA_HOME=str(data_home)))
+    _, ready = bare_collect(env=clean_env(XDG_DATA_HOME=str(data_home), FLIGHTDECK_TOKEN="t"))
 
     db = data_home / "flightdeck-sensor" / "collector.db"
     assert ready["db"] == str(db)
@@ -241,8 +242,8 @@ def test_collect_on_a_busy_port_fails_with_a_clear_message(tmp_path: Path) -> No
         busy.listen()
         port = busy.getsockname()[1]
 
-        result = run_cli("collect", "--port", str(port), "--token", "t",
-                         "--db", str(tmp_path / "c.db"), env=clean_env())
+        result = run_cli("collect", "--port", str(port), "--db", str(tmp_path / "c.db"),
+                         env=clean_env(FLIGHTDECK_TOKEN="t"))
 
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
