@@ -292,3 +292,30 @@ def test_wait_for_events_fails_with_what_it_saw(collector: CollectorProcess) -> 
 
     with pytest.raises(AssertionError, match="stored 1"):
         collector.wait_for_events(2, timeout=0.2)
+
+
+# text from events is untrusted
+
+HOSTILE = "evil\x1b]0;owned\x07\x1b[2J\x1b[31m\r\nFAKE 00000000  line\x9b\x7f"
+
+
+def test_escape_sequences_and_line_breaks_in_event_fields_are_shown_inert(
+        collector: CollectorProcess) -> None:
+    session = str(uuid.uuid4())
+    events = [valid_event("session_start", session_id=session, agent_name=HOSTILE,
+                          sensor_version=HOSTILE),
+              valid_event("post_call", session_id=session, model=HOSTILE, stop_reason=HOSTILE),
+              valid_event("tool_call", session_id=session, tool_name=HOSTILE * 50),
+              valid_event("session_end", session_id=session, close_reason=HOSTILE)]
+    answer = collector.post(BATCH, {"events": events})[1]
+    assert answer["accepted"] >= 3, answer
+
+    sessions = collector.cli("sessions")
+    timeline = collector.cli("events", session[:8])
+
+    for result in (sessions, timeline):
+        assert result.returncode == 0, result.stderr
+        assert not any(c in result.stdout for c in "\x1b\x07\r\x9b\x7f")
+        assert not any(line.startswith("FAKE") for line in result.stdout.splitlines())
+        assert "evil\\x1b]0;owned\\x07" in result.stdout
+    assert max(len(line) for line in timeline.stdout.splitlines()) < 600
