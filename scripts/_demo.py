@@ -104,8 +104,10 @@ def main() -> None:
     fake_env = dict(os.environ, PYTHONPATH=str(ROOT / "tests"))
     fake = start("fake-llm", [PY, "-m", "fakes.fake_llm", "--port", "0"], env=fake_env)
     collector_args = [PY, "-m", "flightdeck_sensor", "collect", "--host", "127.0.0.1",
-                      "--token", TOKEN, "--db", str(WORK / "collector.db")]
-    collector = start("collector", [*collector_args, "--port", "0"])
+                      "--db", str(WORK / "collector.db")]
+    collector_env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTDECK_")}
+    collector_env["FLIGHTDECK_TOKEN"] = TOKEN  # not --token: every user can read a command line
+    collector = start("collector", [*collector_args, "--port", "0"], env=collector_env)
     server = f"http://127.0.0.1:{collector['port']}"
     fake_url = str(fake["url"])
     print(f"collector: {server}   fake LLM provider: {fake_url}   work dir: {WORK}")
@@ -131,7 +133,8 @@ def main() -> None:
     print(f"   spool holds {spooled} bytes")
 
     banner("4. The collector is back: the next run ships the spool first")
-    collector = start("collector", [*collector_args, "--port", str(collector["port"])])
+    collector = start("collector", [*collector_args, "--port", str(collector["port"])],
+                      env=collector_env)
     run_agent(agent_env(server, fake_url))
     cli("sessions")
     left = sum(f.stat().st_size for f in (WORK / "spool").rglob("*") if f.is_file())

@@ -323,9 +323,9 @@ def start_fake_llm(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
 def start_collector(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     ready = workdir / "collector.json"
     process = subprocess.Popen([sys.executable, "-m", "flightdeck_sensor", "collect",
-                                "--host", "127.0.0.1", "--port", "0", "--token", TOKEN,
+                                "--host", "127.0.0.1", "--port", "0",
                                 "--db", str(workdir / "collector.db"), "--ready-file", str(ready)],
-                               env=_clean_env(), stdout=subprocess.DEVNULL,
+                               env=_clean_env(FLIGHTDECK_TOKEN=TOKEN), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     return process, int(_wait_for_file(ready, process, "collector")["port"])
 

@@ -286,9 +286,10 @@ class Collector:
     def __init__(self, workdir: Path) -> None:
         ready = workdir / "ready.json"
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTDECK_")}
+        env["FLIGHTDECK_TOKEN"] = TOKEN
         self.process = subprocess.Popen(
             [sys.executable, "-m", "flightdeck_sensor", "collect", "--host", "127.0.0.1",
-             "--port", "0", "--token", TOKEN, "--db", str(workdir / "bench.db"),
+             "--port", "0", "--db", str(workdir / "bench.db"),
              "--ready-file", str(ready)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         deadline = time.monotonic() + 20

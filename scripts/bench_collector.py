@@ -51,9 +51,10 @@ class Collector:
         ready = workdir / "ready.json"
         self.db = workdir / "bench.db"
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTDECK_")}
+        env["FLIGHTDECK_TOKEN"] = TOKEN
         self.process = subprocess.Popen(
             [sys.executable, "-m", "flightdeck_sensor", "collect", "--host", "127.0.0.1",
-             "--port", "0", "--token", TOKEN, "--db", str(self.db), "--ready-file", str(ready)],
+             "--port", "0", "--db", str(self.db), "--ready-file", str(ready)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while not ready.exists() or not ready.read_text().strip():

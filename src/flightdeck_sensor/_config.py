@@ -29,6 +29,9 @@ LOG_LEVELS: dict[str, int] = {
     "CRITICAL": 50, "FATAL": 50, "ERROR": 40, "WARNING": 30, "WARN": 30, "INFO": 20, "DEBUG": 10,
 }
 DEFAULT_SHUTDOWN_TIMEOUT = 2.0
+# Beyond this an exit flush is no longer a budget; and past about 1e9 s the
+# thread join it bounds raises OverflowError and the exit flush never runs.
+MAX_SHUTDOWN_TIMEOUT = 300.0
 MAX_AGENT_ROLE_BYTES = 256
 COMPRESSIONS: tuple[str, ...] = ("auto", "gzip", "none")  # auto: gzip unless on loopback
 
@@ -191,25 +194,59 @@ class _Sources:
         default: T,
     ) -> T:
         """The first candidate that parses; each bad one before it is warned about."""
+        return self._first_valid(env_names, kwarg, parse, expected, default)[0]
+
+    def at_most(
+        self,
+        env_names: tuple[str, ...],
+        kwarg: str | None,
+        parse: Callable[[object], float | None],
+        expected: str,
+        default: float,
+        maximum: float,
+    ) -> float:
+        """``first_valid``, then cut down to ``maximum`` with a warning when above it."""
+        value, source, raw = self._first_valid(env_names, kwarg, parse, expected, default)
+        if value <= maximum:
+            return value
+        self.warn(f"{source}={_shown(raw)} is above the maximum of {maximum:g}; using {maximum!r} "
+                  "instead")
+        return maximum
+
+    def _first_valid(
+        self,
+        env_names: tuple[str, ...],
+        kwarg: str | None,
+        parse: Callable[[object], T | None],
+        expected: str,
+        default: T,
+    ) -> tuple[T, str | None, object]:
+        """``(value, where it came from, the raw value)``; ``(default, None, None)``
+        when no candidate parses."""
         bad: list[tuple[str, object]] = []
-        result = default
+        result: tuple[T, str | None, object] = (default, None, None)
         for source, raw in self.candidates(env_names, kwarg):
             value = parse(raw)
             if value is not None:
-                result = value
+                result = (value, source, raw)
                 break
             bad.append((source, raw))
         for source, raw in bad:
-            self.warn(f"{source}={_shown(raw)} is not {expected}; using {_shown(result)} instead")
+            self.warn(f"{source}={_shown(raw)} is not {expected}; using {_shown(result[0])} "
+                      "instead")
         return result
 
     def warn(self, message: str) -> None:
         self.warnings.append(f"flightdeck-sensor: {message}")
 
 
-def _shown(value: object) -> str:
+def _shown(value: object, limit: int = 120) -> str:
+    """``repr`` of a value (control characters escaped), cut after ``limit`` characters."""
+    cut = isinstance(value, str) and len(value) > limit
+    if cut:
+        value = str(value)[:limit]  # before repr: a 100 KB value makes no 100 KB string
     text = repr(value if not isinstance(value, frozenset) else ",".join(sorted(value)))
-    return text if len(text) <= 120 else text[:117] + "..."
+    return text[:limit - 3] + "..." if cut or len(text) > limit else text
 
 
 def _resolve(env: Mapping[str, str], kwargs: Mapping[str, object]) -> tuple[Config, list[str]]:
@@ -256,9 +293,9 @@ def _resolve(env: Mapping[str, str], kwargs: Mapping[str, object]) -> tuple[Conf
         providers=_resolve_providers(src),
         log_level=src.first_valid(("FLIGHTDECK_LOG_LEVEL",), "log_level", parse_log_level,
                                   "a log level (DEBUG, INFO, WARNING, ERROR)", None),
-        shutdown_timeout=src.first_valid(
+        shutdown_timeout=src.at_most(
             ("FLIGHTDECK_SHUTDOWN_TIMEOUT",), "shutdown_timeout", _parse_seconds,
-            "a number of seconds >= 0", DEFAULT_SHUTDOWN_TIMEOUT),
+            "a number of seconds >= 0", DEFAULT_SHUTDOWN_TIMEOUT, MAX_SHUTDOWN_TIMEOUT),
         spool_enabled=src.first_valid(("FLIGHTDECK_SPOOL",), "spool", parse_bool,
                                       "on or off", True),
         spool_dir=src.first_valid(("FLIGHTDECK_SPOOL_DIR",), "spool_dir", _parse_path,
@@ -290,14 +327,28 @@ def _resolve_server(src: _Sources, allow_insecure: bool) -> str:
     source, raw = found[0]
     url, problem = normalize_server_url(str(raw), allow_insecure)
     if problem:
-        src.warn(f"{source}={_shown(redact_url(str(raw)))} {problem}; the sensor stays off")
+        src.warn(f"{source}={shown_url(str(raw))} {problem}; the sensor stays off")
         return ""
+    if "@" in str(raw).partition("://")[2].partition("/")[0]:
+        src.warn(f"{source}={shown_url(str(raw))} contains a user name or password, which the "
+                 "sensor never sends (it authenticates with FLIGHTDECK_TOKEN); it is ignored")
     return url
 
 
+MAX_URL_LENGTH = 2048
+
+
 def normalize_server_url(raw: str, allow_insecure: bool = False) -> tuple[str, str | None]:
-    """``(normalized URL, None)`` or ``("", what is wrong with it)`` (PROTOCOL.md, URLs)."""
+    """``(normalized URL, None)`` or ``("", what is wrong with it)`` (PROTOCOL.md, URLs).
+
+    The normalized URL never holds a ``user:password@`` part: the sensor never
+    sends one, and the URL appears in log lines, doctor's report and the spool's name.
+    """
     text = raw.strip()
+    if len(text) > MAX_URL_LENGTH:
+        return "", f"is longer than {MAX_URL_LENGTH} characters"
+    if not (text.isascii() and text.isprintable()) or " " in text:
+        return "", "contains spaces, control characters or non-ASCII characters"
     scheme, sep, rest = text.partition("://")
     scheme = scheme.lower()
     if not sep or scheme not in ("http", "https"):
@@ -305,44 +356,92 @@ def normalize_server_url(raw: str, allow_insecure: bool = False) -> tuple[str, s
     for mark in ("#", "?"):
         rest = rest.partition(mark)[0]
     authority, _, path = rest.partition("/")
-    host = _host_of(authority)
-    if host is None:
-        return "", "has no valid host[:port]"
+    hostport = _host_and_port(authority.rpartition("@")[2])
+    if hostport is None:
+        return "", "has no valid host[:port] (the port must be 1-65535)"
+    host, hostport_text = hostport
     if scheme == "http" and not allow_insecure and not is_private_host(host):
         return "", ("uses plain http to a non-local host, which would send the token "
                     "unencrypted (use https, or set FLIGHTDECK_ALLOW_INSECURE=true)")
     segments = [s for s in path.split("/") if s]
     if "ingest" not in segments:
         segments.append("ingest")
-    return f"{scheme}://{authority}/{'/'.join(segments)}", None
+    return f"{scheme}://{hostport_text}/{'/'.join(segments)}", None
 
 
-def _host_of(authority: str) -> str | None:
-    hostport = authority.rpartition("@")[2]
+_HOST_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-._~")
+_IPV6_CHARACTERS = frozenset("0123456789abcdef:.")
+
+
+def _host_and_port(hostport: str) -> tuple[str, str] | None:
+    """``(host, "host[:port]" as it goes into the URL)``, or None when either is invalid."""
     if hostport.startswith("["):
-        host, bracket, port = hostport[1:].partition("]")
-        if not bracket or (port and not (port.startswith(":") and port[1:].isdigit())):
+        inside, bracket, port = hostport[1:].partition("]")
+        host = inside.lower()
+        valid = bool(bracket) and ":" in host and _IPV6_CHARACTERS.issuperset(host)
+        if port and not port.startswith(":"):
             return None
+        port = port[1:]
+        shown = f"[{host}]"
     else:
-        host, colon, port = hostport.partition(":")
-        if colon and not port.isdigit():
-            return None
-    return host.lower() or None
+        host, _, port = hostport.lower().partition(":")
+        valid = bool(host) and _HOST_CHARACTERS.issuperset(host)
+        shown = host
+    if not valid or (port and not (port.isdigit() and len(port) <= 5 and 0 < int(port) <= 65535)):
+        return None
+    return host, f"{shown}:{port}" if port else shown
 
 
 def is_private_host(host: str) -> bool:
-    """Loopback, localhost, private ranges and private-network names (no DNS lookup)."""
+    """Loopback, localhost, private ranges and private-network names (no DNS lookup).
+
+    Link-local addresses (169.254.0.0/16, fe80::/10) are not private: that is
+    where cloud metadata services listen, one hop from any process.
+    """
     host = host.lower().rstrip(".")
     if is_loopback_host(host) or host.endswith(_PRIVATE_SUFFIXES):
         return True
-    octets = host.split(".")
-    if len(octets) == 4 and all(o.isdigit() and int(o) < 256 for o in octets):
-        a, b = int(octets[0]), int(octets[1])
-        return a == 10 or (a == 172 and 16 <= b <= 31) or (a, b) in ((192, 168), (169, 254))
-    if ":" in host:  # IPv6: unique local fc00::/7, link-local fe80::/10
-        return host[:2] in ("fc", "fd") or host[:4] in ("fe80", "fe90", "fea0", "feb0")
+    address = _ipv4_address(host)
+    if address is not None:
+        a, b = address >> 24, (address >> 16) & 0xFF
+        return a == 10 or (a == 172 and 16 <= b <= 31) or (a, b) == (192, 168)
+    if ":" in host:  # IPv6: unique local fc00::/7 only
+        return host[:2] in ("fc", "fd")
     # A single-label name (docker compose / kubernetes service) only resolves inside a network.
     return "." not in host
+
+
+def _ipv4_address(host: str) -> int | None:
+    """The IPv4 address ``host`` spells, as the resolver reads it (``inet_aton``: one to
+    four parts, decimal, octal with a leading 0, hex with 0x), or None for a name.
+    ``http://2852039166`` is 169.254.169.254, not a single-label host name."""
+    parts = host.split(".")
+    if not 1 <= len(parts) <= 4:
+        return None
+    numbers = []
+    for part in parts:
+        number = _inet_aton_number(part)
+        if number is None:
+            return None
+        numbers.append(number)
+    *leading, last = numbers
+    if any(n > 255 for n in leading) or last >= 256 ** (5 - len(numbers)):
+        return None
+    address = 0
+    for number in leading:
+        address = address * 256 + number
+    return (address << 8 * (5 - len(numbers))) | last
+
+
+def _inet_aton_number(part: str) -> int | None:
+    try:
+        if part[:2] in ("0x", "0X"):
+            return int(part[2:] or "0", 16)
+        if len(part) > 1 and part.startswith("0"):
+            return int(part, 8)
+        return int(part, 10) if part.isdigit() and len(part) <= 12 else None
+    except ValueError:
+        return None
 
 
 def is_loopback_host(host: str) -> bool:
@@ -350,9 +449,8 @@ def is_loopback_host(host: str) -> bool:
     host = host.lower().rstrip(".")
     if host in ("localhost", "::1") or host.endswith(".localhost"):
         return True
-    octets = host.split(".")
-    return (len(octets) == 4 and octets[0] == "127"
-            and all(o.isdigit() and int(o) < 256 for o in octets))
+    address = _ipv4_address(host)
+    return address is not None and address >> 24 == 127
 
 
 def redact_url(url: str) -> str:
@@ -364,6 +462,12 @@ def redact_url(url: str) -> str:
     if "@" in authority:
         authority = "***@" + authority.rpartition("@")[2]
     return f"{scheme}{sep}{authority}{slash}{path}"
+
+
+def shown_url(raw: str, limit: int = 120) -> str:
+    """A URL as a warning may show it: no user:password@, control characters
+    escaped, cut after ``limit`` characters (whatever the environment held)."""
+    return _shown(redact_url(raw), limit)
 
 
 def _resolve_token(src: _Sources) -> tuple[str | None, bool]:
@@ -428,8 +532,8 @@ def parse_log_level(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value if value >= 0 else None
     text = str(value).strip().upper()
-    if text.isdigit():
-        return int(text)
+    if text.isascii() and text.isdigit():  # not "²" (isdigit, but int() refuses it)
+        return int(text) if len(text) <= 3 else None
     return LOG_LEVELS.get(text)
 
 

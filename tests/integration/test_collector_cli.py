@@ -195,7 +195,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def test_collect_without_a_token_prints_the_two_export_lines(
+def test_collect_without_a_token_prints_the_two_export_lines_but_not_the_token(
         bare_collect: StartCollect, tmp_path: Path) -> None:
     process, ready = bare_collect("--db", str(tmp_path / "c.db"), env=clean_env())
 
@@ -203,9 +203,10 @@ def test_collect_without_a_token_prints_the_two_export_lines(
     exports = dict(line.removeprefix("export ").split("=", 1) for line in banner
                    if line.startswith("export "))
     assert exports["FLIGHTDECK_SERVER"] == f"{ready['url']}/ingest"
-    token = exports["FLIGHTDECK_TOKEN"]
+    token = (tmp_path / "c.token").read_text().strip()
+    assert exports["FLIGHTDECK_TOKEN"] == f'"$(cat {tmp_path / "c.token"})"'
     assert len(token) >= 32
-    assert token not in (tmp_path / "ready-0.json").read_text()
+    assert token not in (tmp_path / "ready-0.json").read_text() + "\n".join(banner)
 
     client = CollectorProcess(tmp_path, token=token, port=ready["port"])
     assert client.post(BATCH, {"events": [valid_event()]})[0] == 200
@@ -227,7 +228,7 @@ def test_collect_takes_the_token_from_the_environment(
 def test_collect_stores_in_the_user_data_dir_privately_by_default(
         bare_collect: StartCollect, tmp_path: Path) -> None:
     data_home = tmp_path / "data"
-    _, ready = bare_collect("--token", "t", env=clean_env(XDG_DATA_HOME=str(data_home)))
+    _, ready = bare_collect(env=clean_env(XDG_DATA_HOME=str(data_home), FLIGHTDECK_TOKEN="t"))
 
     db = data_home / "flightdeck-sensor" / "collector.db"
     assert ready["db"] == str(db)
@@ -241,8 +242,8 @@ def test_collect_on_a_busy_port_fails_with_a_clear_message(tmp_path: Path) -> No
         busy.listen()
         port = busy.getsockname()[1]
 
-        result = run_cli("collect", "--port", str(port), "--token", "t",
-                         "--db", str(tmp_path / "c.db"), env=clean_env())
+        result = run_cli("collect", "--port", str(port), "--db", str(tmp_path / "c.db"),
+                         env=clean_env(FLIGHTDECK_TOKEN="t"))
 
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
@@ -291,3 +292,30 @@ def test_wait_for_events_fails_with_what_it_saw(collector: CollectorProcess) -> 
 
     with pytest.raises(AssertionError, match="stored 1"):
         collector.wait_for_events(2, timeout=0.2)
+
+
+# text from events is untrusted
+
+HOSTILE = "evil\x1b]0;owned\x07\x1b[2J\x1b[31m\r\nFAKE 00000000  line\x9b\x7f"
+
+
+def test_escape_sequences_and_line_breaks_in_event_fields_are_shown_inert(
+        collector: CollectorProcess) -> None:
+    session = str(uuid.uuid4())
+    events = [valid_event("session_start", session_id=session, agent_name=HOSTILE,
+                          sensor_version=HOSTILE),
+              valid_event("post_call", session_id=session, model=HOSTILE, stop_reason=HOSTILE),
+              valid_event("tool_call", session_id=session, tool_name=HOSTILE * 50),
+              valid_event("session_end", session_id=session, close_reason=HOSTILE)]
+    answer = collector.post(BATCH, {"events": events})[1]
+    assert answer["accepted"] >= 3, answer
+
+    sessions = collector.cli("sessions")
+    timeline = collector.cli("events", session[:8])
+
+    for result in (sessions, timeline):
+        assert result.returncode == 0, result.stderr
+        assert not any(c in result.stdout for c in "\x1b\x07\r\x9b\x7f")
+        assert not any(line.startswith("FAKE") for line in result.stdout.splitlines())
+        assert "evil\\x1b]0;owned\\x07" in result.stdout
+    assert max(len(line) for line in timeline.stdout.splitlines()) < 600

@@ -125,6 +125,14 @@ BAD_VALUES = [
      "shutdown_timeout", 2.0),
     ("FLIGHTDECK_SHUTDOWN_TIMEOUT", "nan", "is not a number of seconds >= 0; using 2.0",
      "shutdown_timeout", 2.0),
+    ("FLIGHTDECK_SHUTDOWN_TIMEOUT", "inf", "is not a number of seconds >= 0; using 2.0",
+     "shutdown_timeout", 2.0),
+    ("FLIGHTDECK_SHUTDOWN_TIMEOUT", "1e10", "is above the maximum of 300; using 300.0",
+     "shutdown_timeout", 300.0),
+    ("FLIGHTDECK_SHUTDOWN_TIMEOUT", "1e400", "is not a number of seconds >= 0; using 2.0",
+     "shutdown_timeout", 2.0),
+    ("FLIGHTDECK_LOG_LEVEL", "\u00b2", "is not a log level (DEBUG, INFO, WARNING, ERROR); "
+     "using None", "log_level", None),
     ("FLIGHTDECK_AGENT_TYPE", "robot", "is not 'production' or 'coding'; using 'production'",
      "agent_type", "production"),
     ("FLIGHTDECK_CAPTURE_PROMPTS", "maybe", "is not true or false; using False",
@@ -153,6 +161,28 @@ def test_bad_value_gives_one_warning_and_the_default(
     assert warnings == [f"flightdeck-sensor: {variable}={value!r} {says} instead"]
     assert getattr(config, field) == used
     assert config.enabled is (field != "enabled" or used)
+
+
+@pytest.mark.parametrize(("variable", "field", "default"), [
+    ("FLIGHTDECK_LOG_LEVEL", "log_level", None),
+    ("FLIGHTDECK_MAX_QUEUE_EVENTS", "max_queue_events", 10_000),
+    ("FLIGHTDECK_SHUTDOWN_TIMEOUT", "shutdown_timeout", 2.0),
+])
+def test_a_number_too_long_to_parse_is_a_bad_value_not_a_sensor_off(
+        variable: str, field: str, default: object) -> None:
+    config, warnings = resolve(**{variable: "9" * 5000})
+
+    assert config.enabled is True and getattr(config, field) == default
+    [warning] = warnings
+    assert warning.startswith(f"flightdeck-sensor: {variable}='9999") and len(warning) < 300
+
+
+def test_a_shutdown_timeout_above_the_maximum_from_init_is_cut_too() -> None:
+    config, warnings = resolve_config(BASE, shutdown_timeout=1e12)
+
+    assert config.shutdown_timeout == 300.0
+    assert warnings == ["flightdeck-sensor: init(shutdown_timeout=...)=1000000000000.0 is above "
+                        "the maximum of 300; using 300.0 instead"]
 
 
 def test_bad_environment_value_falls_back_to_the_init_keyword() -> None:
@@ -278,6 +308,19 @@ def test_server_url_normalization(raw: str, normalized: str) -> None:
     ("http://host.example.com:port", "has no valid host[:port]"),
     ("http://flightdeck.example.com", "uses plain http to a non-local host"),
     ("http://8.8.8.8:4000", "uses plain http to a non-local host"),
+    ("http://127.0.0.1:99999", "has no valid host[:port] (the port must be 1-65535)"),
+    ("http://127.0.0.1:0", "has no valid host[:port]"),
+    ("http://127.0.0.1:123456789012345678901234567890", "has no valid host[:port]"),
+    ("http://127.0.0.1:4000/in gest", "contains spaces, control characters"),
+    ("http://127.0.0.1:4000/\x1b[2J", "contains spaces, control characters"),
+    ("http://127.0.0.1:4000/\r\nX-Evil: 1", "contains spaces, control characters"),
+    ("http://127.0.0.1:4000/caf\u00e9", "contains spaces, control characters or non-ASCII"),
+    ("http://" + "a" * 100_000, "is longer than 2048 characters"),
+    ("http://ho<st>:4000", "has no valid host[:port]"),
+    ("http://[zz::1]:4000", "has no valid host[:port]"),
+    ("http://169.254.169.254/latest", "uses plain http to a non-local host"),
+    ("http://2852039166/latest", "uses plain http to a non-local host"),
+    ("http://[fe80::1]:4000", "uses plain http to a non-local host"),
 ])
 def test_unusable_server_url(raw: str, problem: str) -> None:
     url, message = normalize_server_url(raw)
@@ -296,6 +339,32 @@ def test_insecure_server_warns_names_the_fix_and_turns_the_sensor_off() -> None:
                         "sensor stays off"]
 
 
+@pytest.mark.parametrize("raw", [
+    "http://127.0.0.1:99999", "http://127.0.0.1:4000/a b", "http://\x1b]0;owned\x07\x1b[2J:4000",
+    "http://" + "\x1b[31m" * 20_000, "http://user:hunter2@127.0.0.1:0",
+])
+def test_an_unusable_url_gives_one_short_sanitized_warning_and_the_sensor_is_off(
+        raw: str) -> None:
+    config, warnings = resolve(FLIGHTDECK_SERVER=raw)
+
+    [warning] = warnings
+    assert config.enabled is False and config.server == ""
+    assert warning.startswith("flightdeck-sensor: FLIGHTDECK_SERVER=")
+    assert warning.endswith("; the sensor stays off")
+    assert len(warning) < 400
+    assert warning.isprintable() and "hunter2" not in warning
+
+
+def test_user_info_in_the_url_is_dropped_and_never_shown() -> None:
+    config, warnings = resolve(FLIGHTDECK_SERVER="http://alice:hunter2@127.0.0.1:4000/x")
+
+    assert (config.enabled, config.server) == (True, "http://127.0.0.1:4000/x/ingest")
+    assert warnings == ["flightdeck-sensor: FLIGHTDECK_SERVER='http://***@127.0.0.1:4000/x' "
+                        "contains a user name or password, which the sensor never sends (it "
+                        "authenticates with FLIGHTDECK_TOKEN); it is ignored"]
+    assert "hunter2" not in repr(config) + str(config.as_dict())
+
+
 def test_allow_insecure_permits_plain_http_anywhere() -> None:
     config, warnings = resolve(FLIGHTDECK_SERVER="http://flightdeck.example.com",
                                FLIGHTDECK_ALLOW_INSECURE="true")
@@ -307,8 +376,11 @@ def test_allow_insecure_permits_plain_http_anywhere() -> None:
 @pytest.mark.parametrize(("host", "private"), [
     ("localhost", True), ("api.localhost", True), ("127.0.0.2", True), ("10.0.0.1", True),
     ("172.16.0.1", True), ("172.31.255.255", True), ("172.32.0.1", False),
-    ("192.168.1.1", True), ("169.254.0.1", True), ("::1", True), ("fd00::1", True),
-    ("fe80::1", True), ("2001:db8::1", False), ("8.8.8.8", False), ("example.com", False),
+    ("192.168.1.1", True), ("169.254.0.1", False), ("169.254.169.254", False),
+    ("2852039166", False), ("0xa9fea9fe", False), ("0251.0376.0251.0376", False),
+    ("10.1", True), ("::1", True), ("fd00::1", True),
+    ("fe80::1", False), ("febf::1", False), ("2001:db8::1", False), ("8.8.8.8", False),
+    ("example.com", False),
     ("flightdeck.svc.cluster.local", True), ("collector", True), ("x.internal", True),
 ])
 def test_private_hosts(host: str, private: bool) -> None:
@@ -317,7 +389,8 @@ def test_private_hosts(host: str, private: bool) -> None:
 
 @pytest.mark.parametrize(("host", "loopback"), [
     ("localhost", True), ("LOCALHOST.", True), ("api.localhost", True), ("127.0.0.1", True),
-    ("127.1.2.3", True), ("127.1.2.256", False), ("::1", True), ("10.0.0.1", False),
+    ("127.1.2.3", True), ("127.1.2.256", False), ("127.1", True), ("0x7f000001", True),
+    ("::1", True), ("10.0.0.1", False),
     ("192.168.1.1", False),
     ("collector", False), ("fd00::1", False), ("127.example.com", False),
     ("flightdeck.example.com", False),

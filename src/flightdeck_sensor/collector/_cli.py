@@ -12,7 +12,9 @@ import json
 import logging
 import os
 import secrets
+import shlex
 import signal
+import stat
 import sys
 from pathlib import Path
 from types import FrameType
@@ -21,6 +23,12 @@ from typing import Any
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4000
 GENERATED_TOKEN_PREFIX = "ftd_local_"
+DEFAULT_MAX_CONNECTIONS = 256
+DEFAULT_REQUEST_TIMEOUT = 30.0
+
+
+class TokenError(Exception):
+    """The collector cannot get a token; the message never contains one."""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -30,8 +38,18 @@ def add_parser(subparsers: Any) -> None:
     collect.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (%(default)s)")
     collect.add_argument("--port", type=int, default=DEFAULT_PORT,
                          help="port to listen on, 0 for any free one (%(default)s)")
-    collect.add_argument("--token", help="bearer token sensors must present "
-                         "(default: $FLIGHTDECK_TOKEN, else a new one is generated and printed)")
+    collect.add_argument("--token-file", type=Path, metavar="PATH",
+                         help="read the bearer token sensors must present from PATH (default: "
+                              "$FLIGHTDECK_TOKEN, else the token file beside the database, "
+                              "made with a new token if missing)")
+    # Removed: a command line is readable by every user of the machine (ps, /proc).
+    collect.add_argument("--token", help=argparse.SUPPRESS)
+    collect.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
+                         metavar="N", help="connections served at once; more are answered 503 "
+                                           "and closed (%(default)s)")
+    collect.add_argument("--request-timeout", type=float, default=DEFAULT_REQUEST_TIMEOUT,
+                         metavar="SECONDS", help="time a client has to send one whole request, "
+                                                 "headers and body (%(default)s)")
     collect.add_argument("--db", type=Path, help=_db_help())
     collect.add_argument("--ready-file", type=Path, metavar="PATH",
                          help='once listening, write {"url", "ingest_url", "port", "pid", "db"} '
@@ -67,8 +85,21 @@ def run_collect(args: argparse.Namespace) -> int:
     from ._store import EventStore, default_db_path
 
     _configure_logging(args.verbose)
-    token, token_source = _resolve_token(args.token)
+    if args.token is not None:
+        print("flightdeck-sensor collect: --token was removed, because every user of this "
+              "machine can read a command line; put the token in FLIGHTDECK_TOKEN or in a file "
+              "given with --token-file", file=sys.stderr)
+        return 2
+    if args.max_connections < 1 or not 0 < args.request_timeout < float("inf"):
+        print("flightdeck-sensor collect: --max-connections and --request-timeout must be "
+              "positive", file=sys.stderr)
+        return 2
     db_path: Path = args.db or default_db_path()
+    try:
+        token, token_source = _resolve_token(args.token_file, token_file_beside(db_path))
+    except TokenError as error:
+        print(f"flightdeck-sensor collect: {error}", file=sys.stderr)
+        return 1
     try:
         store = EventStore(db_path)
     except Exception as error:  # OSError, sqlite3.Error: unwritable path, not a database
@@ -77,14 +108,16 @@ def run_collect(args: argparse.Namespace) -> int:
         return 1
     try:
         server = CollectorServer((args.host, args.port), token, store,
-                                 batch_endpoint=not args.no_batch)
+                                 batch_endpoint=not args.no_batch,
+                                 max_connections=args.max_connections,
+                                 request_timeout=args.request_timeout)
     except OSError as error:
         store.close()
         print(f"flightdeck-sensor collect: cannot listen on {args.host}:{args.port}: "
               f"{error.strerror or error}", file=sys.stderr)
         return 1
     url = _base_url(args.host, server.server_address[1])
-    _print_banner(url, db_path, token, token_source)
+    _print_banner(url, db_path, token_source)
     if args.ready_file:
         _write_ready_file(args.ready_file, url, server.server_address[1], db_path)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -121,14 +154,60 @@ def _configure_logging(verbose: bool) -> None:
     logger.propagate = False
 
 
-def _resolve_token(given: str | None) -> tuple[str, str]:
-    """The token and where it came from; a new one when neither flag nor environment has one."""
-    if given:
-        return given, "--token"
-    from_env = os.environ.get("FLIGHTDECK_TOKEN")
+def token_file_beside(db_path: Path) -> Path:
+    """Where a generated token is kept: next to the database, in its private directory."""
+    return db_path.with_name(db_path.stem + ".token")
+
+
+def _resolve_token(token_file: Path | None, default_file: Path) -> tuple[str, str]:
+    """The token and where it came from, as the banner names it: --token-file, else
+    $FLIGHTDECK_TOKEN, else the default token file (a new token written to it if missing).
+    Never from the command line itself: every user of the machine can read that."""
+    if token_file is not None:
+        return _read_token_file(token_file), f"file:{token_file}"
+    from_env = os.environ.get("FLIGHTDECK_TOKEN", "").strip()
     if from_env:
-        return from_env, "$FLIGHTDECK_TOKEN"
-    return GENERATED_TOKEN_PREFIX + secrets.token_urlsafe(24), "generated"
+        return _checked(from_env, "$FLIGHTDECK_TOKEN"), "$FLIGHTDECK_TOKEN"
+    if os.path.lexists(default_file):
+        return _read_token_file(default_file), f"file:{default_file}"
+    token = GENERATED_TOKEN_PREFIX + secrets.token_urlsafe(24)
+    _write_private(default_file, token)
+    return token, f"file:{default_file}"
+
+
+def _read_token_file(path: Path) -> str:
+    """The first line of ``path``; a symlink, or a file of another user, is refused."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as error:
+        raise TokenError(f"cannot read the token file {path}: {error.strerror or error}") from None
+    with os.fdopen(descriptor, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode) or (hasattr(os, "getuid")
+                                              and info.st_uid != os.getuid()):
+            raise TokenError(f"the token file {path} is not a regular file of this user")
+        first_line = file.read(4096).decode("utf-8", "replace").partition("\n")[0]
+    return _checked(first_line.strip(), f"the token file {path}")
+
+
+def _checked(token: str, source: str) -> str:
+    if not token:
+        raise TokenError(f"{source} is empty")
+    if not token.isprintable() or any(c.isspace() for c in token) or not token.isascii():
+        raise TokenError(f"{source} holds spaces, control or non-ASCII characters "
+                         "(value not shown)")
+    return token
+
+
+def _write_private(path: Path, token: str) -> None:
+    """Create ``path`` (0600) holding ``token``; never through an existing file or link."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as error:
+        raise TokenError(f"cannot write the token file {path}: {error.strerror or error}") from None
+    with os.fdopen(descriptor, "w") as file:
+        file.write(token + "\n")
 
 
 def _base_url(host: str, port: int) -> str:
@@ -141,16 +220,16 @@ def _base_url(host: str, port: int) -> str:
     return f"http://{host}:{port}"
 
 
-def _print_banner(url: str, db_path: Path, token: str, token_source: str) -> None:
-    lines = [f"flightdeck-sensor collector listening on {url} (database: {db_path})"]
-    if token_source == "generated":
-        # The user must learn a generated token somehow: this terminal is the only place it goes.
-        lines += ["Paste these two lines into the shell that runs your agent:",
-                  f"export FLIGHTDECK_SERVER={url}/ingest",
-                  f"export FLIGHTDECK_TOKEN={token}"]
+def _print_banner(url: str, db_path: Path, token_source: str) -> None:
+    """The two export lines to paste; the token itself is never printed, only where it is."""
+    lines = [f"flightdeck-sensor collector listening on {url} (database: {db_path})",
+             "Paste these two lines into the shell that runs your agent:",
+             f"export FLIGHTDECK_SERVER={url}/ingest"]
+    if token_source.startswith("file:"):
+        path = shlex.quote(str(Path(token_source.removeprefix("file:")).resolve()))
+        lines.append(f'export FLIGHTDECK_TOKEN="$(cat {path})"')
     else:
-        lines += [f"export FLIGHTDECK_SERVER={url}/ingest",
-                  f"(token: the one given in {token_source})"]
+        lines.append(f"(FLIGHTDECK_TOKEN: the one already in {token_source})")
     print("\n".join(lines), flush=True)
 
 

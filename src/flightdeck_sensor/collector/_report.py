@@ -1,4 +1,9 @@
-"""The read side for people: the sessions table and one session's timeline, as plain text."""
+"""The read side for people: the sessions table and one session's timeline, as plain text.
+
+Every value shown comes from an event some process sent: each goes through
+``printable`` (control characters escaped, length capped), so a stored escape
+sequence or line break cannot rewrite the reader's terminal or forge a line.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .._printable import printable
 from ._store import default_db_path, open_readonly
 
 _SESSION_PREFIX = re.compile(r"[0-9a-f-]{1,36}")
 _SHORT_ID = 8
+CELL_LIMIT = 120
 
 
 def print_sessions(db: Path | None, as_json: bool, limit: int) -> int:
@@ -95,8 +102,10 @@ def _find_session(conn: sqlite3.Connection, prefix: str) -> dict[str, Any] | Non
     return None
 
 
-def render_session_header(session: dict[str, Any]) -> str:
-    state = session["state"]
+def render_session_header(stored: dict[str, Any]) -> str:
+    session = {key: value if isinstance(value, (int, float)) or value is None
+               else printable(value, CELL_LIMIT) for key, value in stored.items()}
+    state = str(session["state"])
     if session["close_reason"]:
         state += f" ({session['close_reason']})"
     agent = f"{session['agent_name'] or '-'} ({session['agent_type'] or '-'})"
@@ -221,6 +230,7 @@ _DETAILS: dict[str, Callable[[dict[str, Any], bool], str]] = {
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right_aligned: set[int]) -> str:
+    rows = [[printable(cell, CELL_LIMIT) for cell in row] for row in rows]
     widths = [max(len(header), *(len(row[i]) for row in rows)) for i, header in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
@@ -248,7 +258,7 @@ def _local(utc_text: object, fmt: str) -> str:
     try:
         moment = datetime.fromisoformat(utc_text.replace("Z", "+00:00"))
     except ValueError:
-        return utc_text
+        return printable(utc_text, 40)
     return moment.astimezone().strftime(fmt)
 
 
@@ -257,4 +267,4 @@ def _count(value: object) -> str:
 
 
 def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."
+    return printable(text, width)

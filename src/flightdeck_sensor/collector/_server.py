@@ -2,18 +2,22 @@
 
 Served both under ``/ingest`` (where Flightdeck's reverse proxy puts them)
 and at the root. Every request ends in a JSON answer or a closed connection:
-a bad body is a 4xx, never a crash; a slow client holds only its own thread,
-and only until the socket timeout.
+a bad body is a 4xx, never a crash. A connection holds one thread, and only
+``max_connections`` are served at once (more are answered 503 and closed at
+once); a client has ``request_timeout`` seconds for a whole request, however
+slowly it drips it, so slow clients cannot hold the threads for long.
 """
 
 from __future__ import annotations
 
 import hmac
+import io
 import json
 import json.scanner
 import logging
 import re
 import socket
+import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -30,7 +34,12 @@ logger = logging.getLogger("flightdeck_sensor.collector")
 
 MAX_BODY_BYTES = 1024 * 1024          # PROTOCOL.md: 1 MiB, before and after decompression
 MAX_BATCH_EVENTS = 1000
-SOCKET_TIMEOUT_SECONDS = 10.0
+SOCKET_TIMEOUT_SECONDS = 10.0       # silence between two reads (an idle keep-alive connection)
+REQUEST_TIMEOUT_SECONDS = 30.0      # a whole request: request line, headers and body
+MAX_CONNECTIONS = 256
+_BUSY_ANSWER = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                b"Retry-After: 1\r\nConnection: close\r\nContent-Length: 40\r\n\r\n"
+                b'{"error": "too many connections; retry"}')
 # After an early answer that closes the connection: how long, and how much of
 # what the client is still sending, to read and drop first (see _linger).
 LINGER_SECONDS, LINGER_BYTES = 2.0, 8 * 1024 * 1024
@@ -59,14 +68,49 @@ class CollectorServer(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], token: str, store: EventStore,
-                 batch_endpoint: bool = True) -> None:
+                 batch_endpoint: bool = True, max_connections: int = MAX_CONNECTIONS,
+                 request_timeout: float = REQUEST_TIMEOUT_SECONDS) -> None:
         self.expected_authorization = f"Bearer {token}".encode()
         self.store = store
         # False: behave as Flightdeck's ingestion, which has no batch endpoint.
         self.batch_endpoint = batch_endpoint
+        self.request_timeout = request_timeout
+        self.refused_busy = 0
+        self.max_connections = max_connections
+        self._slots = threading.BoundedSemaphore(max_connections)
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, IngestHandler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread for the connection while a slot is free; else 503 and close, at once."""
+        if not self._slots.acquire(blocking=False):
+            self._refuse_busy(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse_busy(self, request: socket.socket) -> None:
+        """Never blocks the accepting thread: whatever of the answer fits is sent."""
+        self.refused_busy += 1
+        if self.refused_busy in (1, 100) or self.refused_busy % 10_000 == 0:
+            logger.warning("collector: %d connection(s) refused so far: all %d connections busy "
+                           "(--max-connections)", self.refused_busy, self.max_connections)
+        try:
+            request.setblocking(False)
+            request.send(_BUSY_ANSWER)
+        except OSError:
+            pass
+        self.shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A connection that broke (reset, timeout): one DEBUG line, not a traceback on stderr."""
@@ -124,6 +168,16 @@ class IngestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s %s", self.address_string(), format % args)
+
+    def setup(self) -> None:
+        super().setup()
+        self._reader = DeadlineReader(self.connection, self.rfile)
+        self.rfile = io.BufferedReader(self._reader)
+
+    def handle_one_request(self) -> None:
+        """One request (the wait for it included) within the server's request timeout."""
+        self._reader.start(self.server.request_timeout)
+        super().handle_one_request()
 
     def _handle(self, method: str) -> None:
         self._body_read = False  # the handler lives as long as the keep-alive connection
@@ -293,6 +347,43 @@ class IngestHandler(BaseHTTPRequestHandler):
                 self.wfile.write(body)
         except OSError:  # the client went away before reading its answer
             self.close_connection = True
+
+
+class DeadlineReader(io.RawIOBase):
+    """The connection's reads, each allowed only until the current request's deadline
+    (the socket's own timeout bounds one read, not a client dripping a byte at a time)."""
+
+    def __init__(self, connection: socket.socket, raw: Any) -> None:
+        super().__init__()
+        self._connection = connection
+        self._raw = raw  # the handler's own socket file, unbuffered use only through us
+        self._deadline = float("inf")
+        self._shortened = False
+
+    def start(self, seconds: float) -> None:
+        self._deadline = time.monotonic() + seconds
+        if self._shortened:
+            self._connection.settimeout(SOCKET_TIMEOUT_SECONDS)
+            self._shortened = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("request not received in time")
+        if remaining < SOCKET_TIMEOUT_SECONDS:
+            self._connection.settimeout(remaining)
+            self._shortened = True
+        received: int = self._raw.raw.readinto(buffer)
+        return received
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
 
 
 def decode_body(body: bytes, content_encoding: str | None) -> bytes:
