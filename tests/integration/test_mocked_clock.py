@@ -9,10 +9,12 @@ import contextlib
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from fakes.sensor_program import run_program
 from fixtures.openai_sdk import MESSAGES, MODEL, sync_client
 
 freezegun = pytest.importorskip("freezegun")
@@ -48,3 +50,32 @@ def test_events_made_under_a_mocked_clock_carry_the_real_time(
     for event in events:
         stamped = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
         assert before - 1 <= stamped <= after + 1, (event["timestamp"], before, after)
+
+
+def test_a_child_forked_under_a_mocked_clock_stamps_the_real_time(
+        tmp_path: Path, collector: Any) -> None:
+    # given: a program that forks while its clock is mocked; parent and child make a call
+    body = """
+import os, time_machine
+from datetime import datetime, timezone
+with time_machine.travel(datetime(2001, 2, 3, tzinfo=timezone.utc), tick=False):
+    pid = os.fork()
+    call()
+    if pid == 0:
+        flightdeck_sensor.flush(10)
+        os._exit(0)
+    os.waitpid(pid, 0)
+"""
+    before = time.time()
+
+    # when
+    result = run_program(body, collector.ingest_url, tmp_path / "spool",
+                         TEST_TOKEN=collector.token)
+
+    # then: both sessions' events were accepted, stamped with the real time
+    assert result.returncode == 0, result.stderr
+    events = collector.wait_for_events(5)  # 2 x (session_start, post_call) + parent's end
+    assert len({e["session_id"] for e in events}) == 2
+    for event in events:
+        stamped = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
+        assert before - 1 <= stamped <= time.time() + 1, event
