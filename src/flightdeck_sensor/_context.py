@@ -2,7 +2,9 @@
 
 Read from the process itself, the environment and a few files: no subprocess
 (git is read from ``.git`` directly), no network, no ``importlib.metadata``
-(SDK versions come from the modules already imported). Each part is
+(SDK versions come from the modules already imported; a framework's version
+missing from its module is read from its distribution as the sender encodes
+the event, see ``_frameworks.VersionFromMetadata``). Each part is
 best-effort: one that fails is left out, the session still starts.
 """
 

@@ -6,6 +6,7 @@ import binascii
 import json
 import os
 import struct
+import sys
 import threading
 import time
 import uuid
@@ -241,7 +242,47 @@ def splice_shapes(text: str, shapes: Iterable[Shape]) -> str:
 
 
 _COUNTED = frozenset(("post_call", "embeddings"))
-_now = time.time
+
+
+# --------------------------------------------------------------------------
+# The events' clock: wall time that a mocked clock cannot move. time-machine
+# patches time.time (and datetime, gmtime, clock_gettime(CLOCK_REALTIME)) in C,
+# so even a reference taken early reads the mocked time; freezegun replaces
+# time.time, time.monotonic and time.perf_counter in the time module and in
+# every loaded module's globals that hold them. Neither touches the monotonic
+# clock a reference outside a module's globals reaches, so an event's instant
+# is a wall-clock base, read once (now and in a fork child), plus the
+# monotonic clock: one call, as time.time() was.
+
+def _real_wall_time() -> float:
+    """time.time(), or the real time under it while a test library mocks it."""
+    travelling = sys.modules.get("_time_machine")
+    if travelling is not None:
+        try:
+            return float(travelling.original_time())
+        except Exception:  # not travelling now (it raises), or another version
+            pass
+    frozen = sys.modules.get("freezegun.api")
+    real_time = getattr(frozen, "real_time", None) if frozen is not None else None
+    return float(real_time()) if callable(real_time) else time.time()
+
+
+class _Clock:
+    """Holds the monotonic clock where freezegun does not look (a class, not a
+    module's globals) and the wall time it started from."""
+
+    # The real one even if this module is imported while freezegun runs.
+    monotonic = getattr(sys.modules.get("freezegun.api"), "real_monotonic", time.monotonic)
+    base = 0.0
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.base = _real_wall_time() - cls.monotonic()
+
+
+_Clock.reset()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_Clock.reset)
 
 
 class Session:
@@ -297,7 +338,7 @@ class Session:
         not between a call and its shipping, milliseconds later).
         """
         fields["event_type"] = event_type
-        fields["timestamp"] = _now()
+        fields["timestamp"] = _Clock.base + _Clock.monotonic()  # see _Clock
         added = fields.get("tokens_total") if event_type in _COUNTED else None
         if added:
             # acquire / release, not ``with``: entering and leaving a with block

@@ -347,21 +347,21 @@ def test_with_raw_response_passes_the_raw_response_through_and_reports_usage(
     assert post["provider_metadata"]["request_id"] == raw.headers["x-request-id"]
 
 
-def test_with_streaming_response_leaves_the_body_unread_and_reports_the_call(
+def test_with_streaming_response_is_reported_from_the_body_the_user_read(
         sensor: Any, fake_llm: Any) -> None:
     # given
     sensor.init()
 
-    # when: the user streams the raw body themselves
+    # when: the user reads the raw body themselves
     with sync_client(fake_llm).chat.completions.with_streaming_response.create(**CHAT) as raw:
         assert isinstance(raw, openai._response.APIResponse)
         text = raw.read()
 
-    # then: the body reached the user whole; the call is reported (usage unread: absent)
+    # then: the body reached the user whole; the call is reported from it
     assert b'"You said: What is the capital of France"' in text
     _pre, post = sensor.call_events()
     assert post["event_type"] == "post_call"
-    assert post["usage_source"] == "absent"
+    assert post["usage_source"] == "reported"
     assert post["provider_metadata"]["request_id"].startswith("req_")
 
 
@@ -424,7 +424,7 @@ def test_cached_prompt_tokens_are_reported(sensor: Any, fake_llm: Any) -> None:
     assert (post["tokens_input"], post["tokens_cache_read"]) == (12, 6)
 
 
-def test_raw_response_of_a_stream_is_reported_when_its_headers_arrive(
+def test_raw_response_of_a_stream_is_reported_when_its_stream_ends(
         sensor: Any, fake_llm: Any) -> None:
     # given
     sensor.init()
@@ -434,14 +434,13 @@ def test_raw_response_of_a_stream_is_reported_when_its_headers_arrive(
     stream = raw.parse()
     text = _chunks_text(list(stream))
 
-    # then: the user's stream is the SDK's own, whole; the call is reported once,
-    # without usage or stream timings (the sensor never touches a body it did not read)
-    assert type(stream) is openai.Stream
+    # then: the user's stream gives the SDK's chunks, whole; the call is reported
+    # once, with the stream's timings (tests/integration/test_openai_raw_streams.py)
+    assert isinstance(stream, openai.Stream)
     assert text == ANSWER
     _pre, post = sensor.call_events()
     assert post["event_type"] == "post_call"
-    assert post["usage_source"] == "absent"
-    assert post.get("streaming") is None
+    assert post["streaming"]["final_outcome"] == "completed"
 
 
 def test_messages_given_as_a_generator_reach_the_api_whole(sensor: Any, fake_llm: Any) -> None:

@@ -234,6 +234,28 @@ def test_injected_stream_usage_reports_tokens_and_hides_the_usage_chunk(
     assert (post["tokens_input"], post["tokens_output"]) == (6, 8)
 
 
+NOT_GIVEN_SENTINELS = {name: getattr(openai, name) for name in ("omit", "NOT_GIVEN")
+                       if hasattr(openai, name)}  # an older SDK has no ``omit``
+
+
+@pytest.mark.parametrize("not_given", list(NOT_GIVEN_SENTINELS.values()),
+                         ids=list(NOT_GIVEN_SENTINELS))
+def test_stream_options_not_given_get_injected_usage(sensor: Any, fake_llm: Any,
+                                                     not_given: Any) -> None:
+    # given: the opt-in is on; the caller passes the SDK's "not given" sentinel,
+    # as openai-agents always does
+    sensor.init(inject_stream_usage=True)
+
+    # when
+    chunks = list(sync_client(fake_llm).chat.completions.create(
+        **CHAT, stream=True, stream_options=not_given))
+
+    # then: usage was asked for and recorded, and hidden from the caller
+    assert last_body(fake_llm, routes.CHAT_PATH)["stream_options"] == {"include_usage": True}
+    assert all(chunk.choices for chunk in chunks)
+    assert _only_terminal(sensor)["usage_source"] == "reported"
+
+
 def test_stream_usage_is_not_injected_by_default(sensor: Any, fake_llm: Any) -> None:
     sensor.init()
     list(sync_client(fake_llm).chat.completions.create(**CHAT, stream=True))

@@ -332,14 +332,16 @@ class Call:
         fields = self._outcome_fields(outcome)
         if streaming is not None:
             fields["streaming"] = streaming
-        if self.kind == "embeddings":
+        if self.kind == "embeddings" and outcome.output_dimensions:
             fields["tokens_output"] = 0
             fields["tokens_total"] = fields["tokens_input"] or 0
-            if outcome.output_dimensions:
-                count, dimension = outcome.output_dimensions
-                fields["output_dimensions"] = {"count": count, "dimension": dimension}
+            count, dimension = outcome.output_dimensions
+            fields["output_dimensions"] = {"count": count, "dimension": dimension}
             self.sensor.record("embeddings", fields)
         else:
+            # An embeddings call whose vectors nobody saw (a raw body left
+            # unread) is a post_call: an embeddings event without
+            # output_dimensions is rejected, and the call would be lost.
             self.sensor.record("post_call", fields)
         for name, arguments in outcome.tool_calls:
             tool = {"tool_name": name, "model": fields["model"], "provider": self.adapter.provider}

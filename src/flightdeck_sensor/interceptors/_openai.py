@@ -13,10 +13,16 @@ Entry points and the one-report rule (decision 5):
 - ``chat.completions.parse()`` and ``responses.parse()`` post by themselves and
   are wrapped as entry points of their own.
 - ``with_raw_response`` / ``with_streaming_response`` call the patched
-  ``create``; their raw response objects pass through untouched. A body the SDK
-  has already read (``with_raw_response``, not streamed) is decoded for usage;
-  an unread body is never touched, so those calls report the request id and
-  latency with ``usage_source: "absent"`` when the response headers arrive.
+  ``create``. A body the SDK has already read (``with_raw_response``, not
+  streamed) is decoded for usage at once. A body still unread (every
+  ``with_streaming_response``, a stream asked for ``with_raw_response``: the
+  path openai-agents takes for every streamed run) is proxied, never read by
+  us: ``parse()`` of a stream gives the usual stream proxy, so the call is
+  recorded as any stream is (usage, served model, time to first token, chunk
+  counts, ``stream_error`` when it breaks); a body read through ``parse()``,
+  ``read()``, ``text()`` or ``json()`` is decoded then; one closed or dropped
+  unread is recorded from the headers (an embeddings call keeps its
+  ``embeddings`` type only if the request tells the vectors' dimension).
 - A stream without usage (no ``stream_options.include_usage``) reports
   ``usage_source: "absent"`` and no token numbers: we never invent them.
   ``inject_stream_usage`` (opt-in) asks for usage and hides the extra
@@ -29,6 +35,7 @@ import base64
 import contextvars
 import functools
 import importlib
+import inspect
 import json
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
@@ -424,13 +431,17 @@ def _result_kind(result_type: type) -> str:
 
 
 def _finish(call: Call, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """ResultHandler for every ``create`` / ``parse``: record, or proxy a stream."""
+    """ResultHandler for every ``create`` / ``parse``: record, or proxy a stream
+    or a raw response whose body is still to be read."""
     kind = _result_kind(result.__class__)
     if kind == "response":
         call.succeed(call.adapter.response_outcome(result))
     elif kind == "raw":
         raw: Any = result
-        call.succeed(_raw_outcome(call, raw.http_response, kwargs))
+        body = None if kwargs.get("stream") is True else _read_body(raw.http_response)
+        if body is None:
+            return _RawResponseProxy(raw, call, args, kwargs)
+        call.succeed(_body_outcome(call, raw.http_response, body))
     else:
         return _proxy_stream(call, result, args, kwargs, kind == "async_stream")
     return result
@@ -451,16 +462,18 @@ def _proxy_stream(call: Call, stream: Any, args: tuple[Any, ...], kwargs: dict[s
     return (_UsageHidingSyncStream if injected else SyncStreamProxy)(stream, recorder)
 
 
-def _raw_outcome(call: Call, http_response: Any, kwargs: dict[str, Any]) -> Outcome:
-    """What a raw response tells without consuming anything the user will read."""
-    outcome = Outcome()
-    outcome.request_id = as_text(http_response.headers.get("x-request-id"))
-    if kwargs.get("stream") is True:
-        return outcome
+def _read_body(http_response: Any) -> bytes | None:
+    """The body the SDK has read, or None while it is unread (a streamed response)."""
     try:
-        body = http_response.content  # raises if the body was not read (streaming response)
+        body = http_response.content  # raises while the body is unread
     except Exception:
-        return outcome
+        return None
+    return body if isinstance(body, bytes) else None
+
+
+def _body_outcome(call: Call, http_response: Any, body: bytes) -> Outcome:
+    """What a raw response's JSON body tells, read as the SDK's models are."""
+    outcome = _headers_outcome(http_response)
     try:
         decoded = json.loads(body)
     except ValueError:
@@ -472,8 +485,127 @@ def _raw_outcome(call: Call, http_response: Any, kwargs: dict[str, Any]) -> Outc
     return parsed
 
 
+def _headers_outcome(http_response: Any) -> Outcome:
+    outcome = Outcome()
+    outcome.request_id = as_text(http_response.headers.get("x-request-id"))
+    return outcome
+
+
+def _unread_outcome(call: Call, http_response: Any, kwargs: dict[str, Any]) -> Outcome:
+    """What is known of a call whose body nobody read through the SDK: the
+    request id and, for embeddings, the vectors asked for (one per input, the
+    ``dimensions`` requested), so the event stays valid when it can be."""
+    body = _read_body(http_response)  # the user may have read it as bytes
+    if body is not None and kwargs.get("stream") is not True:
+        outcome = _body_outcome(call, http_response, body)
+    else:
+        outcome = _headers_outcome(http_response)
+    if call.kind == "embeddings" and outcome.output_dimensions is None:
+        dimension = as_count(kwargs.get("dimensions"))
+        if dimension:
+            outcome.output_dimensions = (_input_count(kwargs.get("input")), dimension)
+    return outcome
+
+
+def _input_count(value: Any) -> int:
+    """Inputs of an embeddings request: a list of strings or of token lists is
+    several; a string or one token list is one."""
+    if isinstance(value, list) and value and not isinstance(value[0], int):
+        return len(value)
+    return 1
+
+
+class _RawResponseProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    """A raw response (``with_streaming_response``, or a stream asked for with
+    ``with_raw_response``) whose body is unread when ``create`` returns. The
+    call ends as it would without the raw layer: ``parse()`` of a stream gives
+    the stream's timing proxy, whose end records the call; ``parse()``,
+    ``read()``, ``text()`` or ``json()`` of a body records it from the body.
+    Closed or dropped unread, it is recorded from what is known then."""
+
+    def __init__(self, wrapped: Any, call: Call, args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> None:
+        super().__init__(wrapped)
+        self._self_args = args
+        self._self_kwargs = kwargs
+        self._self_parsed: tuple[Any, Any] | None = None  # (the SDK's stream, our proxy)
+        self._self_call = call  # last: __del__ acts only on a fully built proxy
+
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        return self._self_then(self.__wrapped__.parse(*args, **kwargs), self._self_on_parsed)
+
+    def read(self, *args: Any, **kwargs: Any) -> Any:
+        return self._self_then(self.__wrapped__.read(*args, **kwargs), self._self_on_read)
+
+    def text(self, *args: Any, **kwargs: Any) -> Any:
+        return self._self_then(self.__wrapped__.text(*args, **kwargs), self._self_on_read)
+
+    def json(self, *args: Any, **kwargs: Any) -> Any:
+        return self._self_then(self.__wrapped__.json(*args, **kwargs), self._self_on_read)
+
+    def close(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = self.__wrapped__.close(*args, **kwargs)
+        except BaseException:
+            self._self_on_closed(None)
+            raise
+        return self._self_then(result, self._self_on_closed)
+
+    def _self_then(self, result: Any, finish: Callable[[Any], Any]) -> Any:
+        """``finish(result)`` now, or once the async client's coroutine gave it."""
+        if inspect.isawaitable(result):
+            return self._self_when_done(result, finish)
+        return self._self_guarded(finish, result)
+
+    async def _self_when_done(self, awaitable: Any, finish: Callable[[Any], Any]) -> Any:
+        return self._self_guarded(finish, await awaitable)
+
+    def _self_guarded(self, finish: Callable[[Any], Any], result: Any) -> Any:
+        try:
+            return finish(result)
+        except Exception:
+            self._self_call.sensor.note_internal_error(f"{PROVIDER} raw response")
+            return result
+
+    def _self_on_parsed(self, parsed: Any) -> Any:
+        seen = self._self_parsed
+        if seen is not None:  # the SDK caches parse(); so do we
+            return seen[1] if seen[0] is parsed else parsed
+        kind = _result_kind(parsed.__class__)
+        if kind not in ("stream", "async_stream"):
+            return self._self_on_read(parsed)
+        proxy = _proxy_stream(self._self_call, parsed, self._self_args, self._self_kwargs,
+                              kind == "async_stream")
+        self._self_parsed = (parsed, proxy)
+        return proxy
+
+    def _self_on_read(self, result: Any) -> Any:
+        self._self_call.succeed(_unread_outcome(self._self_call, self.__wrapped__.http_response,
+                                                self._self_kwargs))
+        return result
+
+    def _self_on_closed(self, result: Any) -> Any:
+        """Leaving ``with_streaming_response``'s block: a stream still read ends
+        as a stream closed early does; an unread body as what is known."""
+        parsed = self._self_parsed
+        if parsed is not None:
+            parsed[1]._self_recorder.abort()
+            return result
+        return self._self_on_read(result)
+
+    def __del__(self) -> None:
+        call = getattr(self, "_self_call", None)
+        if call is not None and self._self_parsed is None:
+            self._self_guarded(self._self_on_read, None)
+
+
 # --------------------------------------------------------------------------
 # inject_stream_usage (opt-in): ask for the usage chunk the caller did not.
+
+# The SDK's sentinels for an argument not given (``omit``, ``NOT_GIVEN``), by
+# class name: the same in every SDK version that has them, and no import here.
+_NOT_GIVEN = frozenset(("Omit", "NotGiven"))
+
 
 def _with_injected_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
     """The ``prepare`` hook of the create wrappers (runs for recorded calls only)."""
@@ -483,10 +615,12 @@ def _with_injected_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
     if sensor is None or not sensor.config.inject_stream_usage:
         return kwargs
     options = kwargs.get("stream_options")
+    if type(options).__name__ in _NOT_GIVEN:
+        options = None  # the SDK's "not given" (openai-agents always passes one)
     if isinstance(options, dict) and "include_usage" in options:
         return kwargs
     if options is not None and not isinstance(options, dict):
-        return kwargs  # an Omit sentinel or something we do not understand: leave it
+        return kwargs  # something we do not understand: leave it
     injected = _InjectedStreamOptions(options or {})
     injected["include_usage"] = True
     return {**kwargs, "stream_options": injected}
