@@ -1,9 +1,10 @@
-"""``flightdeck-sensor run [--server URL] [--token T] [--session-id ID] -- CMD ...``
+"""``flightdeck-sensor run [--server URL] [--token-file PATH] [--session-id ID] -- CMD ...``
 
 Sets the FLIGHTDECK_* variables and execs the command, so that every Python
-process it starts boots the sensor from the ``.pth``. The options are checked
-first: a bad server URL or session id is an error here (exit 2), not a
-warning in a process that has already started.
+process it starts boots the sensor from the ``.pth``. The token reaches it in
+its environment (readable by its user only), never on a command line. The
+options are checked first: a bad server URL or session id is an error here
+(exit 2), not a warning in a process that has already started.
 """
 
 from __future__ import annotations
@@ -11,8 +12,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 
 from ._config import canonical_uuid, resolve_config
+from ._token_file import (
+    TokenError,
+    add_token_options,
+    environment_with_token,
+    token_option_refused,
+)
 
 USAGE_ERROR = 2
 COMMAND_NOT_FOUND = 127
@@ -24,10 +32,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "run", help="run a command with the sensor switched on for its Python processes",
         description="Run CMD with FLIGHTDECK_* set, so every Python process it starts reports "
                     "its LLM calls. Options override the environment.",
-        usage="flightdeck-sensor run [--server URL] [--token T] [--session-id ID] -- CMD ...")
+        usage="flightdeck-sensor run [--server URL] [--token-file PATH] [--session-id ID] "
+              "-- CMD ...")
     parser.add_argument("--server", help="ingest URL (FLIGHTDECK_SERVER)")
-    parser.add_argument("--token", help="bearer token (FLIGHTDECK_TOKEN; prefer the variable: "
-                                        "command lines are visible to other users)")
+    add_token_options(parser, "read the bearer token from the first line of PATH "
+                              "(default: FLIGHTDECK_TOKEN)")
     parser.add_argument("--session-id", help="session-id hint, a UUID (FLIGHTDECK_SESSION_ID)")
     parser.add_argument("--agent-name", help="agent name (FLIGHTDECK_AGENT_NAME)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command to run, after --")
@@ -35,12 +44,17 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
+    if token_option_refused(args, "run"):
+        return USAGE_ERROR
     command = list(args.command)
     if command[:1] == ["--"]:
         command = command[1:]
     if not command:
         return _fail("no command given (usage: flightdeck-sensor run [options] -- CMD ...)")
-    env = child_environment(os.environ, args)
+    try:
+        env = child_environment(os.environ, args)
+    except TokenError as error:
+        return _fail(str(error))
     problem = _validate(env, args)
     if problem:
         return _fail(problem)
@@ -55,10 +69,11 @@ def run(args: argparse.Namespace) -> int:
     return 0  # not reached: exec replaced this process
 
 
-def child_environment(base: os._Environ[str] | dict[str, str],
+def child_environment(base: Mapping[str, str],
                       args: argparse.Namespace) -> dict[str, str]:
-    env = dict(base)
-    for option, variable in (("server", "FLIGHTDECK_SERVER"), ("token", "FLIGHTDECK_TOKEN"),
+    """``base`` with the options' variables; raises TokenError for an unusable token file."""
+    env = environment_with_token(base, getattr(args, "token_file", None))
+    for option, variable in (("server", "FLIGHTDECK_SERVER"),
                              ("session_id", "FLIGHTDECK_SESSION_ID"),
                              ("agent_name", "FLIGHTDECK_AGENT_NAME")):
         value = getattr(args, option, None)

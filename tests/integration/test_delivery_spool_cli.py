@@ -38,3 +38,37 @@ def test_spool_flush_ships_what_a_dead_server_run_left(tmp_path: Path, collector
     assert json.loads(flushed.stdout)["sent"] == 9
     assert len(collector.wait_for_events(9)) == 9
     assert json.loads(spool_command("status", "--json", env=env).stdout)["events"] == 0
+
+
+def spool_of_a_dead_server_run(tmp_path: Path, collector: Any, calls: int) -> dict[str, str]:
+    """Leave ``calls`` calls' events in the spool; the environment to flush it without a token."""
+    spool = tmp_path / "spool"
+    collector.stop()
+    run_program(f"for _ in range({calls}): call()", collector.ingest_url, spool,
+                TEST_TOKEN=collector.token, FLIGHTDECK_SHUTDOWN_TIMEOUT="0.5")
+    collector.restart()
+    return program_env(collector.ingest_url, spool, FLIGHTDECK_SERVER=collector.ingest_url)
+
+
+def test_spool_flush_takes_its_token_from_a_file(tmp_path: Path, collector: Any) -> None:
+    env = spool_of_a_dead_server_run(tmp_path, collector, calls=3)
+    token_file = tmp_path / "token"
+    token_file.write_text(collector.token + "\n")
+
+    flushed = spool_command("flush", "--json", "--token-file", str(token_file), env=env)
+
+    assert flushed.returncode == 0, flushed.stderr
+    assert json.loads(flushed.stdout)["sent"] == 5
+    assert len(collector.wait_for_events(5)) == 5
+
+
+def test_spool_flush_refuses_a_token_on_the_command_line(tmp_path: Path, collector: Any) -> None:
+    env = spool_of_a_dead_server_run(tmp_path, collector, calls=3)
+
+    refused = spool_command("flush", "--token", collector.token, env=env)
+
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert "--token was removed" in refused.stderr and "FLIGHTDECK_TOKEN" in refused.stderr
+    assert "--token-file" in refused.stderr and collector.token not in refused.stderr
+    assert json.loads(spool_command("status", "--json", env=env).stdout)["events"] == 5
+    assert collector.events() == []

@@ -105,9 +105,9 @@ def test_sigkill_of_the_collector_mid_delivery_loses_nothing(
     assert report["calls"] == 160
     # and what the agent could not deliver before exit is shipped from the spool
     flush = subprocess.run([sys.executable, "-m", "flightdeck_sensor", "spool", "flush",
-                            "--server", collector.ingest_url, "--token", collector.token,
-                            "--timeout", "30"],
-                           env={**_no_sensor_env(), "FLIGHTDECK_SPOOL_DIR": str(spool)},
+                            "--server", collector.ingest_url, "--timeout", "30"],
+                           env={**_no_sensor_env(), "FLIGHTDECK_SPOOL_DIR": str(spool),
+                                "FLIGHTDECK_TOKEN": collector.token},
                            capture_output=True, text=True, timeout=60)
     assert flush.returncode == 0, flush.stdout + flush.stderr
 

@@ -1,9 +1,13 @@
-"""``flightdeck-sensor run [--server URL] [--token T] [--session-id ID] -- CMD ...``"""
+"""``flightdeck-sensor run [--server URL] [--token-file PATH] [--session-id ID] -- CMD ...``"""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
+
+from fakes.sensor_program import program_env, program_source
 
 ENV = {"PATH": "/usr/bin:/bin"}
 SHOW_ENV = ("import os; print(os.environ.get('FLIGHTDECK_SERVER'), "
@@ -16,9 +20,9 @@ def launch(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 
 def test_command_runs_with_the_variables_set() -> None:
-    result = launch("--server", "http://127.0.0.1:4000", "--token", "tok",
+    result = launch("--server", "http://127.0.0.1:4000",
                     "--session-id", "{0B3D5A4E-8F1C-4E52-9A7B-1C2D3E4F5A6B}",
-                    "--", sys.executable, "-c", SHOW_ENV)
+                    "--", sys.executable, "-c", SHOW_ENV, env={"FLIGHTDECK_TOKEN": "tok"})
 
     assert result.returncode == 0, result.stderr
     assert result.stdout == ("http://127.0.0.1:4000 tok {0B3D5A4E-8F1C-4E52-9A7B-1C2D3E4F5A6B}\n")
@@ -41,8 +45,52 @@ def test_server_from_the_environment_is_enough() -> None:
     assert (result.returncode, result.stdout) == (0, "http://127.0.0.1:4000 t None\n")
 
 
+def test_token_file_gives_the_command_its_token(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("ftd_from_file\n")
+
+    result = launch("--server", "http://127.0.0.1:4000", "--token-file", str(token_file),
+                    "--", sys.executable, "-c", SHOW_ENV, env={"FLIGHTDECK_TOKEN": "older"})
+
+    assert (result.returncode, result.stdout) == (0, "http://127.0.0.1:4000 ftd_from_file None\n")
+
+
+def test_events_are_delivered_with_the_token_from_the_file(tmp_path: Path, collector: Any) -> None:
+    # Given the collector's token in a file only (the program's own init() token is wrong,
+    # and the environment wins over init())
+    token_file = tmp_path / "token"
+    token_file.write_text(collector.token + "\n")
+    env = program_env(collector.ingest_url, tmp_path / "spool", token="not-the-token")
+
+    # When the launcher runs a program making two calls
+    result = launch("--server", collector.ingest_url, "--token-file", str(token_file),
+                    "--", sys.executable, "-c", program_source("call()\ncall()"), env=env)
+
+    # Then its session and both calls are stored
+    assert result.returncode == 0, result.stderr
+    events = collector.wait_for_events(4)
+    assert sum(event["event_type"] == "post_call" for event in events) == 2
+
+
+def test_token_on_the_command_line_is_refused_with_the_way_to_go() -> None:
+    result = launch("--server", "http://127.0.0.1:4000", "--token", "tok-SECRET",
+                    "--", sys.executable, "-c", "print('ran')")
+
+    assert (result.returncode, result.stdout) == (2, "")
+    assert "--token was removed" in result.stderr and "FLIGHTDECK_TOKEN" in result.stderr
+    assert "--token-file" in result.stderr and "tok-SECRET" not in result.stderr
+
+
+def test_unreadable_token_file_is_an_error_before_anything_runs(tmp_path: Path) -> None:
+    result = launch("--server", "http://127.0.0.1:4000", "--token-file", str(tmp_path / "none"),
+                    "--", sys.executable, "-c", "print('ran')")
+
+    assert (result.returncode, result.stdout) == (2, "")
+    assert "cannot read the token file" in result.stderr
+
+
 def test_invalid_session_id_is_an_error_before_anything_runs() -> None:
-    result = launch("--server", "http://127.0.0.1:4000", "--token", "t",
+    result = launch("--server", "http://127.0.0.1:4000",
                     "--session-id", "nightly-42", "--", sys.executable, "-c", "print('ran')")
 
     assert result.returncode == 2
@@ -58,8 +106,8 @@ def test_missing_server_is_an_error() -> None:
 
 
 def test_insecure_server_is_an_error_naming_the_fix_without_the_token() -> None:
-    result = launch("--server", "http://flightdeck.example.com", "--token", "tok-SECRET",
-                    "--", sys.executable, "-c", "print('ran')")
+    result = launch("--server", "http://flightdeck.example.com", "--", sys.executable, "-c",
+                    "print('ran')", env={"FLIGHTDECK_TOKEN": "tok-SECRET"})
 
     assert result.returncode == 2
     assert "FLIGHTDECK_ALLOW_INSECURE=true" in result.stderr
@@ -81,8 +129,8 @@ def test_no_command_is_an_error() -> None:
 
 
 def test_unknown_command_exits_127() -> None:
-    result = launch("--server", "http://127.0.0.1:4000", "--token", "t", "--",
-                    "no-such-command-xyz")
+    result = launch("--server", "http://127.0.0.1:4000", "--", "no-such-command-xyz",
+                    env={"FLIGHTDECK_TOKEN": "t"})
 
     assert result.returncode == 127
     assert "command not found: no-such-command-xyz" in result.stderr

@@ -14,21 +14,24 @@ import os
 import secrets
 import shlex
 import signal
-import stat
 import sys
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+from .._token_file import (
+    TokenError,
+    add_token_options,
+    checked_token,
+    read_token_file,
+    token_option_refused,
+)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4000
 GENERATED_TOKEN_PREFIX = "ftd_local_"
 DEFAULT_MAX_CONNECTIONS = 256
 DEFAULT_REQUEST_TIMEOUT = 30.0
-
-
-class TokenError(Exception):
-    """The collector cannot get a token; the message never contains one."""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -38,12 +41,9 @@ def add_parser(subparsers: Any) -> None:
     collect.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (%(default)s)")
     collect.add_argument("--port", type=int, default=DEFAULT_PORT,
                          help="port to listen on, 0 for any free one (%(default)s)")
-    collect.add_argument("--token-file", type=Path, metavar="PATH",
-                         help="read the bearer token sensors must present from PATH (default: "
-                              "$FLIGHTDECK_TOKEN, else the token file beside the database, "
-                              "made with a new token if missing)")
-    # Removed: a command line is readable by every user of the machine (ps, /proc).
-    collect.add_argument("--token", help=argparse.SUPPRESS)
+    add_token_options(collect, "read the bearer token sensors must present from PATH "
+                               "(default: $FLIGHTDECK_TOKEN, else the token file beside the "
+                               "database, made with a new token if missing)")
     collect.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
                          metavar="N", help="connections served at once; more are answered 503 "
                                            "and closed (%(default)s)")
@@ -85,10 +85,7 @@ def run_collect(args: argparse.Namespace) -> int:
     from ._store import EventStore, default_db_path
 
     _configure_logging(args.verbose)
-    if args.token is not None:
-        print("flightdeck-sensor collect: --token was removed, because every user of this "
-              "machine can read a command line; put the token in FLIGHTDECK_TOKEN or in a file "
-              "given with --token-file", file=sys.stderr)
+    if token_option_refused(args, "collect"):
         return 2
     if args.max_connections < 1 or not 0 < args.request_timeout < float("inf"):
         print("flightdeck-sensor collect: --max-connections and --request-timeout must be "
@@ -164,39 +161,15 @@ def _resolve_token(token_file: Path | None, default_file: Path) -> tuple[str, st
     $FLIGHTDECK_TOKEN, else the default token file (a new token written to it if missing).
     Never from the command line itself: every user of the machine can read that."""
     if token_file is not None:
-        return _read_token_file(token_file), f"file:{token_file}"
+        return read_token_file(token_file), f"file:{token_file}"
     from_env = os.environ.get("FLIGHTDECK_TOKEN", "").strip()
     if from_env:
-        return _checked(from_env, "$FLIGHTDECK_TOKEN"), "$FLIGHTDECK_TOKEN"
+        return checked_token(from_env, "$FLIGHTDECK_TOKEN"), "$FLIGHTDECK_TOKEN"
     if os.path.lexists(default_file):
-        return _read_token_file(default_file), f"file:{default_file}"
+        return read_token_file(default_file), f"file:{default_file}"
     token = GENERATED_TOKEN_PREFIX + secrets.token_urlsafe(24)
     _write_private(default_file, token)
     return token, f"file:{default_file}"
-
-
-def _read_token_file(path: Path) -> str:
-    """The first line of ``path``; a symlink, or a file of another user, is refused."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError as error:
-        raise TokenError(f"cannot read the token file {path}: {error.strerror or error}") from None
-    with os.fdopen(descriptor, "rb") as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode) or (hasattr(os, "getuid")
-                                              and info.st_uid != os.getuid()):
-            raise TokenError(f"the token file {path} is not a regular file of this user")
-        first_line = file.read(4096).decode("utf-8", "replace").partition("\n")[0]
-    return _checked(first_line.strip(), f"the token file {path}")
-
-
-def _checked(token: str, source: str) -> str:
-    if not token:
-        raise TokenError(f"{source} is empty")
-    if not token.isprintable() or any(c.isspace() for c in token) or not token.isascii():
-        raise TokenError(f"{source} holds spaces, control or non-ASCII characters "
-                         "(value not shown)")
-    return token
 
 
 def _write_private(path: Path, token: str) -> None:

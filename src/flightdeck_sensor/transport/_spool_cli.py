@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any
 
 from .._config import Config, resolve_config
+from .._token_file import (
+    TokenError,
+    add_token_options,
+    environment_with_token,
+    token_option_refused,
+)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -22,7 +29,8 @@ def add_parser(subparsers: Any) -> None:
     for command in (status, flush):
         command.add_argument("--server", help="ingest URL (default: $FLIGHTDECK_SERVER)")
         command.add_argument("--json", action="store_true", help="print JSON")
-    flush.add_argument("--token", help="bearer token (default: $FLIGHTDECK_TOKEN)")
+    add_token_options(flush, "read the bearer token from the first line of PATH "
+                             "(default: $FLIGHTDECK_TOKEN)")
     flush.add_argument("--timeout", type=float, default=60.0,
                        help="give up after this many seconds (%(default)s)")
     status.set_defaults(func=run_status)
@@ -31,7 +39,14 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _config(args: argparse.Namespace) -> Config | None:
-    config, _ = resolve_config(None, server=args.server, token=getattr(args, "token", None))
+    if token_option_refused(args, "spool flush"):
+        return None
+    try:
+        env = environment_with_token(os.environ, getattr(args, "token_file", None))
+    except TokenError as error:
+        print(f"flightdeck-sensor spool: {error}", file=sys.stderr)
+        return None
+    config, _ = resolve_config(env, server=args.server)
     if not config.server:
         print("flightdeck-sensor spool: no server: set FLIGHTDECK_SERVER or pass --server",
               file=sys.stderr)
