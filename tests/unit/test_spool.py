@@ -137,16 +137,18 @@ def test_an_unwritable_directory_disables_the_spool_with_one_warning(
     assert len(warnings) == 1 and "spool" in warnings[0].getMessage()
 
 
-def test_a_corrupt_file_is_skipped_not_fatal(tmp_path: Path) -> None:
+def test_a_corrupt_file_is_quarantined_and_the_next_one_claimed(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     (tmp_path / "00000000000000000001-1-abcd-3.batch").write_bytes(b"not gzip")
     spool.write([event()])
 
     first = spool.claim_next()
-    second = spool.claim_next()
 
-    assert first is not None and first.events == []
-    assert second is not None and len(second.events) == 1
+    assert first is not None and len(first.events) == 1
+    assert spool.quarantined == 1
+    assert (tmp_path / "00000000000000000001-1-abcd-3.bad").exists()
+    spool.done(first)
+    assert spool.claim_next() is None
 
 
 def test_spool_files_hold_events_only(tmp_path: Path) -> None:

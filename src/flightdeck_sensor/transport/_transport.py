@@ -128,6 +128,20 @@ class Transport:
             sender.to_spool(stranded, "after_close")
         if finished:
             sender.close_client()
+        self._say_where_events_went()
+
+    def _say_where_events_went(self) -> None:
+        """The sensor's last line: a process that ends during an outage says how
+        many events wait in the spool, and that the next run sends them."""
+        stats = self._sender.stats
+        if not stats.spooled or self._spool is None:
+            return
+        why = {"unreachable": "server unreachable", "paused": "server asked to wait",
+               "unauthorized": "server refused the token"}.get(stats.server_state,
+                                                               "not delivered in time")
+        logger.warning("flightdeck-sensor: %d events spooled to %s (%s); they will be sent "
+                       "by the next run with this server, or by `flightdeck-sensor spool flush`",
+                       stats.spooled, self._spool.directory, why)
 
     def _drop_stranded(self) -> None:
         """Count as dropped after close the events queued once close() had taken
@@ -144,10 +158,9 @@ class Transport:
                               ("after_close", self._dropped_after_close)):
             if count:
                 dropped[reason] = dropped.get(reason, 0) + count
-        if self._spool is not None:
-            dropped_oldest = self._spool.dropped_oldest
-            if dropped_oldest:
-                dropped["spool_full"] = dropped_oldest
+        spool = self._spool
+        if spool is not None and spool.dropped_oldest:
+            dropped["spool_full"] = spool.dropped_oldest
         return {
             "queued": len(self._queue),
             "sent": stats.sent,
@@ -157,6 +170,9 @@ class Transport:
             "last_error": stats.last_error,
             "mode": stats.mode,
             "server_state": stats.server_state,
+            "sender_errors": stats.internal_errors,
+            "spool_quarantined": spool.quarantined if spool is not None else 0,
+            "spool_foreign": spool.foreign if spool is not None else 0,
         }
 
     def wait_until_sender_ready(self, timeout: float) -> None:
