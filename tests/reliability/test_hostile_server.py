@@ -279,3 +279,18 @@ def test_a_flapping_server_gives_one_warning_not_one_per_outage(sensor_log: Reco
     # Then the first outage is warned about and the next ones are held back
     assert len(server.events()) == 8
     assert len(warnings_of(sensor_log)) == 1
+
+
+@pytest.mark.parametrize("budget", [1e10, float("inf"), float("nan")], ids=str)
+def test_close_with_an_absurd_budget_neither_raises_nor_loses_events(budget: float) -> None:
+    # Given a transport with events queued for a server that answers
+    with IngestServer() as server:
+        transport = transport_to(server.url)
+        sent = events(3, server.url)
+        for event in sent:
+            transport.submit(event)
+        # When it is closed with a budget no clock can wait for
+        transport.close(budget)
+        # Then the events were delivered or spooled, and counted either way
+        status = transport.status()
+    assert status["sent"] + status["spooled"] + sum(status["dropped"].values()) == 3

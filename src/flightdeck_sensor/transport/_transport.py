@@ -19,6 +19,9 @@ from ._spool import Spool, spool_dir_for
 logger = logging.getLogger("flightdeck_sensor")
 
 THREAD_NAME = "flightdeck-sensor-sender"
+# No exit waits longer than this, whatever it is asked: a budget past
+# threading.TIMEOUT_MAX makes join() raise OverflowError, and every event is lost.
+CLOSE_TIMEOUT_MAX = 24 * 3600.0
 
 
 class Transport:
@@ -96,7 +99,7 @@ class Transport:
     def flush(self, timeout: float) -> bool:
         """Wait until everything queued so far is delivered; False on timeout."""
         if self._sender_running():
-            return self._sender.wait_idle(max(0.0, timeout))
+            return self._sender.wait_idle(_bounded(timeout, CLOSE_TIMEOUT_MAX))
         return not len(self._queue)
 
     def close(self, timeout: float) -> None:
@@ -104,7 +107,7 @@ class Transport:
         if self._closed:
             return
         self._closed = True
-        deadline = time.monotonic() + max(0.0, timeout)
+        deadline = time.monotonic() + _bounded(timeout, CLOSE_TIMEOUT_MAX)
         sender = self._sender
         sender.begin_close(deadline)
         thread = self._thread
@@ -182,6 +185,11 @@ class Transport:
     def after_fork_in_child(self) -> None:
         """The parent ships the inherited events; the child starts afresh."""
         self._reset()
+
+
+def _bounded(seconds: float, most: float) -> float:
+    """``seconds`` within [0, most]; NaN is 0."""
+    return min(seconds, most) if seconds > 0 else 0.0
 
 
 FORK_WAIT_SECONDS = 5.0  # only a fork in the first moments of the sender ever waits
