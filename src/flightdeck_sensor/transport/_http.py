@@ -94,22 +94,25 @@ class IngestClient:
         self._tls: ssl.SSLContext | None = None
         self._ends = 0.0  # the monotonic time the current request must be over by
 
-    def post(self, path: str, body: bytes, timeout: float = REQUEST_TIMEOUT) -> Answer:
+    def post(self, path: str, body: bytes, timeout: float = REQUEST_TIMEOUT,
+             deadline: float = REQUEST_DEADLINE) -> Answer:
         """POST ``body`` (gzipped above 1 KiB where compression is on); never raises.
-        ``timeout`` bounds each step (connect, send, each read) and the whole
-        request (with :data:`REQUEST_DEADLINE`, whichever ends first)."""
-        return self.begin(path, body, timeout) or self.finish()
+        ``timeout`` bounds each step (connect, send, each read), ``deadline``
+        the whole request (at most :data:`REQUEST_DEADLINE`)."""
+        return self.begin(path, body, timeout, deadline) or self.finish()
 
-    def begin(self, path: str, body: bytes, timeout: float = REQUEST_TIMEOUT) -> Answer | None:
+    def begin(self, path: str, body: bytes, timeout: float = REQUEST_TIMEOUT,
+              deadline: float = REQUEST_DEADLINE) -> Answer | None:
         """Send the request; the answer is read by :meth:`finish`, so the caller
-        can work while the server does. Returns an Answer only when sending
-        failed (then there is nothing to finish). Never raises."""
+        can work while the server does. ``timeout`` bounds each step, ``deadline``
+        the whole request. Returns an Answer only when sending failed (then
+        there is nothing to finish). Never raises."""
         headers = dict(self._headers)
         if self._gzip and len(body) > GZIP_ABOVE:
             body = gzip.compress(body, compresslevel=1)  # 3x cheaper than 6, ~10% larger
             headers["Content-Encoding"] = "gzip"
-        self._ends = time.monotonic() + max(0.05, min(timeout, REQUEST_DEADLINE))
-        timeout = max(0.05, min(timeout, REQUEST_TIMEOUT))
+        self._ends = time.monotonic() + max(0.05, min(deadline, REQUEST_DEADLINE))
+        timeout = max(0.05, min(timeout, deadline, REQUEST_TIMEOUT))
         self._request = (path, body, headers, timeout)
         return self._guarded(self._send_request)
 

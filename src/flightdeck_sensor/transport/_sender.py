@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .._config import Config
 from .._log import Throttle, printable
 from .._session import complete_event, encode_default, prepare_events, splice_shapes
+from ._http import REQUEST_DEADLINE
 from ._queue import EventQueue, estimate_size
 from ._spool import Claim, Spool
 
@@ -428,10 +429,10 @@ class Sender:
             self._connect()
         client = self._client
         assert client is not None
-        timeout = 5.0
-        if self.deadline is not None:
-            timeout = self.deadline - time.monotonic()
-        failed = client.begin(path, body, timeout)
+        left = REQUEST_DEADLINE
+        if self.deadline is not None:  # closing: no request outlives the exit budget
+            left = self.deadline - time.monotonic()
+        failed = client.begin(path, body, deadline=left)
         try:
             if failed is None and meanwhile is not None:
                 meanwhile()

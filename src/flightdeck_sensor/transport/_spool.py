@@ -94,6 +94,7 @@ class Spool:
         self.quarantined = 0  # files renamed *.bad: unreadable, oversized
         self.foreign = 0  # files found here that this user does not own: never sent
         self._warned: set[str] = set()
+        self._written: set[str] = set()  # names of the files this process wrote
         self._lock = threading.RLock()
 
     def after_fork(self) -> None:
@@ -187,6 +188,15 @@ class Spool:
             raw.write(gzip.compress(b"\n".join(events) + b"\n", compresslevel=1))
         os.replace(self._at(fd, temporary), self._at(fd, name + _BATCH_SUFFIX),
                    src_dir_fd=fd, dst_dir_fd=fd)
+        self._written.add(name + _BATCH_SUFFIX)
+
+    def waiting_from_this_process(self) -> int:
+        """Events this process wrote that still wait in the spool (not shipped
+        since, by this process or another)."""
+        with self._lock:
+            names = list(self._written)
+        return sum(_event_count(name) for name in names
+                   if os.path.lexists(self.directory / name))
 
     def _disable(self, exc: OSError) -> None:
         self.enabled = False

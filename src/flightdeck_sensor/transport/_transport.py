@@ -139,12 +139,15 @@ class Transport:
         stats = self._sender.stats
         if not stats.spooled or self._spool is None:
             return
+        waiting = self._spool.waiting_from_this_process()
+        if not waiting:  # shipped by this process after the server came back
+            return
         why = {"unreachable": "server unreachable", "paused": "server asked to wait",
                "unauthorized": "server refused the token"}.get(stats.server_state,
                                                                "not delivered in time")
         logger.warning("flightdeck-sensor: %d events spooled to %s (%s); they will be sent "
                        "by the next run with this server, or by `flightdeck-sensor spool flush`",
-                       stats.spooled, self._spool.directory, why)
+                       waiting, self._spool.directory, why)
 
     def _drop_stranded(self) -> None:
         """Count as dropped after close the events queued once close() had taken
