@@ -202,7 +202,7 @@ class Spool:
         self.enabled = False
         logger.warning("flightdeck-sensor spool at %s is unusable (%s); undelivered events "
                        "will be dropped and counted, the program runs on",
-                       self.directory, exc.strerror or type(exc).__name__)
+                       printable(self.directory, 300), exc.strerror or type(exc).__name__)
 
     def _enforce_cap(self) -> None:
         files = self._batch_files()
@@ -228,7 +228,7 @@ class Spool:
             return None
         except OSError as exc:
             self._warn_once("directory", "flightdeck-sensor spool at %s is not read (%s)",
-                            self.directory, exc.strerror or type(exc).__name__)
+                            printable(self.directory, 300), exc.strerror or type(exc).__name__)
             return None
 
     def _claim_in(self, fd: int | None) -> Claim | None:
@@ -323,7 +323,8 @@ class Spool:
         self._warned.add(name)
         self.foreign += 1
         self._warn_once("foreign", "flightdeck-sensor spool at %s holds files this user does "
-                        "not own (%s); they are not sent", self.directory, printable(name))
+                        "not own (%s); they are not sent", printable(self.directory, 300),
+                        printable(name))
 
     def _batch_files(self) -> list[tuple[Path, int]]:
         files = []

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._config import Config
+from .._log import printable
 from ._http import IngestClient  # noqa: F401 - imported here, not on the sender thread
 from ._queue import EventQueue
 from ._sender import BATCH_EVENTS, Sender
@@ -147,7 +148,7 @@ class Transport:
                                                                "not delivered in time")
         logger.warning("flightdeck-sensor: %d events spooled to %s (%s); they will be sent "
                        "by the next run with this server, or by `flightdeck-sensor spool flush`",
-                       waiting, self._spool.directory, why)
+                       waiting, printable(self._spool.directory, 300), why)
 
     def _drop_stranded(self) -> None:
         """Count as dropped after close the events queued once close() had taken
