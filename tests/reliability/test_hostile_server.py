@@ -281,7 +281,7 @@ def test_a_flapping_server_gives_one_warning_not_one_per_outage(sensor_log: Reco
     assert len(warnings_of(sensor_log)) == 1
 
 
-@pytest.mark.parametrize("budget", [1e10, float("inf"), float("nan")], ids=str)
+@pytest.mark.parametrize("budget", [1e10, float("inf")], ids=str)
 def test_close_with_an_absurd_budget_neither_raises_nor_loses_events(budget: float) -> None:
     # Given a transport with events queued for a server that answers
     with IngestServer() as server:

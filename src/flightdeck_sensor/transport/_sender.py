@@ -413,11 +413,10 @@ class Sender:
         if self._client is not None:
             return
         try:
-            if self._client is None:
-                from ._http import IngestClient
+            from ._http import IngestClient
 
-                self._client = IngestClient(self._config.server, self._config.token,
-                                            self._config.compression)
+            self._client = IngestClient(self._config.server, self._config.token,
+                                        self._config.compression)
         finally:
             self.ready.set()
 

@@ -245,6 +245,9 @@ class Spool:
             except UnreadableFile as exc:
                 self._quarantine_name(fd, claimed, str(exc))
                 continue
+            except Exception as exc:  # whatever else a file can do to a reader
+                self._quarantine_name(fd, claimed, type(exc).__name__)
+                continue
             return Claim(self.directory / claimed, events, expired, unreadable)
         return None
 
