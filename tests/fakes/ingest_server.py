@@ -32,6 +32,7 @@ class Reply:
     never_answer: bool = False  # read the request, then hold the connection open
     close_connection: bool = False  # read the request, then close without answering
     paths: tuple[str, ...] = ()  # only for these paths (empty: any path)
+    drip: float = 0.0  # write the answer one byte every ``drip`` seconds
 
 
 @dataclass
@@ -162,8 +163,26 @@ class IngestServer:
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
+                if reply.drip:
+                    self._headers_buffer.append(b"\r\n")
+                    self._drip(b"".join(self._headers_buffer) + data, reply.drip)
+                    self._headers_buffer = []
+                    return
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _drip(self, answer: bytes, interval: float) -> None:
+                """A byte at a time, until the answer is out, the client has gone
+                or the server stops."""
+                self.close_connection = True
+                for byte in answer:
+                    if server._release.wait(interval):
+                        return
+                    try:
+                        self.wfile.write(bytes((byte,)))
+                        self.wfile.flush()
+                    except OSError:
+                        return
 
         return Handler
 

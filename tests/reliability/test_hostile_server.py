@@ -12,6 +12,8 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -158,3 +160,137 @@ def test_sender_thread_ends_after_close_even_if_the_server_never_answers() -> No
     assert took < CLOSE_BUDGET + CLOSE_MARGIN
     assert not any(t.is_alive() for t in senders)
     assert sum(transport.status()["dropped"].values()) == 3  # spool off: counted, not silent
+
+
+# -- single hostile inputs, each aimed at one defect ---------------------------------------
+TOKEN = "tok-hostile"
+
+
+def transport_to(server_url: str, spool_dir: Path | None = None) -> Transport:
+    config, _ = resolve_config({} if spool_dir else {"FLIGHTDECK_SPOOL": "off"},
+                               server=server_url, token=TOKEN)
+    if spool_dir is not None:
+        config = config.replace(spool_dir=str(spool_dir))
+    return Transport(config)
+
+
+def ids(found: list[dict[str, Any]]) -> list[str]:
+    return [str(e["id"]) for e in found]
+
+
+def warnings_of(log: Records) -> list[str]:
+    return [r.getMessage() for r in log.records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize("retry_after", [
+    "0", "-5", formatdate(time.time() - 3600, usegmt=True)], ids=["zero", "negative", "past"])
+def test_429_asking_to_retry_at_once_is_backed_off_not_looped(retry_after: str) -> None:
+    # Given a server that answers every request 429 with a Retry-After of no time
+    with IngestServer([Reply(429, {"error": "slow down"},
+                             {"Retry-After": retry_after})]) as server:
+        transport = transport_to(server.url)
+        for event in events(5, server.url):
+            transport.submit(event)
+        # When the sender has been retrying for a while
+        assert server.wait_for(lambda s: len(s.requests) >= 1)
+        flooded = server.wait_for(lambda s: len(s.requests) > 10, timeout=2.0)
+        transport.close(0.5)
+    # Then it waited between attempts, backing off, instead of looping
+    assert not flooded, len(server.requests)
+
+
+def test_an_answer_of_deeply_nested_json_neither_kills_the_sender_nor_resends(
+        tmp_path: Path, sensor_log: Records) -> None:
+    # Given a server whose first answer is accepted but nested 100,000 deep
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with IngestServer([Reply(200, deep), Reply(200)]) as server:
+        transport = transport_to(server.url, tmp_path)
+        first, later = events(3, server.url), events(3, server.url)
+        # When events are sent before and after that answer
+        for event in first:
+            transport.submit(event)
+        assert transport.flush(10)
+        for event in later:
+            transport.submit(event)
+        delivered = transport.flush(10)
+        transport.close(2.0)
+        status = transport.status()
+    # Then the later events arrived too, each event once, and nothing waits to be resent
+    assert delivered
+    assert sorted(ids(server.events())) == sorted(ids(first + later))
+    assert status["spooled"] == 0 and not list(tmp_path.rglob("*.batch"))
+    assert warnings_of(sensor_log) == []
+
+
+def test_a_server_dripping_its_answer_is_given_up_on_and_later_events_arrive() -> None:
+    # Given a server that dribbles its first answer out a byte every half second
+    with IngestServer([Reply(200, drip=0.5), Reply(200)]) as server:
+        transport = transport_to(server.url)
+        first = events(3, server.url)
+        for event in first:
+            transport.submit(event)
+        # When the sender has sent that request
+        assert server.wait_for(lambda s: len(s.requests) >= 1)
+        # Then it gives up on the answer within its whole-request deadline and sends again
+        retried = server.wait_for(lambda s: len(s.requests) >= 2, timeout=30.0)
+        later = events(2, server.url)
+        for event in later:
+            transport.submit(event)
+        delivered = transport.flush(20)
+        transport.close(0.5)
+    assert retried
+    assert delivered
+    assert set(ids(first + later)) <= set(ids(server.events()))
+
+
+HOSTILE_TEXT = "bad\x1b[31m red\r\nFAKE flightdeck_sensor ERROR injected\x07" + "x" * 5000
+
+
+def test_rejection_messages_reach_the_log_sanitized_capped_and_rate_limited(
+        sensor_log: Records) -> None:
+    # Given a server that rejects every event with a message full of control characters
+    with IngestServer([Reply(400, {"error": HOSTILE_TEXT})]) as server:
+        transport = transport_to(server.url)
+        # When many batches of events are rejected
+        for _ in range(5):
+            for event in events(4, server.url):
+                transport.submit(event)
+            assert transport.flush(10)
+        transport.close(0.5)
+        status = transport.status()
+    # Then one warning says so, in one short printable line; every drop is counted
+    assert status["dropped"] == {"rejected": 20}
+    (warning,) = warnings_of(sensor_log)
+    assert "bad" in warning and len(warning) < 500
+    assert not any(ch in warning for ch in "\x1b\r\n\x07")
+    assert not any(ch in str(status["last_error"]) for ch in "\x1b\r\n\x07")
+
+
+def test_a_flapping_server_gives_one_warning_not_one_per_outage(sensor_log: Records) -> None:
+    # Given a server that fails every other request
+    with IngestServer([Reply(503), Reply(200)] * 4 + [Reply(200)]) as server:
+        transport = transport_to(server.url)
+        # When batches go out through four short outages
+        for _ in range(4):
+            for event in events(2, server.url):
+                transport.submit(event)
+            assert transport.flush(15)
+        transport.close(0.5)
+    # Then the first outage is warned about and the next ones are held back
+    assert len(server.events()) == 8
+    assert len(warnings_of(sensor_log)) == 1
+
+
+@pytest.mark.parametrize("budget", [1e10, float("inf")], ids=str)
+def test_close_with_an_absurd_budget_neither_raises_nor_loses_events(budget: float) -> None:
+    # Given a transport with events queued for a server that answers
+    with IngestServer() as server:
+        transport = transport_to(server.url)
+        sent = events(3, server.url)
+        for event in sent:
+            transport.submit(event)
+        # When it is closed with a budget no clock can wait for
+        transport.close(budget)
+        # Then the events were delivered or spooled, and counted either way
+        status = transport.status()
+    assert status["sent"] + status["spooled"] + sum(status["dropped"].values()) == 3

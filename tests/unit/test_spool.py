@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from flightdeck_sensor.transport._spool import Spool, spool_dir_for
+from flightdeck_sensor.transport._spool import MAX_FILE_BYTES, Spool, spool_dir_for
 
 
 def event(age: timedelta = timedelta(0), padding: str = "") -> bytes:
@@ -137,16 +137,18 @@ def test_an_unwritable_directory_disables_the_spool_with_one_warning(
     assert len(warnings) == 1 and "spool" in warnings[0].getMessage()
 
 
-def test_a_corrupt_file_is_skipped_not_fatal(tmp_path: Path) -> None:
+def test_a_corrupt_file_is_quarantined_and_the_next_one_claimed(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     (tmp_path / "00000000000000000001-1-abcd-3.batch").write_bytes(b"not gzip")
     spool.write([event()])
 
     first = spool.claim_next()
-    second = spool.claim_next()
 
-    assert first is not None and first.events == []
-    assert second is not None and len(second.events) == 1
+    assert first is not None and len(first.events) == 1
+    assert spool.quarantined == 1
+    assert (tmp_path / "00000000000000000001-1-abcd-3.bad").exists()
+    spool.done(first)
+    assert spool.claim_next() is None
 
 
 def test_spool_files_hold_events_only(tmp_path: Path) -> None:
@@ -156,3 +158,108 @@ def test_spool_files_hold_events_only(tmp_path: Path) -> None:
     (path,) = tmp_path.glob("*.batch")
     text = gzip.decompress(path.read_bytes()).decode()
     assert "Bearer" not in text and "token" not in text
+
+
+# -- a spool someone else prepared ------------------------------------------------------
+needs_root = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                                reason="needs root to give files away")
+NOBODY = 65534
+
+
+def test_a_symlinked_spool_directory_is_not_followed(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    target.mkdir(mode=0o755)
+    (tmp_path / "spool").symlink_to(target)
+    spool = Spool(tmp_path / "spool")
+
+    assert not spool.write([event()])
+
+    assert not spool.enabled
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755 and not list(target.iterdir())
+    assert spool.claim_next() is None
+
+
+@needs_root
+def test_a_spool_directory_owned_by_another_user_is_not_used(tmp_path: Path) -> None:
+    directory = tmp_path / "spool"
+    directory.mkdir(mode=0o755)
+    os.chown(directory, NOBODY, NOBODY)
+    spool = Spool(directory)
+
+    assert not spool.write([event()])
+
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o755 and not list(directory.iterdir())
+
+
+@needs_root
+def test_files_planted_by_another_user_are_not_claimed(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.write([event()])
+    (planted,) = tmp_path.glob("*.batch")
+    os.chown(planted, NOBODY, NOBODY)
+
+    assert spool.claim_next() is None
+
+    assert spool.foreign == 1 and planted.exists()
+
+
+def test_a_symlink_among_the_files_is_not_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.gz"
+    outside.write_bytes(gzip.compress(event() + b"\n"))
+    spool = Spool(tmp_path / "spool")
+    spool.write([event()])
+    (tmp_path / "spool" / "00000000000000000001-1-abcd-1.batch").symlink_to(outside)
+
+    claim = spool.claim_next()
+
+    assert claim is not None and "abcd" not in claim.path.name
+    assert spool.claim_next() is None and spool.foreign == 1
+
+
+def test_a_file_that_inflates_past_the_cap_is_quarantined_not_read(tmp_path: Path) -> None:
+    bomb = gzip.compress(b" " * (MAX_FILE_BYTES + 1), compresslevel=9)
+    (tmp_path / "00000000000000000001-1-abcd-1.batch").write_bytes(bomb)
+    spool = Spool(tmp_path)
+
+    assert len(bomb) < 100_000
+    assert spool.claim_next() is None
+
+    assert spool.quarantined == 1
+    assert (tmp_path / "00000000000000000001-1-abcd-1.bad").exists()
+
+
+def test_a_corrupt_deflate_stream_is_quarantined(tmp_path: Path) -> None:
+    packed = bytearray(gzip.compress(b"\n".join(event() for _ in range(20))))
+    packed[12:20] = b"\xff" * 8
+    (tmp_path / "00000000000000000001-1-abcd-20.batch").write_bytes(bytes(packed))
+    spool = Spool(tmp_path)
+
+    assert spool.claim_next() is None
+
+    assert spool.quarantined == 1
+
+
+def test_lines_that_are_not_events_are_counted_and_the_rest_read(tmp_path: Path) -> None:
+    good = event()
+    lines = [b"[" * 100_000 + b"]" * 100_000, b'{"torn', good, b"[1]"]
+    (tmp_path / "00000000000000000001-1-abcd-4.batch").write_bytes(
+        gzip.compress(b"\n".join(lines)))
+    spool = Spool(tmp_path)
+
+    claim = spool.claim_next()
+
+    assert claim is not None and claim.events == parsed([good]) and claim.unreadable == 3
+
+
+def test_a_large_write_is_split_into_files_a_reader_accepts(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    batch = [event(padding="x" * 100_000) for _ in range(100)]  # about 10 MB
+
+    assert spool.write(batch)
+
+    assert len(list(tmp_path.glob("*.batch"))) >= 3
+    read: list[dict[str, object]] = []
+    while (claim := spool.claim_next()) is not None:
+        read += claim.events
+        spool.done(claim)
+    assert read == parsed(batch)

@@ -12,14 +12,20 @@ Contract used by the rest of the sensor (``_sensor.Sensor``):
 - ``close(timeout: float) -> None``: final bounded flush at exit; what is not
   delivered goes to the spool. Never starts a thread during interpreter exit.
 - ``status() -> dict``: queued, sent, dropped (by reason), spooled, retries,
-  last_error, mode ("batch" / "single").
+  last_error, mode ("batch" / "single"), server_state, sender_errors (errors
+  the sender survived), spool_quarantined (unreadable files set aside as
+  ``*.bad``), spool_foreign (files of another user, left alone).
 - ``after_fork_in_child() -> None``: drop the inherited queue, fresh locks,
   sender restarted lazily.
 - ``on_envelope(envelope: dict)`` is called (from the sender thread) with each
   parsed response envelope.
 
 Also ``spool_summary(config) -> dict`` for ``flightdeck-sensor doctor``: the
-spool's directory, whether it is on, and its files, events and bytes.
+spool's directory, whether it is on, its files, events and bytes, and how many
+files are quarantined. ``_http.request(url, method, body, headers, *, timeout,
+deadline, max_bytes, tls) -> Answer``: one request bounded as a whole (each
+step within ``timeout``, all of it within ``deadline``), never raising, never
+following a redirect; for ``doctor``'s checks.
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._config import Config
+from .._log import Throttle, printable
 from .._session import complete_event, encode_default, prepare_events, splice_shapes
+from ._http import REQUEST_DEADLINE
 from ._queue import EventQueue, estimate_size
 from ._spool import Claim, Spool
 
@@ -33,6 +35,10 @@ BATCH_BYTES = 1024 * 1024  # before compression; Flightdeck reads at most 1 MiB
 BATCH_WINDOW = 1.0  # seconds: the sender's tick; an event waits at most this long
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
 RETRY_AFTER_MAX, RETRY_AFTER_DEFAULT = 60.0, 60.0
+# Warnings about the server, at most one per interval: a flapping server or a
+# stream of rejections gives one line, not one per request.
+OUTAGE_WARNING_INTERVAL = 300.0
+REJECTION_WARNING_INTERVAL = 60.0
 OVERFLOW_FRACTION = 0.5  # during an outage, spool what exceeds half the queue
 BATCH_PATH, SINGLE_PATH = "/v1/events/batch", "/v1/events"
 _TRANSIENT = frozenset((0, 408, 429))
@@ -52,6 +58,7 @@ class Stats:
     def __init__(self) -> None:
         self.sent = 0
         self.spooled = 0
+        self.internal_errors = 0  # bugs or inputs the sender survived
         self.retries = 0
         self.dropped: dict[str, int] = {}
         self.last_error: str | None = None
@@ -82,7 +89,9 @@ class Sender:
         self._replay_due = True
         self._backoff = BACKOFF_FIRST
         self._outage = False
-        self._warned: set[str] = set()
+        self._outage_warned = False  # this outage's warning was logged (so is its end)
+        self._outage_warnings = Throttle(OUTAGE_WARNING_INTERVAL)
+        self._rejection_warnings = Throttle(REJECTION_WARNING_INTERVAL)
         self.deadline: float | None = None  # set when the transport closes
         self.abandoned = False  # the closer took over what is left
         self.flush_wanted = False
@@ -146,26 +155,64 @@ class Sender:
 
     # -- the loop ---------------------------------------------------------------
     def run(self, replay: bool = True) -> None:
-        """Deliver until closed and idle, or abandoned. Never raises."""
+        """Deliver until closed and idle, or abandoned. Never raises, and no
+        error ends it early: one bad answer or file must not stop delivery for
+        the rest of the process."""
         self._replay_due = replay and self._spool is not None
         try:
-            self._connect()
             while not self.abandoned:
-                if self._replay_due:
-                    self._replay_spool()
-                if self._closing.is_set() and self.is_idle():
-                    return
-                if not self._next:
-                    self._wait_for_batch()
-                batch, body = self._take_prefetched() if self._next else (self._take_batch(), None)
-                if batch:
-                    self._deliver(batch, body=body)
-                self._notify_if_idle()
-        except Exception:
-            logger.warning("flightdeck-sensor sender stopped on an internal error; "
-                           "undelivered events go to the spool at exit", exc_info=True)
+                try:
+                    if self._step():
+                        return
+                except Exception:
+                    if self._survive_internal_error():
+                        return
         finally:
             self._notify_if_idle(force=True)
+
+    def _step(self) -> bool:
+        """One turn of the loop; True when the sender is done."""
+        self._connect()
+        if self._replay_due:
+            self._replay_spool()
+        if self._closing.is_set() and self.is_idle():
+            return True
+        if not self._next:
+            self._wait_for_batch()
+        batch, body = self._take_prefetched() if self._next else (self._take_batch(), None)
+        if batch:
+            self._deliver(batch, body=body)
+        self._notify_if_idle()
+        return False
+
+    def _survive_internal_error(self) -> bool:
+        """Count an error that escaped the loop, set aside what it was working
+        on (a claimed spool file is quarantined, the live batch spooled), and
+        wait a little before going on. True when the sender should stop."""
+        self.stats.internal_errors += 1
+        if self.stats.internal_errors == 1:
+            logger.warning("flightdeck-sensor sender met an internal error and goes on "
+                           "(further errors are counted in get_status()['sender_errors'])")
+        logger.debug("flightdeck-sensor sender internal error", exc_info=True)
+        try:
+            self._set_aside_work()
+        except Exception:
+            self.stats.internal_errors += 1
+        if self._closing.is_set():
+            return True  # the closer takes over what is left
+        self._closing.wait(self._retry_delay())
+        return False
+
+    def _set_aside_work(self) -> None:
+        claim, self._claim = self._claim, None
+        if claim is not None and self._spool is not None:
+            self._spool.quarantine(claim)
+        with self._handoff:
+            if self.abandoned:
+                return
+            events = self._in_flight + self._next
+            self._in_flight, self._next, self._next_body = [], [], None
+        self.to_spool(events, "internal_error")
 
     def _notify_if_idle(self, force: bool = False) -> None:
         if force or self.is_idle():
@@ -363,12 +410,13 @@ class Sender:
 
     def _connect(self) -> None:
         """Build the HTTP client (once); ``ready`` is set even on failure."""
+        if self._client is not None:
+            return
         try:
-            if self._client is None:
-                from ._http import IngestClient
+            from ._http import IngestClient
 
-                self._client = IngestClient(self._config.server, self._config.token,
-                                            self._config.compression)
+            self._client = IngestClient(self._config.server, self._config.token,
+                                        self._config.compression)
         finally:
             self.ready.set()
 
@@ -380,10 +428,10 @@ class Sender:
             self._connect()
         client = self._client
         assert client is not None
-        timeout = 5.0
-        if self.deadline is not None:
-            timeout = self.deadline - time.monotonic()
-        failed = client.begin(path, body, timeout)
+        left = REQUEST_DEADLINE
+        if self.deadline is not None:  # closing: no request outlives the exit budget
+            left = self.deadline - time.monotonic()
+        failed = client.begin(path, body, deadline=left)
         try:
             if failed is None and meanwhile is not None:
                 meanwhile()
@@ -401,37 +449,50 @@ class Sender:
         if status in _UNAUTHORIZED:
             self._stop_sending(status, "refused the token")
         elif self._is_retryable(answer):
-            self.stats.last_error = answer.error or f"HTTP {status}"
+            self.stats.last_error = printable(answer.error or f"HTTP {status}")
             if status == 429:
                 self.stats.server_state = "paused"
                 self._pause_for = _retry_after_seconds(answer.retry_after)
             elif not self._outage:
                 self._outage = True
                 self.stats.server_state = "unreachable"
-                logger.warning("flightdeck-sensor cannot deliver events to %s (%s); "
-                               "retrying in the background, events are kept",
-                               _shown(self._config.server), self.stats.last_error)
+                self._warn_outage()
         else:
             if self._outage:
-                logger.info("flightdeck-sensor delivery to %s recovered",
-                            _shown(self._config.server))
+                if self._outage_warned:
+                    logger.info("flightdeck-sensor delivery to %s recovered",
+                                _shown(self._config.server))
                 self._replay_due = self._spool is not None
-            self._outage = False
+            self._outage = self._outage_warned = False
             self._backoff = BACKOFF_FIRST
             if self.stats.server_state != "unauthorized":
                 self.stats.server_state = "ok"
 
+    def _warn_outage(self) -> None:
+        """One WARNING per outage, and for a flapping server at most one per
+        interval (the outages in between are counted in the next one)."""
+        if not self._outage_warnings.allow():
+            return
+        self._outage_warned = True
+        also = self._outage_warnings.take_held_back()
+        logger.warning("flightdeck-sensor cannot deliver events to %s (%s); "
+                       "retrying in the background, events are kept%s",
+                       _shown(self._config.server), self.stats.last_error,
+                       f" ({also} more outages since the last warning)" if also else "")
+
     _pause_for: float | None = None
 
     def _retry_delay(self) -> float:
-        if self._pause_for is not None:
-            delay, self._pause_for = self._pause_for, None
-            return delay
+        """The backoff's next delay (0.5 s doubling to 30 s, with jitter); a
+        Retry-After can lengthen it, never shorten it: a server answering 429
+        with ``Retry-After: 0`` (or a date in the past) would otherwise have
+        the sender retry in a tight loop."""
         import random
 
         delay = self._backoff * random.uniform(0.5, 1.0)
         self._backoff = min(self._backoff * 2, BACKOFF_MAX)
-        return delay
+        asked, self._pause_for = self._pause_for, None
+        return delay if asked is None else max(asked, delay)
 
     def _pause(self, seconds: float) -> None:
         """Wait, interruptible by close; meanwhile move queue overflow to the spool."""
@@ -460,8 +521,10 @@ class Sender:
     def _accept_batch(self, events: list[Event], answer: Answer) -> None:
         envelope = self._read_envelope(answer.body)
         rejected = _rejections(envelope, len(events))
-        for message in rejected.values():
-            self._warn_once(f"the server rejected an event: {message}")
+        if rejected:
+            messages = list(dict.fromkeys(rejected.values()))[:3]
+            self._warn_dropped(f"the server rejected {len(rejected)} event(s): "
+                               + "; ".join(messages))
         self.stats.drop("rejected", len(rejected))
         self.stats.sent += len(events) - len(rejected)
 
@@ -469,16 +532,19 @@ class Sender:
         self.stats.drop(reason, count)
         message = _error_message(answer.body) or f"HTTP {status}"
         self.stats.last_error = f"HTTP {status}: {message}"
-        self._warn_once(f"the server rejected an event (HTTP {status}): {message}")
+        self._warn_dropped(f"the server rejected an event (HTTP {status}): {message}")
 
     def _reject_unsent(self, reason: str, message: str) -> None:
         self.stats.drop(reason)
-        self._warn_once(message)
+        self._warn_dropped(message)
 
-    def _warn_once(self, message: str) -> None:
-        if message not in self._warned and len(self._warned) < 100:
-            self._warned.add(message)
-            logger.warning("flightdeck-sensor: %s; the event was dropped and counted", message)
+    def _warn_dropped(self, message: str) -> None:
+        """A WARNING for events the server refused, at most one per interval
+        (the drops are all counted in get_status()["dropped"])."""
+        if self._rejection_warnings.allow():
+            also = self._rejection_warnings.take_held_back()
+            logger.warning("flightdeck-sensor: %s; dropped and counted%s", message,
+                           f" ({also} more such warnings held back)" if also else "")
 
     def _read_envelope(self, body: bytes) -> dict[str, Any] | None:
         envelope = _parse_json_object(body)
@@ -512,6 +578,7 @@ class Sender:
             if claim is None:
                 return
             self.stats.drop("expired", claim.expired)
+            self.stats.drop("spool_unreadable", claim.unreadable)
             for start in range(0, len(claim.events), BATCH_EVENTS):
                 chunk = claim.events[start:start + BATCH_EVENTS]
                 if self._deliver(chunk, spool_leftovers=False):
@@ -531,13 +598,13 @@ def _shown(url: str) -> str:
     """``url`` without any ``user:password@`` part, for log lines."""
     scheme, sep, rest = url.partition("://")
     host, slash, path = rest.partition("/")
-    return f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}"
+    return printable(f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}")
 
 
 def _parse_json_object(body: bytes) -> dict[str, Any] | None:
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: not an envelope
         return None
     return value if isinstance(value, dict) else None
 
@@ -552,14 +619,14 @@ def _rejections(envelope: dict[str, Any] | None, batch_size: int) -> dict[int, s
         if isinstance(item, dict):
             index = item.get("index")
             if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < batch_size:
-                found[index] = str(item.get("error") or "rejected")[:200]
+                found[index] = printable(item.get("error") or "rejected")
     return found
 
 
 def _error_message(body: bytes) -> str:
     envelope = _parse_json_object(body)
     message = envelope.get("error") if envelope else None
-    return str(message)[:200] if message else ""
+    return printable(message) if message else ""
 
 
 def _retry_after_seconds(value: str | None) -> float:

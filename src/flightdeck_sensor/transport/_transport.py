@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._config import Config
+from .._log import printable
 from ._http import IngestClient  # noqa: F401 - imported here, not on the sender thread
 from ._queue import EventQueue
 from ._sender import BATCH_EVENTS, Sender
@@ -19,6 +20,9 @@ from ._spool import Spool, spool_dir_for
 logger = logging.getLogger("flightdeck_sensor")
 
 THREAD_NAME = "flightdeck-sensor-sender"
+# No exit waits longer than this, whatever it is asked: a budget past
+# threading.TIMEOUT_MAX makes join() raise OverflowError, and every event is lost.
+CLOSE_TIMEOUT_MAX = 24 * 3600.0
 
 
 class Transport:
@@ -96,7 +100,7 @@ class Transport:
     def flush(self, timeout: float) -> bool:
         """Wait until everything queued so far is delivered; False on timeout."""
         if self._sender_running():
-            return self._sender.wait_idle(max(0.0, timeout))
+            return self._sender.wait_idle(_bounded(timeout, CLOSE_TIMEOUT_MAX))
         return not len(self._queue)
 
     def close(self, timeout: float) -> None:
@@ -104,7 +108,7 @@ class Transport:
         if self._closed:
             return
         self._closed = True
-        deadline = time.monotonic() + max(0.0, timeout)
+        deadline = time.monotonic() + _bounded(timeout, CLOSE_TIMEOUT_MAX)
         sender = self._sender
         sender.begin_close(deadline)
         thread = self._thread
@@ -128,6 +132,23 @@ class Transport:
             sender.to_spool(stranded, "after_close")
         if finished:
             sender.close_client()
+        self._say_where_events_went()
+
+    def _say_where_events_went(self) -> None:
+        """The sensor's last line: a process that ends during an outage says how
+        many events wait in the spool, and that the next run sends them."""
+        stats = self._sender.stats
+        if not stats.spooled or self._spool is None:
+            return
+        waiting = self._spool.waiting_from_this_process()
+        if not waiting:  # shipped by this process after the server came back
+            return
+        why = {"unreachable": "server unreachable", "paused": "server asked to wait",
+               "unauthorized": "server refused the token"}.get(stats.server_state,
+                                                               "not delivered in time")
+        logger.warning("flightdeck-sensor: %d events spooled to %s (%s); they will be sent "
+                       "by the next run with this server, or by `flightdeck-sensor spool flush`",
+                       waiting, printable(self._spool.directory, 300), why)
 
     def _drop_stranded(self) -> None:
         """Count as dropped after close the events queued once close() had taken
@@ -144,10 +165,9 @@ class Transport:
                               ("after_close", self._dropped_after_close)):
             if count:
                 dropped[reason] = dropped.get(reason, 0) + count
-        if self._spool is not None:
-            dropped_oldest = self._spool.dropped_oldest
-            if dropped_oldest:
-                dropped["spool_full"] = dropped_oldest
+        spool = self._spool
+        if spool is not None and spool.dropped_oldest:
+            dropped["spool_full"] = spool.dropped_oldest
         return {
             "queued": len(self._queue),
             "sent": stats.sent,
@@ -157,6 +177,9 @@ class Transport:
             "last_error": stats.last_error,
             "mode": stats.mode,
             "server_state": stats.server_state,
+            "sender_errors": stats.internal_errors,
+            "spool_quarantined": spool.quarantined if spool is not None else 0,
+            "spool_foreign": spool.foreign if spool is not None else 0,
         }
 
     def wait_until_sender_ready(self, timeout: float) -> None:
@@ -166,6 +189,11 @@ class Transport:
     def after_fork_in_child(self) -> None:
         """The parent ships the inherited events; the child starts afresh."""
         self._reset()
+
+
+def _bounded(seconds: float, most: float) -> float:
+    """``seconds`` within [0, most]; NaN is 0."""
+    return min(seconds, most) if seconds > 0 else 0.0
 
 
 FORK_WAIT_SECONDS = 5.0  # only a fork in the first moments of the sender ever waits
