@@ -17,7 +17,6 @@ exchange, not only for each read.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import difflib
 import json
 import os
@@ -25,7 +24,6 @@ import re
 import site
 import sys
 import tempfile
-import threading
 from typing import Any
 
 from ._config import Config, mask_token, redact_url, resolve_config
@@ -272,57 +270,21 @@ def _judge_token_check(auth: dict[str, Any], has_token: bool) -> tuple[str | Non
 
 def http_request(method: str, url: str, body: bytes | None, headers: dict[str, str],
                  timeout: float) -> dict[str, Any]:
-    """One request, no redirect followed, the whole exchange within ``timeout`` seconds.
+    """One request as the sender makes it (``transport._http.request``): no redirect
+    followed, the whole exchange within ``timeout`` seconds however the server paces
+    its answer. ``{"method", "url", "status" (None: no answer), "location", "body",
+    "error"}``, every text from the server made printable."""
+    from .transport._http import request
 
-    ``{"method", "url", "status" (None: no answer), "location", "body", "error"}``.
-    The exchange runs on a daemon thread: a server that drips its answer a byte at a
-    time keeps each read under the socket's timeout, so only a deadline on the whole
-    exchange bounds it; at the deadline the socket is shut down under the thread.
-    """
-    import http.client
-    import socket
-    import urllib.parse
-
-    shown_url = printable(redact_url(url), 300)
-    answer: dict[str, Any] = {"method": method, "url": shown_url, "status": None,
-                              "location": None, "body": None, "error": None}
-    parts = urllib.parse.urlsplit(url)
-    connection: http.client.HTTPConnection
-    if parts.scheme == "https":
-        import ssl
-
-        connection = http.client.HTTPSConnection(
-            parts.hostname or "", parts.port, timeout=timeout,
-            context=ssl.create_default_context())
-    else:
-        connection = http.client.HTTPConnection(parts.hostname or "", parts.port,
-                                                timeout=timeout)
     sent = {"User-Agent": f"flightdeck-sensor/{__version__}", **headers}
-
-    got: dict[str, Any] = {}  # the worker's alone until it ends
-
-    def exchange() -> None:
-        try:
-            connection.request(method, parts.path or "/", body=body, headers=sent)
-            response = connection.getresponse()
-            received = response.read(4096)
-            got.update(status=response.status, location=response.getheader("Location"),
-                       body=printable(received.decode("utf-8", "replace"), 200))
-        except Exception as exc:
-            got["error"] = _describe(exc)
-
-    worker = threading.Thread(target=exchange, name="flightdeck-doctor-request", daemon=True)
-    worker.start()
-    worker.join(max(timeout, 0.0))
-    if worker.is_alive():
-        if connection.sock is not None:
-            with contextlib.suppress(OSError):
-                connection.sock.shutdown(socket.SHUT_RDWR)
-        answer["error"] = f"no complete answer within {timeout:g} s"
-    else:
-        answer.update(got)
-        connection.close()
-    return answer
+    got = request(url, method, body, sent, timeout=timeout, deadline=timeout, max_bytes=4096)
+    answered = got.status != 0
+    error = (f"no complete answer within {timeout:g} s" if got.error.startswith("timeout")
+             else got.error)
+    return {"method": method, "url": printable(redact_url(url), 300),
+            "status": got.status if answered else None, "location": got.location,
+            "body": printable(got.body.decode("utf-8", "replace"), 200) if answered else None,
+            "error": None if answered else printable(error, 200)}
 
 
 def _describe(exc: BaseException) -> str:

@@ -11,7 +11,6 @@ propagation chain that accepts the record), so nothing is printed twice.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import time
 
@@ -19,25 +18,6 @@ from ._config import Config
 
 LOGGER_NAME = "flightdeck_sensor"
 _FORMAT = "%(asctime)s flightdeck_sensor %(levelname)s %(message)s"
-# C0 and C1 controls, DEL, and the Unicode line and paragraph separators and
-# bidirectional overrides: what could end a log line, move the cursor, recolour
-# or reorder the terminal.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def printable(text: object, limit: int = 200) -> str:
-    """``text`` as one harmless line for a log or a terminal: control characters
-    (ESC, CR, LF, ...) become ``?``, and past ``limit`` characters it is cut with
-    an ellipsis. For anything a server, a file or an event gave us."""
-    try:
-        shown = text if isinstance(text, str) else str(text)
-    except Exception:
-        shown = f"<{type(text).__name__}>"
-    if len(shown) > limit:
-        shown = shown[:max(0, limit - 1)] + "\u2026"
-    return _UNPRINTABLE.sub("?", shown)
-
-
 class Throttle:
     """At most one log line per ``interval`` seconds; the lines it holds back
     are counted, for the next line to mention."""

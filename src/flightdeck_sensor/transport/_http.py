@@ -45,6 +45,7 @@ class Answer:
     body: bytes = b""
     retry_after: str | None = None
     error: str = ""
+    location: str | None = None  # a redirect's target (never followed)
 
 
 def request(url: str, method: str = "GET", body: bytes | None = None,
@@ -222,7 +223,8 @@ def _read_response(connection: http.client.HTTPConnection, ends: float, timeout:
     response = connection.getresponse()
     body = response.read(max_bytes)
     reusable = not response.will_close and response.isclosed()  # else a flood was left unread
-    return Answer(response.status, body, response.getheader("Retry-After")), reusable
+    return Answer(response.status, body, response.getheader("Retry-After"),
+                  location=response.getheader("Location")), reusable
 
 
 class _DeadlineSocket:

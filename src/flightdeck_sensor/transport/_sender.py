@@ -18,7 +18,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._config import Config
-from .._log import Throttle, printable
+from .._log import Throttle
+from .._printable import printable
 from .._session import complete_event, encode_default, prepare_events, splice_shapes
 from ._http import REQUEST_DEADLINE
 from ._queue import EventQueue, estimate_size

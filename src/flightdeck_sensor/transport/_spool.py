@@ -31,7 +31,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from .._log import printable
+from .._printable import printable
 
 logger = logging.getLogger("flightdeck_sensor")
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._config import Config
-from .._log import printable
+from .._printable import printable
 from ._http import IngestClient  # noqa: F401 - imported here, not on the sender thread
 from ._queue import EventQueue
 from ._sender import BATCH_EVENTS, Sender
