@@ -151,27 +151,31 @@ def test_forked_pool_workers_report_every_call_linked_to_the_parent(
     assert problems_of(collector, run) == []
 
 
-@pytest.mark.parametrize("shape", ["with", "close", "executor"])
-@pytest.mark.parametrize("method", ["spawn", "forkserver"])
-def test_spawned_pool_workers_report_every_call_in_sessions_of_their_own(
+@pytest.mark.parametrize(("shape", "method"), [
+    ("with", "spawn"),
+    ("with", "forkserver"),
+    ("close", "spawn"),
+    ("executor", "forkserver"),
+])
+def test_spawned_pool_workers_report_every_call_linked_through_the_environment(
         shape: str, method: str, tmp_path: Path, collector: Any, fake_llm: FakeLLM) -> None:
-    # Given a pool whose workers start a fresh interpreter (the sensor boots
-    # there from the environment they inherit)
-    run = run_pool_program(tmp_path, collector, fake_llm, shape, method)
+    # Given workers that start a fresh interpreter (the sensor boots there from
+    # the environment they inherit), and a parent that put its session id in
+    # FLIGHTDECK_PARENT_SESSION_ID before it started the pool
+    run = run_pool_program(tmp_path, collector, fake_llm, shape, method, link=True)
 
-    # Then each worker's calls arrive in a session of its own, none lost
+    # Then each worker's calls arrive in a session of its own naming the parent's
+    assert problems_of(collector, run) == []
+
+
+def test_spawned_pool_workers_without_the_variable_have_unlinked_sessions(
+        tmp_path: Path, collector: Any, fake_llm: FakeLLM) -> None:
+    # Given a spawn pool and no FLIGHTDECK_PARENT_SESSION_ID: nothing carries
+    # the parent's session id into a fresh interpreter (docs/decisions.md)
+    run = run_pool_program(tmp_path, collector, fake_llm, "with", "spawn")
+
+    # Then nothing is lost, and the workers' sessions name no parent
     assert problems_of(collector, run, linked=False) == []
     stored = stored_sessions(collector, run)
     assert {e.get("parent_session_id") for worker in run.tasks_per_worker
             for e in stored[worker]} == {None}
-
-
-@pytest.mark.parametrize("method", ["spawn", "forkserver"])
-def test_spawned_pool_workers_are_linked_through_the_environment(
-        method: str, tmp_path: Path, collector: Any, fake_llm: FakeLLM) -> None:
-    # Given a parent that puts its session id in FLIGHTDECK_PARENT_SESSION_ID
-    # before it starts the pool
-    run = run_pool_program(tmp_path, collector, fake_llm, "with", method, link=True)
-
-    # Then the spawned workers' sessions name the parent's
-    assert problems_of(collector, run) == []
