@@ -1,7 +1,8 @@
 """Process pools: every worker's calls arrive, in a session of its own, linked
 to the parent's, however the pool ends (``with`` = ``terminate()``, which
 SIGTERMs the workers; ``close(); join()``; ``ProcessPoolExecutor``) and
-whatever the start method.
+whatever the start method (``spawn`` and ``forkserver`` workers are linked
+through ``FLIGHTDECK_PARENT_SESSION_ID``, which the program sets).
 
 A real program run as a subprocess, the sensor booted from the environment
 (the ``.pth``), real OpenAI SDK calls against the fake provider, delivered to
