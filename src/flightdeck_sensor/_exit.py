@@ -8,6 +8,12 @@
   of it, as it would have without us. Installed when the sensor is created
   (an SDK's import or ``init()``, nearly always on the main thread), so it is
   in place even when the first LLM call runs on a worker thread.
+  A SIGTERM that arrives while a shutdown is already running lets that
+  shutdown finish first: ``multiprocessing.Pool.terminate()`` SIGTERMs a
+  worker that is still in its exit finalizer, flushing, and dying there
+  lost the worker's whole session. An application handler that chains to
+  ours (ours no longer installed) gets a bounded flush, and decides itself
+  how the process ends.
 - ``multiprocessing`` fork children leave through ``os._exit`` without
   running atexit; they run ``multiprocessing.util._exit_function`` first,
   which calls the registered ``Finalize`` callbacks. Their registry is cleared
@@ -22,6 +28,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -31,6 +38,10 @@ if TYPE_CHECKING:
 _atexit_registered = False
 _sigterm_installed = False
 _finalizer_pid: int | None = None
+# The thread running Sensor.shutdown(), and a SIGTERM that waits for it to end.
+_closing_thread: int | None = None
+_closed = threading.Event()
+_sigterm_deferred = False
 
 
 def install(sensor: Sensor) -> None:
@@ -66,9 +77,65 @@ def install_sigterm() -> None:
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    _shutdown_current()
+    global _sigterm_deferred
+    if signal.getsignal(signal.SIGTERM) is not _on_sigterm:
+        _flush_current()  # called by the application's handler: it decides the exit
+        return
+    closing = _closing_thread
+    if closing == threading.get_ident():
+        # This thread was interrupted inside a shutdown (an exit finalizer, atexit,
+        # shutdown()): dying here would abandon its flush, so it dies at its end.
+        _sigterm_deferred = True
+        return
+    if closing is not None:
+        _closed.wait(_budget())
+    else:
+        _shutdown_current()
+    _die_of_sigterm()
+
+
+def _die_of_sigterm() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def sigterm_waits() -> Iterator[None]:
+    """Run a shutdown that a SIGTERM does not cut short: one arriving meanwhile
+    takes effect when the shutdown ends (see _on_sigterm)."""
+    global _closing_thread, _sigterm_deferred
+    _closed.clear()
+    _closing_thread = threading.get_ident()
+    try:
+        yield
+    finally:
+        _closing_thread = None
+        _closed.set()
+        if _sigterm_deferred:
+            _sigterm_deferred = False
+            _die_of_sigterm()
+
+
+def after_fork_in_child() -> None:
+    """A shutdown running in the parent is not running in the child."""
+    global _closing_thread, _closed, _sigterm_deferred
+    _closing_thread, _closed, _sigterm_deferred = None, threading.Event(), False
+
+
+def _flush_current() -> None:
+    from . import _sensor
+
+    sensor = _sensor.current()
+    if sensor is not None:
+        with contextlib.suppress(Exception):
+            sensor.flush()
+
+
+def _budget() -> float:
+    from . import _sensor
+
+    sensor = _sensor.current()
+    return sensor.config.shutdown_timeout if sensor is not None else 0.0
 
 
 def _install_multiprocessing_finalizer() -> None:

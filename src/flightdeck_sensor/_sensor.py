@@ -148,12 +148,15 @@ class Sensor:
         """session_end (if a session started) and a flush bounded by ``timeout``."""
         if not self.accepting:
             return
-        budget = self.config.shutdown_timeout if timeout is None else timeout
-        if self._started:
-            self.transport.submit(self.session.build("session_end",
-                                                     {"close_reason": close_reason}))
-        self.accepting = False
-        self.transport.close(budget)
+        from . import _exit
+
+        with _exit.sigterm_waits():
+            budget = self.config.shutdown_timeout if timeout is None else timeout
+            if self._started:
+                self.transport.submit(self.session.build("session_end",
+                                                         {"close_reason": close_reason}))
+            self.accepting = False
+            self.transport.close(budget)
 
     def status(self) -> dict[str, Any]:
         status = {
@@ -172,3 +175,6 @@ class Sensor:
         self._started = False
         self._held_warnings = []
         self.transport.after_fork_in_child()
+        from . import _exit
+
+        _exit.after_fork_in_child()

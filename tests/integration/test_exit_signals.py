@@ -1,5 +1,7 @@
 """SIGTERM: the sensor flushes, then the process dies of SIGTERM as it would
-have; an application's own SIGTERM handler is left alone."""
+have; an application's own SIGTERM handler is left alone, and one that chains
+to ours gets a flush and the last word; a SIGTERM during a shutdown lets the
+shutdown finish."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from fakes.ingest_server import IngestServer, Reply
 from fakes.sensor_program import start_program
 
 WAIT_FOR_SIGNAL = """
@@ -82,3 +85,70 @@ time.sleep(60)
     events = sigterm_when_ready(body, tmp_path, collector, 5)
     assert Counter(e["event_type"] for e in events) == {
         "session_start": 1, "post_call": 3, "session_end": 1}
+
+
+def test_an_application_handler_chaining_to_ours_gets_a_flush_and_decides_the_exit(
+        tmp_path: Path, collector: Any) -> None:
+    # Given an application that installs its SIGTERM handler after the sensor's,
+    # calls the previous handler (ours) from it, then drains and exits 0
+    body = """
+import signal, sys
+previous = signal.getsignal(signal.SIGTERM)
+def drain_and_exit(signum, frame):
+    previous(signum, frame)
+    status = flightdeck_sensor.get_status()
+    print("drained", status["queued"], status["sent"], flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, drain_and_exit)
+""" + WAIT_FOR_SIGNAL
+    process = start_program(body, collector.ingest_url, tmp_path / "spool",
+                            TEST_TOKEN=collector.token)
+    assert process.stdout is not None
+    session_id = process.stdout.readline().strip()
+
+    # When it is sent SIGTERM
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=30)
+
+    # Then our handler flushed and returned: the application's handler ran on,
+    # found nothing queued, and the process exited as the application chose
+    assert process.returncode == 0, stderr
+    assert "drained 0 9" in stdout
+    events = collector.wait_for_events(10, session_id=session_id)
+    assert Counter(e["event_type"] for e in events) == {
+        "session_start": 1, "post_call": 8, "session_end": 1}
+    assert events[-1]["close_reason"] == "normal_exit"
+
+
+def test_a_sigterm_during_a_shutdown_lets_it_finish_then_the_process_dies_of_it(
+        tmp_path: Path) -> None:
+    # Given a server whose first answer takes 3 s, and a program shutting down
+    # with more than one batch to deliver (as a multiprocessing worker does in
+    # its exit finalizer when Pool.terminate() sends it SIGTERM)
+    with IngestServer([Reply(200, delay=3.0), Reply(200)]) as server:
+        body = """
+for _ in range(600):
+    call()
+close = SENSOR.transport.close
+def announced_close(timeout):
+    print("closing", flush=True)
+    close(timeout)
+SENSOR.transport.close = announced_close
+flightdeck_sensor.shutdown()
+print("shutdown returned", flush=True)
+"""
+        process = start_program(body, server.url, tmp_path / "spool")
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "closing"
+        assert server.wait_for(lambda s: len(s.requests) >= 1)
+
+        # When SIGTERM arrives while the first batch waits for its answer
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+
+        # Then the shutdown delivered the rest, and the process died of SIGTERM
+        # at its end, as it would have without the sensor
+        assert process.returncode == -signal.SIGTERM, stderr
+        assert "shutdown returned" not in stdout
+        assert Counter(e["event_type"] for e in server.events()) == {
+            "session_start": 1, "post_call": 600, "session_end": 1}
