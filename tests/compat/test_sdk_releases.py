@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.markers import Marker
 from packaging.version import Version
 
 from fakes.fake_llm import FakeLLM, anthropic_routes
 from fixtures.collector import CollectorProcess
-from fixtures.venvs import ROOT, Venv, find_python, newest_releases
+from fixtures.venvs import LOCK, ROOT, Venv, find_python, newest_releases
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -183,9 +184,32 @@ def _run_leg(leg: Leg, make_venv: Callable[..., Venv], collector: CollectorProce
     return _installed_versions(venv), problems
 
 
+def _locked_versions(python: str) -> dict[str, str]:
+    """name -> version that requirements/dev.lock installs on ``python`` ("3.13")."""
+    environment = {"python_version": python, "python_full_version": f"{python}.0"}
+    found: dict[str, str] = {}
+    for name, version, marker in re.findall(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)(?: ; ([^\\]+))?",
+                                            LOCK.read_text(), re.M):
+        if not marker or Marker(marker.strip()).evaluate(environment):
+            found.setdefault(name.lower(), version)
+    return found
+
+
+def _against_the_lock(versions: list[str], python: str) -> str:
+    """``openai==3.64.0 (locked 3.63.0)``: a release newer than the lock is the first suspect."""
+    locked = _locked_versions(python)
+    marked = []
+    for pin in versions:
+        name, _, version = pin.partition("==")
+        was = locked.get(name.lower())
+        marked.append(pin if was in (None, version) else f"{pin} (locked {was})")
+    return " ".join(marked)
+
+
 def _report(leg: Leg, versions: list[str], problems: list[str]) -> str:
-    lines = [f"compat leg {leg.name!r} on Python {leg.python}: {' '.join(versions)}"]
-    lines += [f"  {' '.join(versions)} -> {problem}" for problem in problems]
+    releases = _against_the_lock(versions, leg.python) if leg.newest else " ".join(versions)
+    lines = [f"compat leg {leg.name!r} on Python {leg.python}: {releases}"]
+    lines += [f"  {releases} -> {problem}" for problem in problems]
     return "\n".join(lines)
 
 
