@@ -12,10 +12,12 @@ FLIGHTDECK_COMPAT_STRICT=1 makes it fail (docs/decisions.md, "Versions").
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ from typing import Any
 
 import pytest
 from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from fakes.fake_llm import FakeLLM, anthropic_routes
@@ -191,7 +195,7 @@ def _locked_versions(python: str) -> dict[str, str]:
     for name, version, marker in re.findall(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)(?: ; ([^\\]+))?",
                                             LOCK.read_text(), re.M):
         if not marker or Marker(marker.strip()).evaluate(environment):
-            found.setdefault(name.lower(), version)
+            found.setdefault(canonicalize_name(name), version)
     return found
 
 
@@ -201,7 +205,7 @@ def _against_the_lock(versions: list[str], python: str) -> str:
     marked = []
     for pin in versions:
         name, _, version = pin.partition("==")
-        was = locked.get(name.lower())
+        was = locked.get(canonicalize_name(name))
         marked.append(pin if was in (None, version) else f"{pin} (locked {was})")
     return " ".join(marked)
 
@@ -235,3 +239,18 @@ def test_every_call_is_recorded_with_the_releases_of_the_leg(
     if problems and leg.newest and os.environ.get("FLIGHTDECK_COMPAT_STRICT") != "1":
         pytest.xfail(report)
     assert not problems, report
+
+
+def test_the_lock_holds_every_requirement_pyproject_declares() -> None:
+    # Given what the installed package declares (pyproject.toml, every extra), when a
+    # change adds or raises one without regenerating the lock (scripts/lock),
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    locked = _locked_versions(python)
+    unmet = []
+    for line in importlib.metadata.requires("flightdeck-sensor") or []:
+        requirement = Requirement(line)
+        version = locked.get(canonicalize_name(requirement.name))
+        if version is None or not requirement.specifier.contains(version, prereleases=True):
+            unmet.append(f"{requirement} (locked: {version})")
+    # then the lock is stale
+    assert not unmet, f"requirements/dev.lock is stale, run scripts/lock: {sorted(set(unmet))}"
