@@ -1,11 +1,14 @@
 # Sourced by scripts/test, scripts/demo, scripts/bench: finds a Python >= 3.10
 # (3.12 preferred, the project's development version), creates or reuses the
-# project virtualenv .venv and installs the package with its extras.
-# Reuse is keyed on a hash of pyproject.toml so re-runs skip pip entirely.
+# project virtualenv .venv and installs exactly requirements/dev.lock (every
+# dependency pinned with its hashes: a fresh machine gets what CI got) plus the
+# package itself, editable. Reuse is keyed on a hash of pyproject.toml and the
+# lock, so re-runs skip pip entirely and a changed lock is installed again.
 
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${FLIGHTDECK_DEV_VENV:-$ROOT/.venv}"
+LOCK="$ROOT/requirements/dev.lock"
 
 python_ok() {
   "$1" -c 'import sys, venv; sys.exit(0 if (3, 10) <= sys.version_info[:2] < (3, 14) else 1)' >/dev/null 2>&1
@@ -30,12 +33,14 @@ find_python() {
 }
 
 ensure_venv() {
-  local extras="${1:-dev}" stamp want
-  want="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)-$extras"
+  # The lock holds the dev extras, a superset of the others (the demo asks for
+  # "all"): one environment serves every caller, whatever it asks for.
+  local stamp want pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
+  want="$(cat "$ROOT/pyproject.toml" "$LOCK" | sha256sum | cut -c1-16)-lock"
   stamp="$VENV/.flightdeck-installed"
   if [ -x "$VENV/bin/python" ] && python_ok "$VENV/bin/python" && [ -f "$stamp" ] \
-      && { grep -qx -- "$want" "$stamp" || { [ "$extras" = all ] && grep -qx -- "${want%-all}-dev" "$stamp"; }; }; then
-    return 0  # up to date (the dev extras include all of the demo's)
+      && grep -qx -- "$want" "$stamp"; then
+    return 0  # up to date
   fi
   if ! [ -x "$VENV/bin/python" ] || ! python_ok "$VENV/bin/python"; then
     local py
@@ -44,9 +49,11 @@ ensure_venv() {
     rm -rf "$VENV"
     "$py" -m venv "$VENV"
   fi
-  echo "==> installing flightdeck-sensor[$extras] into $VENV (first run only)" >&2
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2 2>/dev/null || true
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[$extras]" >&2
+  echo "==> installing requirements/dev.lock and flightdeck-sensor into $VENV" >&2
+  "${pip[@]}" install --quiet --upgrade pip >&2 2>/dev/null || true
+  "${pip[@]}" install --quiet --require-hashes -r "$LOCK" >&2
+  # the package alone: its dependencies are the lock's
+  "${pip[@]}" install --quiet --no-deps -e "$ROOT" >&2
   echo "$want" > "$stamp"
 }
 

@@ -19,6 +19,11 @@ from fixtures.anthropic_sdk import MESSAGES, MODEL, async_client, sync_client
 ARGS: dict[str, Any] = {"model": MODEL, "max_tokens": 64, "messages": MESSAGES}
 
 
+# A connection dropped mid-stream reaches the caller as httpx2's RemoteProtocolError
+# (anthropic < 2.17) or wrapped in the SDK's APIConnectionError (2.17 on).
+CONNECTION_DROPPED = (httpx2.RemoteProtocolError, anthropic.APIConnectionError)
+
+
 def _error_events(sensor: Any) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = sensor.call_events()
     assert [e["event_type"] for e in events] == ["pre_call", "llm_error"]
@@ -134,7 +139,7 @@ def test_connection_dropped_mid_stream_is_a_stream_error_with_partial_usage(
     fake_llm.script_stream_drop(routes.MESSAGES_PATH, after_events=3)
     client = sync_client(fake_llm)
     # when
-    with pytest.raises(httpx2.RemoteProtocolError):
+    with pytest.raises(CONNECTION_DROPPED):
         if entry_point == "create_stream":
             for _ in client.messages.create(**ARGS, stream=True):
                 pass
@@ -145,6 +150,7 @@ def test_connection_dropped_mid_stream_is_a_stream_error_with_partial_usage(
     # then
     _, error_event = _error_events(sensor)
     assert error_event["error"]["error_type"] == "stream_error"
+    assert error_event["error"]["is_retryable"] is True  # a dropped connection, either way
     assert error_event["streaming"]["final_outcome"] == "aborted"
     assert error_event["streaming"]["chunk_count"] == 3
     body = routes.input_usage(fake_llm.requests[-1].json)
@@ -157,7 +163,7 @@ async def test_async_connection_dropped_mid_stream_is_a_stream_error(sensor: Any
     sensor.init()
     fake_llm.script_stream_drop(routes.MESSAGES_PATH, after_events=2)
     client = async_client(fake_llm)
-    with pytest.raises(httpx2.RemoteProtocolError):
+    with pytest.raises(CONNECTION_DROPPED):
         async with client.messages.stream(**ARGS) as stream:
             async for _ in stream:
                 pass

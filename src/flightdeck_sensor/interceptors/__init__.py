@@ -37,6 +37,8 @@ HOOK_MODULES: dict[str, tuple[str, ...]] = {
     ),
     "openai": (
         "openai.resources.chat.completions.completions",
+        # older SDKs (1.40 checked): chat.completions was a module, not a package
+        "openai.resources.chat.completions",
         "openai.resources.responses.responses",
         "openai.resources.embeddings",
         "openai.resources.completions",

@@ -31,6 +31,10 @@ _BY_CLASS_NAME: dict[str, str] = {
     "UnprocessableEntityError": "invalid_request",
     "InternalServerError": "api_error",
     "APIConnectionError": "api_error",
+    # what the SDKs wrap in APIConnectionError, when one reaches us bare (a stream
+    # dropped midway, with anthropic before 2.17): the same failure, the same class
+    "RemoteProtocolError": "api_error",
+    "NetworkError": "api_error",
     "APIError": "api_error",
 }
 

@@ -456,7 +456,7 @@ def resolve_provider(model: Any, kwargs: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------
 # Patching.
 
-class _LiteLLMFunction(wrapt.FunctionWrapper[..., Any]):
+class _LiteLLMFunction(wrapt.FunctionWrapper):  # type: ignore[misc,type-arg,unused-ignore]
     """Marks the functions we replaced, so patching is idempotent and unpatch exact."""
 
 

@@ -630,7 +630,7 @@ def _with_injected_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
 # .stream() managers: the inner create() reports; the proxy ends that record
 # when the ``with`` block is left before the stream was read to its end.
 
-class _SyncStreamManagerProxy(wrapt.ObjectProxy[Any]):
+class _SyncStreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg,unused-ignore]
     def __init__(self, wrapped: Any) -> None:
         super().__init__(wrapped)
         self._self_recorders: list[StreamRecorder] = []
@@ -649,7 +649,7 @@ class _SyncStreamManagerProxy(wrapt.ObjectProxy[Any]):
             _end_recorders(self._self_recorders, exc)
 
 
-class _AsyncStreamManagerProxy(wrapt.ObjectProxy[Any]):
+class _AsyncStreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg,unused-ignore]
     def __init__(self, wrapped: Any) -> None:
         super().__init__(wrapped)
         self._self_recorders: list[StreamRecorder] = []
@@ -725,6 +725,8 @@ _PLAN: dict[str, list[tuple[str, str, Callable[..., Any]]]] = {
          async_wrapper(TEXT_COMPLETION, handler=_finish, prepare=_with_injected_usage)),
     ],
 }
+# Older openai (1.40 checked) defines the chat classes in this module, not a package.
+_PLAN["openai.resources.chat.completions"] = _PLAN["openai.resources.chat.completions.completions"]
 
 _originals: dict[tuple[type, str], Any] = {}
 
