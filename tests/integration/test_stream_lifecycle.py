@@ -11,11 +11,15 @@ entry point gets every lifecycle test by adding one :class:`EntryPoint` to
     EntryPoint(OPENAI_CHAT, "chat.completions.with_streaming_response.create",
                lambda c: c.chat.completions.with_streaming_response.create(
                    **CHAT, stream=True),
+               (openai.APIResponse, openai.AsyncAPIResponse),
                manager=True, items=lambda response: response.parse())
 
 ``manager=True`` says the call returns what the user enters with ``with``;
 ``items`` is what they iterate on what they entered (an awaitable of it is
-awaited on async rows, as ``await response.parse()`` must be).
+awaited on async rows, as ``await response.parse()`` must be); the user's
+``close()`` is called on what they entered. A test the entry point is known
+to fail goes in its ``gaps``: it then runs as a strict xfail, so the fix
+shows up as a failure until the gap is struck off.
 
 Each test is written once, as the user's steps, against a :class:`SyncUser`
 or an :class:`AsyncUser`; the async one runs every step on one event loop,
@@ -362,12 +366,12 @@ class AsyncUser:
         read: list[Any] = self.run(self._read_to_end(stream))
         return read
 
-    async def read_into_async(self, stream: Any, received: list[Any]) -> None:
+    async def _read_into(self, stream: Any, received: list[Any]) -> None:
         async for item in await self.items(stream):
             received.append(item)
 
     def read_into(self, stream: Any, received: list[Any]) -> None:
-        self.run(self.read_into_async(stream, received))
+        self.run(self._read_into(stream, received))
 
     def close(self, stream: Any) -> None:
         self.run(getattr(stream, self.row.provider.async_close)())
@@ -424,8 +428,8 @@ def fake_llm(_shared_fake: FakeLLM) -> FakeLLM:
 
 @pytest.fixture(scope="module", autouse=True)
 def _objects_from_before_frozen() -> Iterator[None]:
-    # gc.collect() then walks only what this module made, not the millions of
-    # objects importing litellm left (a full walk of those each test dominates).
+    # gc.collect() then walks only what this module made, not every object
+    # importing the SDKs and litellm left: walking those was most of a test.
     gc.collect()
     gc.freeze()
     yield
