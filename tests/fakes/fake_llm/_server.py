@@ -136,6 +136,12 @@ class FakeLLM:
         with self._lock:
             self._stream_faults.append(_Scripted(path, Reply(drop_after=after_events), times))
 
+    def script_stream_delay(self, path: str, chunk_delay: float, times: int = 1) -> None:
+        """The next ``times`` streamed replies on ``path`` wait ``chunk_delay`` seconds
+        before each event: slow enough to act on a stream while it is still open."""
+        with self._lock:
+            self._stream_faults.append(_Scripted(path, Reply(chunk_delay=chunk_delay), times))
+
     def reset(self) -> None:
         with self._lock:
             self._scripted.clear()
@@ -173,6 +179,7 @@ class FakeLLM:
             fault = self._take(self._stream_faults, request.path)
             if fault is not None:
                 reply.drop_after = fault.drop_after
+                reply.chunk_delay = fault.chunk_delay or reply.chunk_delay
         return reply
 
 
