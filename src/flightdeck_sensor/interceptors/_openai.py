@@ -638,9 +638,10 @@ class _SyncStreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg,
     def __enter__(self) -> Any:
         token = _STREAM_SINK.set(self._self_recorders)
         try:
-            return self.__wrapped__.__enter__()
+            stream = self.__wrapped__.__enter__()
         finally:
             _STREAM_SINK.reset(token)
+        return _closing_ends(stream, self._self_recorders, _SyncHelperStreamProxy)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
         try:
@@ -657,15 +658,59 @@ class _AsyncStreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg
     async def __aenter__(self) -> Any:
         token = _STREAM_SINK.set(self._self_recorders)
         try:
-            return await self.__wrapped__.__aenter__()
+            stream = await self.__wrapped__.__aenter__()
         finally:
             _STREAM_SINK.reset(token)
+        return _closing_ends(stream, self._self_recorders, _AsyncHelperStreamProxy)
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
         try:
             return await self.__wrapped__.__aexit__(exc_type, exc, tb)
         finally:
             _end_recorders(self._self_recorders, exc)
+
+
+class _SyncHelperStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg,unused-ignore]
+    """The helper's stream (``ChatCompletionStream``, ``ResponseStream``): its
+    ``close()`` closes the HTTP response itself, past the raw stream's proxy,
+    so the record is ended here."""
+
+    def __init__(self, wrapped: Any, recorders: list[StreamRecorder]) -> None:
+        super().__init__(wrapped)
+        self._self_recorders = recorders
+
+    def __next__(self) -> Any:  # wrapt proxies __iter__, not the iterator's methods
+        return self.__wrapped__.__next__()
+
+    def __aiter__(self) -> Any:
+        return self.__wrapped__.__aiter__()
+
+    def __anext__(self) -> Any:
+        return self.__wrapped__.__anext__()
+
+    def close(self) -> Any:
+        try:
+            return self.__wrapped__.close()
+        finally:
+            _end_recorders(self._self_recorders, None)
+
+
+class _AsyncHelperStreamProxy(_SyncHelperStreamProxy):
+    async def close(self) -> Any:
+        try:
+            return await self.__wrapped__.close()
+        finally:
+            _end_recorders(self._self_recorders, None)
+
+
+def _closing_ends(stream: Any, recorders: list[StreamRecorder],
+                  proxy: type[_SyncHelperStreamProxy]) -> Any:
+    if not recorders:  # the inner create() was not recorded: nothing to end
+        return stream
+    try:
+        return proxy(stream, recorders)
+    except Exception:
+        return stream
 
 
 def _end_recorders(recorders: list[StreamRecorder], exc: BaseException | None) -> None:
