@@ -6,12 +6,15 @@ shutdown finish."""
 from __future__ import annotations
 
 import signal
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from fakes.ingest_server import IngestServer, Reply
-from fakes.sensor_program import start_program
+from fakes.sensor_program import run_program, start_program
 
 WAIT_FOR_SIGNAL = """
 import time
@@ -152,3 +155,32 @@ print("shutdown returned", flush=True)
         assert "shutdown returned" not in stdout
         assert Counter(e["event_type"] for e in server.events()) == {
             "session_start": 1, "post_call": 600, "session_end": 1}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_sender_thread_leaves_the_applications_signals_to_its_other_threads(
+        tmp_path: Path, collector: Any) -> None:
+    # Given a program whose sensor has started its sender thread
+    body = """
+import threading
+call()
+SENSOR.flush(5)
+sender = next(t for t in threading.enumerate() if t.name == "flightdeck-sensor-sender")
+def blocked(native_id):
+    with open(f"/proc/self/task/{native_id}/status") as status:
+        return int(next(line for line in status if line.startswith("SigBlk")).split()[1], 16)
+print(blocked(sender.native_id), blocked(threading.main_thread().native_id))
+"""
+
+    # When we read which signals each thread blocks
+    done = run_program(body, collector.ingest_url, tmp_path / "spool", TEST_TOKEN=collector.token)
+
+    # Then the sender blocks SIGTERM and SIGINT (the kernel gives them to a
+    # thread where Python runs the handler: a pool worker waiting for a task
+    # in C ignored Pool.terminate()'s SIGTERM when it landed on the sender),
+    # and the main thread still blocks neither
+    assert done.returncode == 0, done.stderr
+    sender_mask, main_mask = map(int, done.stdout.split())
+    for number in (signal.SIGTERM, signal.SIGINT):
+        assert sender_mask & (1 << (number - 1))
+        assert not main_mask & (1 << (number - 1))
