@@ -4,11 +4,12 @@ provider module's ``WRAPPERS``, and restores every row through ``__wrapped__``,
 as wrapt's ``patches.py``, dd-trace-py and OpenTelemetry's instrumentations do.
 
 Our layer is a :class:`SensorWrapper`, recognised by that class only: a method
-another tool (OpenTelemetry, ddtrace, Sentry, Langfuse) wrapped before us, with
-wrapt or otherwise, is wrapped by us too. Unpatching puts back exactly what
-was there before us; when another tool wrapped after us, its layer stays and
-ours is taken out from beneath it (or, if that cannot be done, a warning says
-so and ours stays, recording nothing once the sensor is shut down).
+another tool (OpenTelemetry, ddtrace, Sentry, Langfuse) wrapped before us is
+wrapped by us too. Ours goes beneath another tool's wrapt layer (whichever
+patched first), since such tools unpatch by putting back what their top layer
+wraps; any other wrapper gets ours on top. Unpatching puts back exactly what
+was there before us: another tool's layer stays, ours is taken out from
+beneath it (or, if that cannot be done, a warning says so).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ logger = logging.getLogger("flightdeck_sensor")
 
 # How deep a stack of other tools' wrappers is searched for ours.
 _MAX_LAYERS = 16
+# What every wrapt layer is (wrapt 2 put BaseObjectProxy under ObjectProxy and
+# FunctionWrapper; wrapt 1 has ObjectProxy only).
+_WRAPT_LAYER: type = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
 
 
 class SensorWrapper(wrapt.FunctionWrapper):  # type: ignore[misc,type-arg,unused-ignore]
@@ -87,9 +91,25 @@ def patch(module: ModuleType, path: str, wrapper: Any) -> None:
         return
     if _layer_above(original, lambda layer: isinstance(layer, SensorWrapper)) is not None:
         return
+    if isinstance(original, _WRAPT_LAYER) and _wrap_beneath(original, wrapper, owner,
+                                                                 attribute):
+        return
     ours = SensorWrapper(original, wrapper)
     setattr(owner, attribute, ours)
     _patched.append((owner, attribute, ours))
+
+
+def _wrap_beneath(theirs: Any, wrapper: Any, owner: Any, attribute: str) -> bool:
+    """Another tool's wrapt layer is there: ours goes beneath it, so that its
+    unpatch, which puts back what its layer wraps (OpenTelemetry's ``unwrap``),
+    leaves ours in place. False if its layer does not let us."""
+    try:
+        ours = SensorWrapper(theirs.__wrapped__, wrapper)
+        theirs.__wrapped__ = ours
+    except (AttributeError, TypeError):
+        return False
+    _patched.append((owner, attribute, ours))
+    return True
 
 
 def unpatch_all() -> None:
