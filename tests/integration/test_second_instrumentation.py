@@ -8,14 +8,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import anthropic.resources.messages.messages as messages_module
 import openai.resources.chat.completions.completions as chat_module
 import pytest
+import wrapt
 from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import flightdeck_sensor
+from fixtures import anthropic_sdk
 from fixtures.openai_sdk import MESSAGES, MODEL, sync_client
 from flightdeck_sensor.interceptors._registry import SensorWrapper
 
@@ -113,6 +116,36 @@ def test_after_their_unpatch_our_events_still_come(order: str, sensor: Any, fake
     # then our pair comes, and their span does not
     assert types_of(sensor.call_events()) == ["pre_call", "post_call"]
     assert otel.span_count() == 0
+
+
+def test_an_anthropic_method_another_tool_wrapped_first_is_recorded_and_restored(
+        sensor: Any, fake_llm: Any) -> None:
+    # given a tool that wrapped Messages.create with wrapt before the sensor patched
+    sensor.init()
+    flightdeck_sensor.unpatch()
+    seen: list[str] = []
+
+    def their_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        seen.append(kwargs["model"])
+        return wrapped(*args, **kwargs)
+
+    wrapt.wrap_function_wrapper(messages_module, "Messages.create", their_wrapper)
+    theirs = vars(messages_module.Messages)["create"]
+    try:
+        flightdeck_sensor.patch()
+        # when the user makes one call
+        anthropic_sdk.sync_client(fake_llm).messages.create(
+            model=anthropic_sdk.MODEL, max_tokens=16, messages=anthropic_sdk.MESSAGES)
+        # then both saw it, and our unpatch leaves their layer as it was
+        assert types_of(sensor.call_events()) == ["pre_call", "post_call"]
+        assert seen == [anthropic_sdk.MODEL]
+        flightdeck_sensor.unpatch()
+        assert vars(messages_module.Messages)["create"] is theirs
+        assert not _our_layer_in(theirs)
+    finally:
+        flightdeck_sensor.unpatch()
+        messages_module.Messages.create = theirs.__wrapped__
+        flightdeck_sensor.patch()
 
 
 def _our_layer_in(method: Any) -> bool:
