@@ -31,7 +31,6 @@ from typing import Any
 import wrapt
 
 from ._core import (
-    IN_CALL,
     AsyncStreamProxy,
     Call,
     ErrorFacts,
@@ -45,6 +44,7 @@ from ._core import (
     classify,
     field_reader,
     looks_raw,
+    manager_wrapper,
     result_kinds,
     stream_classes,
     sync_wrapper,
@@ -383,26 +383,10 @@ class _AsyncCallOnEnterManager(_CallOnEnterManager):
         return await self.__wrapped__.__aexit__(exc_type, exc, tb)
 
 
-def _stream_manager(proxy: type[_CallOnEnterManager]) -> Callable[..., Any]:
-    """The wrapper of ``stream()``: the manager, proxied to record from its entry."""
-
-    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...],
-                kwargs: dict[str, Any]) -> Any:
-        manager = wrapped(*args, **kwargs)
-        if IN_CALL.get():
-            return manager
-        try:
-            return proxy(manager, args, kwargs)
-        except Exception:
-            return manager
-
-    return wrapper
-
-
 # The wrapper of each row of this provider's table (flightdeck_sensor._providers).
 WRAPPERS: dict[str, Callable[..., Any]] = {
     "create": sync_wrapper(ADAPTER, handler=_finish_create),
     "async_create": async_wrapper(ADAPTER, handler=_finish_create),
-    "stream": _stream_manager(_CallOnEnterManager),
-    "async_stream": _stream_manager(_AsyncCallOnEnterManager),
+    "stream": manager_wrapper(_CallOnEnterManager),
+    "async_stream": manager_wrapper(_AsyncCallOnEnterManager),
 }

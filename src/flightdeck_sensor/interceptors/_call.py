@@ -15,7 +15,8 @@ from ._estimate import CHARS_PER_TOKEN, request_chars
 from ._fields import Adapter, Outcome
 
 # True while an instrumented call is running in this context: inner layers
-# (litellm -> openai SDK, openai .stream() -> create) stay silent (decision 5).
+# (litellm -> openai SDK, openai .stream() -> create) stay silent: the user
+# made one call, and one is reported.
 IN_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "flightdeck_in_llm_call", default=False)
 
@@ -254,3 +255,22 @@ async def silenced_async(read: Callable[[Any], Any], stream: Any) -> Any:
         return await read(stream)
     finally:
         IN_CALL.reset(token)
+
+
+def manager_wrapper(proxy: Callable[[Any, tuple[Any, ...], dict[str, Any]], Any]
+                    ) -> Callable[..., Any]:
+    """The wrapper of a ``.stream()`` helper, which returns a manager that sends
+    the request when entered: the manager, as ``proxy(manager, args, kwargs)``
+    gives it (outside another recorded call; the manager itself if that fails)."""
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> Any:
+        manager = wrapped(*args, **kwargs)
+        if IN_CALL.get():
+            return manager
+        try:
+            return proxy(manager, args, kwargs)
+        except Exception:
+            return manager
+
+    return wrapper

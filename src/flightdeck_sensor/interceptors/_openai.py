@@ -4,7 +4,7 @@ Everything here is OpenAI-specific data: where the request names its model
 and content, where a response keeps its usage, how each stream reports its
 end. Recording, timing and stream finalization live in :mod:`._core`.
 
-Entry points and the one-report rule (decision 5):
+Entry points and the one-report rule (the user made one call: one is reported):
 
 - ``create`` of each resource reports the call. ``chat.completions.stream()``
   and ``responses.stream()`` call ``create(stream=True)`` when their manager is
@@ -38,7 +38,6 @@ from typing import Any, cast
 import wrapt
 
 from ._core import (
-    IN_CALL,
     Accumulator,
     AsyncStreamProxy,
     Call,
@@ -51,6 +50,7 @@ from ._core import (
     classify,
     end_record,
     looks_raw,
+    manager_wrapper,
     result_kinds,
     sync_wrapper,
 )
@@ -267,7 +267,7 @@ class _EndsRecordsOnExit(wrapt.ObjectProxy):  # type: ignore[misc,type-arg,unuse
     """A ``.stream()`` manager: the streams its entry creates (through the
     recorded ``create``) are ended when its ``with`` block is left."""
 
-    def __init__(self, wrapped: Any) -> None:
+    def __init__(self, wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         super().__init__(wrapped)
         self._self_recorders: list[StreamRecorder] = []
 
@@ -350,20 +350,6 @@ def _end_all(recorders: list[StreamRecorder], exc: BaseException | None) -> None
         end_record(recorder, exc)
 
 
-def _stream_manager(proxy: type[_EndsRecordsOnExit]) -> Callable[..., Any]:
-    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...],
-                kwargs: dict[str, Any]) -> Any:
-        manager = wrapped(*args, **kwargs)
-        if IN_CALL.get():
-            return manager
-        try:
-            return proxy(manager)
-        except Exception:
-            return manager
-
-    return wrapper
-
-
 # The wrapper of each row of this provider's table (flightdeck_sensor._providers).
 WRAPPERS: dict[str, Callable[..., Any]] = {
     "chat_create": sync_wrapper(CHAT, handler=_finish, prepare=_with_injected_usage),
@@ -378,6 +364,6 @@ WRAPPERS: dict[str, Callable[..., Any]] = {
                                     prepare=_with_injected_usage),
     "async_text_completion": async_wrapper(TEXT_COMPLETION, handler=_finish,
                                            prepare=_with_injected_usage),
-    "stream": _stream_manager(_EndsRecordsOnExit),
-    "async_stream": _stream_manager(_AsyncEndsRecordsOnExit),
+    "stream": manager_wrapper(_EndsRecordsOnExit),
+    "async_stream": manager_wrapper(_AsyncEndsRecordsOnExit),
 }
