@@ -5,6 +5,7 @@ unpatch leaves the other working and the SDK as it was."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -116,6 +117,10 @@ def test_after_their_unpatch_our_events_still_come(order: str, sensor: Any, fake
     # then our pair comes, and their span does not
     assert types_of(sensor.call_events()) == ["pre_call", "post_call"]
     assert otel.span_count() == 0
+    # and our unpatch then leaves the SDK's own method
+    flightdeck_sensor.unpatch()
+    assert not _our_layer_in(vars(chat_module.Completions)["create"])
+    assert inspect.isfunction(vars(chat_module.Completions)["create"])
 
 
 def test_an_anthropic_method_another_tool_wrapped_first_is_recorded_and_restored(
