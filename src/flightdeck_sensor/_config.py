@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
     T = TypeVar("T")
 
-PROVIDER_NAMES: tuple[str, ...] = ("anthropic", "openai", "litellm")
+from ._providers import PROVIDER_NAMES as PROVIDER_NAMES  # noqa: E402  (named once there)
+
 AGENT_TYPES: tuple[str, ...] = ("production", "coding")
 LOG_LEVELS: dict[str, int] = {
     "CRITICAL": 50, "FATAL": 50, "ERROR": 40, "WARNING": 30, "WARN": 30, "INFO": 20, "DEBUG": 10,

@@ -188,7 +188,7 @@ def finder() -> PostImportFinder:
 
 def install(providers: frozenset[str]) -> None:
     """Patch ``providers`` when their modules load (at once for those already loaded)."""
-    from .interceptors import HOOK_MODULES
+    from ._providers import HOOK_MODULES
 
     hooks: dict[str, Hook] = {}
     for provider in sorted(providers):

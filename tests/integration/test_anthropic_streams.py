@@ -64,7 +64,7 @@ def test_stream_helper_falls_back_to_proxying_the_message_stream(
     class Unrecognised:
         pass
 
-    monkeypatch.setattr(_anthropic, "_stream_classes", lambda: (Unrecognised, Unrecognised))
+    monkeypatch.setattr(_anthropic, "stream_classes", lambda sdk: (Unrecognised, Unrecognised))
     sensor.init()
     # when the user iterates the helper's events
     with sync_client(fake_llm).messages.stream(**ARGS) as stream:

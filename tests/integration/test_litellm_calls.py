@@ -24,7 +24,7 @@ from fixtures.litellm_calls import (
     litellm,
 )
 from fixtures.sensor import SensorHarness
-from flightdeck_sensor.interceptors import _litellm
+from flightdeck_sensor.interceptors import _litellm, _registry
 
 by_name = pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.name)
 sync_async = pytest.mark.parametrize("mode", ["sync", "async"])
@@ -421,7 +421,7 @@ def test_reference_taken_after_the_patch_is_instrumented(sensor: SensorHarness,
 def test_unpatch_restores_the_original_functions(sensor: SensorHarness,
                                                  fake_llm: FakeLLM) -> None:
     sensor.init()
-    assert isinstance(litellm.completion, _litellm._LiteLLMFunction)
+    assert isinstance(litellm.completion, _registry.SensorWrapper)
     originals = {(module, name): getattr(module, name).__wrapped__
                  for module in (litellm, litellm.main)
                  for name in ("completion", "acompletion", "embedding", "text_completion")}
@@ -434,14 +434,14 @@ def test_unpatch_restores_the_original_functions(sensor: SensorHarness,
         assert sensor.call_events() == []
     finally:
         flightdeck_sensor.patch()
-    assert isinstance(litellm.completion, _litellm._LiteLLMFunction)
+    assert isinstance(litellm.completion, _registry.SensorWrapper)
 
 
 def test_patching_twice_wraps_once(sensor: SensorHarness, fake_llm: FakeLLM) -> None:
     sensor.init()
 
-    _litellm.patch_module("litellm")
+    _registry.patch(litellm, "completion", _litellm.WRAPPERS["completion"])
     litellm.completion(**call_kwargs(fake_llm, ANTHROPIC))
 
-    assert not isinstance(litellm.completion.__wrapped__, _litellm._LiteLLMFunction)
+    assert not isinstance(litellm.completion.__wrapped__, _registry.SensorWrapper)
     assert types_of(sensor.call_events()) == ["pre_call", "post_call"]

@@ -14,7 +14,7 @@ from openai.types.completion_usage import CompletionUsage
 
 from fakes.fake_llm import openai_routes as routes
 from flightdeck_sensor.interceptors._anthropic import message_outcome
-from flightdeck_sensor.interceptors._openai import chat_outcome
+from flightdeck_sensor.interceptors._openai_read import chat_outcome
 
 BODY: dict[str, Any] = {"model": "gpt-fake", "messages": [{"role": "user", "content": "hello"}]}
 

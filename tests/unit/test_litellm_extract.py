@@ -75,7 +75,7 @@ def test_negative_or_missing_usage_is_dropped_not_reported() -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.lists(json_values, max_size=6))
 def test_any_chunk_sequence_gives_an_outcome(chunks: list[Any]) -> None:
-    accumulator = _litellm._StreamAccumulator(capture=True)
+    accumulator = _litellm.StreamAccumulator(capture=True)
     for chunk in chunks:
         # a chunk of the wrong shape may raise: the core counts it and goes on
         with contextlib.suppress(Exception):
@@ -87,7 +87,7 @@ def test_any_chunk_sequence_gives_an_outcome(chunks: list[Any]) -> None:
 def test_stream_chunks_give_model_stop_reason_tools_and_usage() -> None:
     from litellm.types.utils import ModelResponseStream
 
-    accumulator = _litellm._StreamAccumulator(capture=True)
+    accumulator = _litellm.StreamAccumulator(capture=True)
     tool = {"index": 0, "id": "call_1", "type": "function",
             "function": {"name": "lookup", "arguments": '{"q": '}}
     for chunk in (

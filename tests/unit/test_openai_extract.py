@@ -13,7 +13,7 @@ from openai.types.responses import Response
 
 from fakes.fake_llm import openai_routes as routes
 from flightdeck_sensor.interceptors._core import Outcome
-from flightdeck_sensor.interceptors._openai import (
+from flightdeck_sensor.interceptors._openai_read import (
     ChatStreamAccumulator,
     ResponsesStreamAccumulator,
     as_attributes,

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from flightdeck_sensor.interceptors import _core
-from flightdeck_sensor.interceptors._core import _request_chars
+from flightdeck_sensor.interceptors import _estimate
+from flightdeck_sensor.interceptors._estimate import request_chars
 
 
 def text_chars(value: Any) -> int:
@@ -49,8 +49,8 @@ def agent_request() -> dict[str, Any]:
 
 
 def setup_function() -> None:
-    _core._tools_counted.clear()
-    _core._histories_counted.clear()
+    _estimate._tools_counted.clear()
+    _estimate._histories_counted.clear()
 
 
 def a_round(i: int) -> list[dict[str, Any]]:
@@ -70,91 +70,91 @@ def conversation(rounds: int) -> list[Any]:
 
 def test_counts_every_string_of_an_agent_request() -> None:
     request = agent_request()
-    assert _request_chars(request) == text_chars(request) > 0
+    assert request_chars(request) == text_chars(request) > 0
 
 
 def test_none_bools_and_floats_count_nothing_a_token_id_one_token() -> None:
     request = {"messages": [{"content": None, "t": 0.5, "b": False}], "input": [None, True, 1.5]}
-    assert _request_chars(request) == 0
-    assert _request_chars({"messages": [{"index": 3}], "input": {"n": [1]}}) == 8
-    assert _request_chars({"input": "four"}) == 4
-    assert _request_chars({"input": ["ab", ("cd", 5.0)]}) == 4
+    assert request_chars(request) == 0
+    assert request_chars({"messages": [{"index": 3}], "input": {"n": [1]}}) == 8
+    assert request_chars({"input": "four"}) == 4
+    assert request_chars({"input": ["ab", ("cd", 5.0)]}) == 4
     # Pre-tokenized embeddings input: each id is one token (4 characters' worth).
     ids = list(range(100))
-    assert _request_chars({"input": ids}) == 400
-    assert _request_chars({"input": [ids, ids[:10]]}) == 440
-    assert not _core._histories_counted  # a batch of token ids is not kept
+    assert request_chars({"input": ids}) == 400
+    assert request_chars({"input": [ids, ids[:10]]}) == 440
+    assert not _estimate._histories_counted  # a batch of token ids is not kept
 
 
 def test_the_same_tools_list_is_counted_once() -> None:
     listed = tools(4)
     request = {"messages": [{"role": "user", "content": "hi"}], "tools": listed}
-    first = _request_chars(request)
+    first = request_chars(request)
     # Changed in place without changing its length: the kept count is reused
     # (this is what the memo trades for walking the schemas again).
     listed[0]["function"]["description"] = "x" * 1000
-    assert _request_chars(request) == first
+    assert request_chars(request) == first
     listed.append(tools(1)[0])  # a new length: counted again
-    assert _request_chars(request) == text_chars(request)
+    assert request_chars(request) == text_chars(request)
     other = tools(4)  # an equal list, not the same one: counted on its own
-    assert _request_chars({"tools": other}) == text_chars(other)
+    assert request_chars({"tools": other}) == text_chars(other)
 
 
 def test_kept_tools_lists_are_bounded() -> None:
-    lists = [tools(1) for _ in range(3 * _core._TOOLS_KEPT)]
+    lists = [tools(1) for _ in range(3 * _estimate._TOOLS_KEPT)]
     for listed in lists:
-        assert _request_chars({"tools": listed}) == text_chars(listed)
-    assert 0 < len(_core._tools_counted) <= _core._TOOLS_KEPT
+        assert request_chars({"tools": listed}) == text_chars(listed)
+    assert 0 < len(_estimate._tools_counted) <= _estimate._TOOLS_KEPT
 
 
 def test_a_deeply_nested_request_is_cut_off_not_walked_forever() -> None:
     nested: Any = "deep"
     for _ in range(200):
         nested = [nested]
-    assert _request_chars({"messages": nested}) == 0
+    assert request_chars({"messages": nested}) == 0
     cyclic: list[Any] = ["ab"]
     cyclic.append(cyclic)
-    assert _request_chars({"messages": cyclic}) > 0
+    assert request_chars({"messages": cyclic}) > 0
 
 
 def test_only_what_was_appended_is_walked_again(monkeypatch: pytest.MonkeyPatch) -> None:
     walked: list[Any] = []
-    walk = _core._char_count
+    walk = _estimate._char_count
 
     def spy(value: Any, depth: int) -> int:
         walked.append(value)
         return walk(value, depth)
 
-    monkeypatch.setattr(_core, "_char_count", spy)
+    monkeypatch.setattr(_estimate, "_char_count", spy)
     # Messages of strings only: a walk of the list counts them without a call each.
-    messages = [{"role": "user", "content": f"message {i}"} for i in range(_core._HISTORY_MIN)]
+    messages = [{"role": "user", "content": f"message {i}"} for i in range(_estimate._HISTORY_MIN)]
     request = {"messages": messages}
-    assert _request_chars(request) == text_chars(request)
+    assert request_chars(request) == text_chars(request)
     assert walked == [messages]
     walked.clear()
     messages.append({"role": "user", "content": "one more"})
-    assert _request_chars(request) == text_chars(request)
+    assert request_chars(request) == text_chars(request)
     assert walked == [[{"role": "user", "content": "one more"}]]  # the new message alone
     walked.clear()
-    assert _request_chars(request) == text_chars(request)
+    assert request_chars(request) == text_chars(request)
     assert walked == []  # unchanged: nothing walked
 
 
 def test_a_replaced_removed_or_reordered_message_is_counted_again() -> None:
     messages = conversation(4)
     request = {"messages": messages}
-    assert _request_chars(request) == text_chars(request)
+    assert request_chars(request) == text_chars(request)
     messages[2] = {"role": "assistant", "content": "x" * 500}  # replaced, same length
-    assert _request_chars(request) == text_chars(request)
+    assert request_chars(request) == text_chars(request)
     messages[3] = dict(messages[3])  # an equal copy: the same text, reused
-    assert _request_chars(request) == text_chars(request)
+    assert request_chars(request) == text_chars(request)
     del messages[1:4]  # shorter
-    assert _request_chars(request) == text_chars(request)
+    assert request_chars(request) == text_chars(request)
     messages.reverse()
-    assert _request_chars(request) == text_chars(request)
+    assert request_chars(request) == text_chars(request)
     messages.pop(0)  # a sliding window: one out, one in, the same length
     messages.append({"role": "user", "content": "y" * 300})
-    assert _request_chars(request) == text_chars(request)
+    assert request_chars(request) == text_chars(request)
 
 
 def test_an_item_whose_comparison_raises_is_walked_again() -> None:
@@ -167,44 +167,44 @@ def test_an_item_whose_comparison_raises_is_walked_again() -> None:
     messages: list[Any] = conversation(3)
     messages.insert(1, Unequal())
     request = {"messages": messages}
-    assert _request_chars(request) == text_chars(request)
+    assert request_chars(request) == text_chars(request)
     messages[1] = Unequal()  # not the same object: == is asked, and raises
     messages.append({"role": "user", "content": "later"})
-    assert _request_chars(request) == text_chars(request)
+    assert request_chars(request) == text_chars(request)
 
 
 def test_kept_conversations_are_bounded_and_short_ones_not_kept() -> None:
     short = conversation(1)
-    assert len(short) < _core._HISTORY_MIN
-    assert _request_chars({"messages": short}) == text_chars(short)
-    assert not _core._histories_counted
-    lists = [conversation(3) for _ in range(3 * _core._HISTORIES_KEPT)]
+    assert len(short) < _estimate._HISTORY_MIN
+    assert request_chars({"messages": short}) == text_chars(short)
+    assert not _estimate._histories_counted
+    lists = [conversation(3) for _ in range(3 * _estimate._HISTORIES_KEPT)]
     for messages in lists:
-        assert _request_chars({"input": messages}) == text_chars(messages)
-    assert 0 < len(_core._histories_counted) <= _core._HISTORIES_KEPT
-    _core._histories_counted.clear()
-    batch = [f"text {i}" for i in range(3 * _core._HISTORY_MIN)]  # an embeddings input
-    assert _request_chars({"input": batch}) == text_chars(batch)
-    assert not _core._histories_counted
+        assert request_chars({"input": messages}) == text_chars(messages)
+    assert 0 < len(_estimate._histories_counted) <= _estimate._HISTORIES_KEPT
+    _estimate._histories_counted.clear()
+    batch = [f"text {i}" for i in range(3 * _estimate._HISTORY_MIN)]  # an embeddings input
+    assert request_chars({"input": batch}) == text_chars(batch)
+    assert not _estimate._histories_counted
 
 
 def test_a_message_edited_in_place_keeps_its_count() -> None:
     # What the memo trades for not walking the history again: documented.
     messages = conversation(3)
-    first = _request_chars({"messages": messages})
+    first = request_chars({"messages": messages})
     messages[1]["content"] = "z" * 1000
-    assert _request_chars({"messages": messages}) == first
+    assert request_chars({"messages": messages}) == first
 
 
 def test_token_ids_are_counted_by_their_lengths_and_mixed_lists_walked() -> None:
     ids = list(range(512))
     batch = [ids] * 2048  # 2,048 inputs of 512 ids: counted without a walk of each id
-    assert _request_chars({"input": batch}) == 2048 * 512 * 4 == text_chars(batch)
-    assert _request_chars({"input": ids}) == 512 * 4
+    assert request_chars({"input": batch}) == 2048 * 512 * 4 == text_chars(batch)
+    assert request_chars({"input": ids}) == 512 * 4
     # Not ids all through: walked, and counted as the reference counts them.
     for mixed in ([[1, 2], 5, [3]], [[1], [], [2]], [["a"], [1]], [[], [1]], ["a", 1]):
-        assert _request_chars({"input": mixed}) == text_chars(mixed), mixed
+        assert request_chars({"input": mixed}) == text_chars(mixed), mixed
     # What the shortcut trades: only the ends are looked at (this is an estimate).
-    assert _request_chars({"input": [1, "a long string", 3]}) == 3 * 4
-    assert _request_chars({"input": [[1], ["a long string"], [2]]}) == 3 * 4
-    assert _request_chars({"input": []}) == 0
+    assert request_chars({"input": [1, "a long string", 3]}) == 3 * 4
+    assert request_chars({"input": [[1], ["a long string"], [2]]}) == 3 * 4
+    assert request_chars({"input": []}) == 0

@@ -23,33 +23,32 @@ and ``retry_attempt`` = the attempt that failed.
 
 from __future__ import annotations
 
-import functools
-import importlib
-import inspect
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import wrapt
 
-from .. import _sensor
 from ._core import (
-    _IN_CALL,
-    RESULT_KINDS_KEPT,
     AsyncStreamProxy,
     Call,
+    ErrorFacts,
     Outcome,
+    RawResponseProxy,
     StreamRecorder,
     SyncStreamProxy,
     ToolCall,
-    _begin,
-    _record_failure,
     as_text,
     async_wrapper,
+    classify,
     field_reader,
+    looks_raw,
+    manager_wrapper,
+    result_kinds,
+    stream_classes,
     sync_wrapper,
 )
-from ._errors import ErrorFacts, classify
 
 logger = logging.getLogger("flightdeck_sensor")
 
@@ -88,7 +87,7 @@ class _Usage:
         if usage is None:
             return
         # Spelled out, not looped, as_count's check written in: this runs on every
-        # call (budget: 20 µs a call), and a call of the helper costs more than it.
+        # call, and a call of the helper costs more than the check.
         tokens_input, tokens_output, cache_read, cache_creation = _USAGE(usage)
         if type(tokens_input) is int and tokens_input >= 0:
             self.input = tokens_input
@@ -276,10 +275,6 @@ class AnthropicAdapter:
     # The function itself, not a method calling it: one call fewer per call.
     response_outcome = staticmethod(message_outcome)
 
-    def new_accumulator(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> StreamAccumulator:
-        sensor = _sensor.active()
-        return StreamAccumulator(capture=bool(sensor and sensor.config.capture_prompts))
-
     def error_facts(self, exc: BaseException) -> ErrorFacts:
         return classify(exc, PROVIDER)
 
@@ -290,9 +285,11 @@ ADAPTER = AnthropicAdapter()
 # --------------------------------------------------------------------------
 # Result handlers: the SDK's return value -> what the user gets.
 
-def _recorder(call: Call, args: tuple[Any, ...], kwargs: dict[str, Any],
-              raw_stream: Any) -> StreamRecorder:
-    accumulator = ADAPTER.new_accumulator(args, kwargs)
+_result_kind = result_kinds(PROVIDER)
+
+
+def _recorder(call: Call, raw_stream: Any) -> StreamRecorder:
+    accumulator = StreamAccumulator(capture=call.sensor.config.capture_prompts)
     accumulator.request_id = as_text(_header(getattr(raw_stream, "response", None), "request-id"))
     return StreamRecorder(call, accumulator)
 
@@ -303,115 +300,60 @@ def _finish_create(call: Call, result: Any, args: tuple[Any, ...], kwargs: dict[
     which LangChain uses for every call) is finished when the user parses it."""
     kind = _result_kind(result.__class__)
     if kind is None:
-        kind = "raw" if _has_raw_response_shape(result) else "message"
-    if kind == "message":
+        kind = "raw" if looks_raw(result) else "response"
+    if kind == "response":
         call.succeed(message_outcome(result))
         return result
     if kind == "raw":
-        return _RawResponseProxy(result, call, args, kwargs)
-    recorder = _recorder(call, args, kwargs, result)
+        return _RawMessageResponse(result, call, args, kwargs)
     if kind == "async_stream":
-        return AsyncStreamProxy(result, recorder)
-    return SyncStreamProxy(result, recorder)
+        return AsyncStreamProxy(result, _recorder(call, result))
+    return SyncStreamProxy(result, _recorder(call, result))
 
 
-@functools.lru_cache(maxsize=RESULT_KINDS_KEPT)
-def _result_kind(result_type: type) -> str | None:
-    """What a ``create`` / ``parse`` result of this class is, decided once per
-    class (two ``isinstance`` checks cost 3 µs a call): ``"stream"``,
-    ``"async_stream"``, ``"raw"``, ``"message"``, or None when the SDK's raw
-    response classes could not be imported and only the object can tell."""
-    stream, async_stream = _stream_classes()
-    if issubclass(result_type, async_stream):
-        return "async_stream"
-    if issubclass(result_type, stream):
-        return "stream"
-    raw_classes = _raw_response_classes()
-    if not raw_classes:
-        return None
-    return "raw" if issubclass(result_type, raw_classes) else "message"
+class _RawMessageResponse(RawResponseProxy):
+    """A raw response: ``parse()`` gives a Message (recorded) or a stream (timed);
+    never parsed, the call is recorded from the headers when it is dropped."""
+
+    def _self_on_parsed(self, parsed: Any) -> Any:
+        return _finish_create(self._self_call, parsed, self._self_args, self._self_kwargs)
+
+    def _self_on_unread(self, result: Any) -> Any:
+        self._self_call.succeed(message_outcome(self.__wrapped__))
+        return result
 
 
-@functools.cache
-def _raw_response_classes() -> tuple[type, ...]:
-    """The SDK's raw response classes (``with_raw_response``, ``with_streaming_response``)."""
-    classes = []
-    for module_name, class_name in (("anthropic._response", "BaseAPIResponse"),
-                                    ("anthropic._legacy_response", "LegacyAPIResponse")):
-        try:
-            classes.append(getattr(importlib.import_module(module_name), class_name))
-        except (ImportError, AttributeError):
-            continue
-    return tuple(classes)
-
-
-def _has_raw_response_shape(result: Any) -> bool:
-    return hasattr(result, "http_response") and callable(getattr(result, "parse", None))
-
-
-class _RawResponseProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg,unused-ignore]
-    """A raw response whose ``parse()`` finishes the call: the Message is
-    recorded, a stream gets its timing proxy. Never parsed (the user read the
-    bytes): finished from the headers when dropped."""
-
-    def __init__(self, wrapped: Any, call: Call, args: tuple[Any, ...],
-                 kwargs: dict[str, Any]) -> None:
-        super().__init__(wrapped)
-        self._self_parsed: tuple[Any, Any] | None = None  # (SDK's result, what the user got)
-        self._self_args = args
-        self._self_kwargs = kwargs
-        self._self_call = call  # last: __del__ acts only on a fully built proxy
-
-    def parse(self, *args: Any, **kwargs: Any) -> Any:
-        result = self.__wrapped__.parse(*args, **kwargs)
-        if inspect.isawaitable(result):
-            return self._self_finish_when_parsed(result)
-        return self._self_finish(result)
-
-    async def _self_finish_when_parsed(self, parsing: Any) -> Any:
-        return self._self_finish(await parsing)
-
-    def _self_finish(self, result: Any) -> Any:
-        parsed = self._self_parsed
-        if parsed is not None:  # the SDK caches parse(); so do we
-            return parsed[1] if parsed[0] is result else result
-        call = self._self_call
-        user_value = _guarded(call, lambda: _finish_create(
-            call, result, self._self_args, self._self_kwargs), result)
-        self._self_parsed = (result, user_value)
-        return user_value
-
-    def __del__(self) -> None:
-        call = getattr(self, "_self_call", None)
-        if call is not None and self._self_parsed is None:
-            _guarded(call, lambda: call.succeed(message_outcome(self.__wrapped__)), None)
-
-
-@functools.cache
-def _stream_classes() -> tuple[type, type]:
-    """(Stream, AsyncStream), imported on first use: patching may run while
-    ``anthropic`` is still being imported."""
-    from anthropic._streaming import AsyncStream, Stream
-
-    return Stream, AsyncStream
-
-
-def _instrument_message_stream(call: Call, message_stream: Any, args: tuple[Any, ...],
-                               kwargs: dict[str, Any], proxy_type: type) -> Any:
+def _instrument_message_stream(call: Call, message_stream: Any,
+                               proxy_type: type[SyncStreamProxy | AsyncStreamProxy]) -> Any:
     """Time the raw SSE stream under a ``MessageStream``; returns what ``__enter__``
     hands the user (the SDK's own object, unless the fallback applies)."""
     raw_stream = getattr(message_stream, "_raw_stream", None)
-    if raw_stream is not None and isinstance(raw_stream, _stream_classes()):
-        recorder = _recorder(call, args, kwargs, raw_stream)
-        message_stream._raw_stream = proxy_type(raw_stream, recorder)
+    if raw_stream is not None and isinstance(raw_stream, stream_classes(PROVIDER)):
+        message_stream._raw_stream = proxy_type(raw_stream, _recorder(call, raw_stream))
         return message_stream
     logger.debug("anthropic MessageStream has no _raw_stream; proxying it instead")
-    return proxy_type(message_stream, _recorder(call, args, kwargs, message_stream))
+    return proxy_type(message_stream, _recorder(call, message_stream))
 
 
-class _StreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg,unused-ignore]
+def _finish_sync_stream(call: Call, message_stream: Any, args: tuple[Any, ...],
+                        kwargs: dict[str, Any]) -> Any:
+    return _instrument_message_stream(call, message_stream, SyncStreamProxy)
+
+
+def _finish_async_stream(call: Call, message_stream: Any, args: tuple[Any, ...],
+                         kwargs: dict[str, Any]) -> Any:
+    return _instrument_message_stream(call, message_stream, AsyncStreamProxy)
+
+
+# Entering a ``messages.stream(...)`` manager is the entry point: it sends the request.
+_ENTER = sync_wrapper(ADAPTER, handler=_finish_sync_stream)
+_AENTER = async_wrapper(ADAPTER, handler=_finish_async_stream)
+
+
+class _CallOnEnterManager(wrapt.ObjectProxy):  # type: ignore[misc,type-arg,unused-ignore]
     """``messages.stream(...)`` returns a manager; the request is sent by
-    ``__enter__``, so the call starts there."""
+    ``__enter__``, so the call is recorded from there, with the arguments
+    ``stream()`` was given."""
 
     def __init__(self, manager: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         super().__init__(manager)
@@ -419,119 +361,32 @@ class _StreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg,unus
         self._self_kwargs = kwargs
 
     def __enter__(self) -> Any:
-        call = _begin(ADAPTER, "chat", self._self_args, self._self_kwargs)
-        if call is None:
-            return self.__wrapped__.__enter__()
-        token = _IN_CALL.set(True)
-        try:
-            message_stream = self.__wrapped__.__enter__()
-        except BaseException as exc:
-            _record_failure(call, exc)
-            raise
-        finally:
-            _IN_CALL.reset(token)
-        return _guarded(call, lambda: _instrument_message_stream(
-            call, message_stream, self._self_args, self._self_kwargs, SyncStreamProxy),
-            message_stream)
+        return _ENTER(self._self_enter, None, self._self_args, self._self_kwargs)
+
+    def _self_enter(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__wrapped__.__enter__()
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
         return self.__wrapped__.__exit__(exc_type, exc, tb)
 
 
-class _AsyncStreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg,unused-ignore]
-    def __init__(self, manager: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        super().__init__(manager)
-        self._self_args = args
-        self._self_kwargs = kwargs
+class _AsyncCallOnEnterManager(_CallOnEnterManager):
+    """The async manager (``AsyncMessages.stream``): ``__aenter__`` sends the request."""
 
     async def __aenter__(self) -> Any:
-        call = _begin(ADAPTER, "chat", self._self_args, self._self_kwargs)
-        if call is None:
-            return await self.__wrapped__.__aenter__()
-        token = _IN_CALL.set(True)
-        try:
-            message_stream = await self.__wrapped__.__aenter__()
-        except BaseException as exc:
-            _record_failure(call, exc)
-            raise
-        finally:
-            _IN_CALL.reset(token)
-        return _guarded(call, lambda: _instrument_message_stream(
-            call, message_stream, self._self_args, self._self_kwargs, AsyncStreamProxy),
-            message_stream)
+        return await _AENTER(self._self_aenter, None, self._self_args, self._self_kwargs)
+
+    def _self_aenter(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__wrapped__.__aenter__()
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
         return await self.__wrapped__.__aexit__(exc_type, exc, tb)
 
 
-def _guarded(call: Call, action: Any, fallback: Any) -> Any:
-    try:
-        return action()
-    except Exception:
-        call.sensor.note_internal_error("anthropic stream setup")
-        return fallback
-
-
-def _stream_helper_wrapper(proxy_type: type) -> Any:
-    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        manager = wrapped(*args, **kwargs)
-        if _IN_CALL.get() or _sensor.active() is None:
-            return manager
-        return proxy_type(manager, args, kwargs)
-
-    return wrapper
-
-
-# --------------------------------------------------------------------------
-# Patching.
-
-# module -> (class name, method name, wrapper)
-_SYNC = ("Messages", (("create", sync_wrapper(ADAPTER, handler=_finish_create)),
-                      ("parse", sync_wrapper(ADAPTER, handler=_finish_create)),
-                      ("stream", _stream_helper_wrapper(_StreamManagerProxy))))
-_ASYNC = ("AsyncMessages", (("create", async_wrapper(ADAPTER, handler=_finish_create)),
-                            ("parse", async_wrapper(ADAPTER, handler=_finish_create)),
-                            ("stream", _stream_helper_wrapper(_AsyncStreamManagerProxy))))
-_TARGETS: dict[str, tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]] = {
-    "anthropic.resources.messages.messages": (_SYNC, _ASYNC),
-    "anthropic.resources.beta.messages.messages": (_SYNC, _ASYNC),
-    # Older SDKs define the classes here; newer ones re-export the same classes
-    # (already wrapped: patching is idempotent).
-    "anthropic.resources.messages": (_SYNC, _ASYNC),
-    "anthropic.resources.beta.prompt_caching.messages": (_SYNC, _ASYNC),
+# The wrapper of each row of this provider's table (flightdeck_sensor._providers).
+WRAPPERS: dict[str, Callable[..., Any]] = {
+    "create": sync_wrapper(ADAPTER, handler=_finish_create),
+    "async_create": async_wrapper(ADAPTER, handler=_finish_create),
+    "stream": manager_wrapper(_CallOnEnterManager),
+    "async_stream": manager_wrapper(_AsyncCallOnEnterManager),
 }
-
-# (class, attribute, the original from the class __dict__), to restore.
-_originals: list[tuple[type, str, Any]] = []
-
-
-def patch_module(module_name: str) -> None:
-    """Wrap the messages entry points ``module_name`` defines; idempotent."""
-    module = importlib.import_module(module_name)
-    for class_name, methods in _TARGETS.get(module_name, ()):
-        cls = getattr(module, class_name, None)
-        if not isinstance(cls, type):
-            logger.warning("flightdeck-sensor: %s.%s not found; those calls will not be "
-                           "reported", module_name, class_name)
-            continue
-        for method_name, wrapper in methods:
-            _wrap(cls, method_name, wrapper)
-
-
-def _wrap(cls: type, method_name: str, wrapper: Any) -> None:
-    original = cls.__dict__.get(method_name)
-    if original is None:  # e.g. parse() in older SDK versions
-        logger.debug("flightdeck-sensor: %s.%s not in this SDK version",
-                     cls.__qualname__, method_name)
-        return
-    if isinstance(original, wrapt.FunctionWrapper):
-        return
-    setattr(cls, method_name, wrapt.FunctionWrapper(original, wrapper))
-    _originals.append((cls, method_name, original))
-
-
-def unpatch() -> None:
-    """Restore every original entry point."""
-    while _originals:
-        cls, method_name, original = _originals.pop()
-        setattr(cls, method_name, original)

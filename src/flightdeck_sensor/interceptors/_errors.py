@@ -1,4 +1,4 @@
-"""Classify an SDK exception into PROTOCOL.md's llm_error vocabulary.
+"""Classify an SDK exception into the llm_error event's vocabulary (docs/protocol.md).
 
 Works from the exception's class names (its MRO) and HTTP status, which the
 Anthropic SDK, the OpenAI SDK and litellm all expose in the same shape.
@@ -88,11 +88,11 @@ def _fill(facts: ErrorFacts, exc: BaseException) -> None:
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None)
     facts.request_id = _first_str(getattr(exc, "request_id", None),
-                                  _header(headers, "x-request-id"),
-                                  _header(headers, "request-id"))
-    facts.retry_after = _retry_after(_header(headers, "retry-after"))
+                                  header(headers, "x-request-id"),
+                                  header(headers, "request-id"))
+    facts.retry_after = retry_after(header(headers, "retry-after"))
     facts.attempt = _attempt(exc, response)
-    facts.provider_error_code = _error_code(getattr(exc, "body", None), getattr(exc, "code", None))
+    facts.provider_error_code = error_code(getattr(exc, "body", None), getattr(exc, "code", None))
     facts.error_type = _error_type(exc, facts.http_status, facts.provider_error_code)
     facts.is_retryable = facts.error_type in _RETRYABLE or (
         facts.http_status is not None and facts.http_status >= 500)
@@ -124,7 +124,7 @@ def _error_type(exc: BaseException, status: int | None, code: str | None) -> str
     return "other"
 
 
-def _header(headers: Any, name: str) -> str | None:
+def header(headers: Any, name: str) -> str | None:
     try:
         value = headers.get(name) if headers is not None else None
     except Exception:
@@ -139,7 +139,7 @@ def _first_str(*values: Any) -> str | None:
     return None
 
 
-def _retry_after(value: str | None) -> float | None:
+def retry_after(value: str | None) -> float | None:
     if value is None:
         return None
     try:
@@ -155,7 +155,7 @@ def _attempt(exc: BaseException, response: Any) -> int | None:
     which attempt gave up."""
     try:  # httpx's Response.request raises RuntimeError when unset
         request = getattr(response, "request", None) or getattr(exc, "request", None)
-        count = _header(getattr(request, "headers", None), "x-stainless-retry-count")
+        count = header(getattr(request, "headers", None), "x-stainless-retry-count")
     except Exception:
         return None
     if count is None or not count.isdigit():
@@ -163,7 +163,7 @@ def _attempt(exc: BaseException, response: Any) -> int | None:
     return int(count) + 1
 
 
-def _error_code(body: Any, code: Any) -> str | None:
+def error_code(body: Any, code: Any) -> str | None:
     if isinstance(code, str) and code:
         return code
     if isinstance(body, dict):

@@ -1,0 +1,276 @@
+"""One recorded call (:class:`Call`: its pre_call, then exactly one of
+post_call / embeddings / llm_error) and the wrappers that run an SDK entry
+point as one: the re-entrancy guard, the sensor's "never raise" boundary.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .. import _sensor
+from ._estimate import CHARS_PER_TOKEN, request_chars
+from ._fields import Adapter, Outcome
+
+# True while an instrumented call is running in this context: inner layers
+# (litellm -> openai SDK, openai .stream() -> create) stay silent: the user
+# made one call, and one is reported.
+IN_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "flightdeck_in_llm_call", default=False)
+
+class Call:
+    """One intercepted LLM call. ``pre_call`` is recorded at construction; exactly
+    one terminal event (post_call / embeddings / llm_error) follows, whatever path
+    ends the call (``_done`` guards it)."""
+
+    __slots__ = ("_done", "adapter", "kind", "model_requested", "sensor", "started_ns")
+
+    def __init__(self, sensor: _sensor.Sensor, adapter: Adapter, kind: str,
+                 args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.sensor = sensor
+        self.adapter = adapter
+        self.kind = kind  # "chat" or "embeddings"
+        self._done = False
+        self.model_requested = adapter.request_model(args, kwargs)
+        content = adapter.request_content(args, kwargs)
+        fields: dict[str, Any] = {
+            "model": self.model_requested,
+            "provider": adapter.provider,
+            # A cheap local estimate of the input: ~4 characters a token.
+            "tokens_input": request_chars(content) // CHARS_PER_TOKEN,
+            "estimated_via": "heuristic",
+        }
+        if sensor.config.capture_prompts:
+            _attach_content(sensor, fields, {"request": content})
+        sensor.record("pre_call", fields)
+        self.started_ns = time.perf_counter_ns()
+
+    def latency_ms(self) -> int:
+        return (time.perf_counter_ns() - self.started_ns) // 1_000_000
+
+    def succeed(self, outcome: Outcome, streaming: dict[str, Any] | None = None) -> None:
+        if self._done:
+            return
+        self._done = True
+        fields = self._outcome_fields(outcome)
+        if streaming is not None:
+            fields["streaming"] = streaming
+        if self.kind == "embeddings" and outcome.output_dimensions:
+            fields["tokens_output"] = 0
+            fields["tokens_total"] = fields["tokens_input"] or 0
+            count, dimension = outcome.output_dimensions
+            fields["output_dimensions"] = {"count": count, "dimension": dimension}
+            self.sensor.record("embeddings", fields)
+        else:
+            # An embeddings call whose vectors nobody saw (a raw body left
+            # unread) is a post_call: an embeddings event without
+            # output_dimensions is rejected, and the call would be lost.
+            self.sensor.record("post_call", fields)
+        for name, arguments in outcome.tool_calls:
+            tool = {"tool_name": name, "model": fields["model"], "provider": self.adapter.provider}
+            if self.sensor.config.capture_prompts:
+                _attach_content(self.sensor, tool, {"arguments": arguments})
+            self.sensor.record("tool_call", tool)
+
+    def _outcome_fields(self, outcome: Outcome) -> dict[str, Any]:
+        tokens_in = outcome.tokens_input  # counts already (see Outcome)
+        tokens_out = outcome.tokens_output
+        total = (tokens_in or 0) + (tokens_out or 0) if (tokens_in or tokens_out) else None
+        metadata = outcome.provider_metadata  # the outcome is this call's own: taken over
+        if outcome.request_id:
+            metadata["request_id"] = outcome.request_id
+        fields: dict[str, Any] = {
+            "model": outcome.model or self.model_requested,
+            "model_requested": self.model_requested,
+            "provider": self.adapter.provider,
+            "tokens_input": tokens_in,
+            "tokens_output": tokens_out,
+            "tokens_total": total,
+            "tokens_cache_read": outcome.tokens_cache_read,
+            "tokens_cache_creation": outcome.tokens_cache_creation,
+            "latency_ms": (time.perf_counter_ns() - self.started_ns) // 1_000_000,  # latency_ms()
+            "stop_reason": outcome.stop_reason,
+            "estimated_via": "none",
+            "usage_source": outcome.usage_source,
+            "provider_metadata": metadata,
+        }
+        if self.sensor.config.capture_prompts and outcome.content is not None:
+            _attach_content(self.sensor, fields, {"response": outcome.content})
+        return fields
+
+    def fail(self, exc: BaseException, partial: Outcome | None = None,
+             streaming: dict[str, Any] | None = None, stream_error: bool = False) -> None:
+        if self._done:
+            return
+        self._done = True
+        facts = self.adapter.error_facts(exc)
+        if stream_error:
+            facts.error_type = "stream_error"
+        fields: dict[str, Any] = {
+            "model": self.model_requested,
+            "provider": self.adapter.provider,
+            "latency_ms": self.latency_ms(),
+            "retry_attempt": facts.attempt or 1,
+            "terminal": True,
+            "error": facts.as_event_field(self.sensor.config.capture_prompts),
+        }
+        if partial is not None:
+            partial_fields = self._outcome_fields(partial)
+            for key in ("tokens_input", "tokens_output", "tokens_total",
+                        "tokens_cache_read", "tokens_cache_creation", "usage_source"):
+                fields[key] = partial_fields[key]
+        if streaming is not None:
+            fields["streaming"] = streaming
+        self.sensor.record("llm_error", fields)
+
+
+def _attach_content(sensor: _sensor.Sensor, fields: dict[str, Any],
+                    content: dict[str, Any]) -> None:
+    from ._content import capped_content
+
+    fields["has_content"] = True
+    fields["content"] = capped_content(content, sensor.config.max_content_bytes)
+
+
+# --------------------------------------------------------------------------
+# Wrappers: the (wrapped, instance, args, kwargs) shape of wrapt.
+
+ResultHandler = Callable[[Call, Any, tuple[Any, ...], dict[str, Any]], Any]
+
+
+def _finish_plain(call: Call, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    call.succeed(call.adapter.response_outcome(result))
+    return result
+
+
+def begin(adapter: Adapter, kind: str, args: tuple[Any, ...],
+          kwargs: dict[str, Any]) -> Call | None:
+    """The call's record, its pre_call sent; None when nothing is to be recorded
+    (inside another recorded call, or no sensor running)."""
+    if IN_CALL.get():
+        return None
+    sensor = _sensor.active()
+    if sensor is None:
+        return None
+    try:
+        return Call(sensor, adapter, kind, args, kwargs)
+    except Exception:
+        sensor.note_internal_error(f"{adapter.provider} pre_call")
+        return None
+
+
+def _record_failure(call: Call, exc: BaseException) -> None:
+    try:
+        call.fail(exc)
+    except Exception:
+        call.sensor.note_internal_error(f"{call.adapter.provider} llm_error")
+
+
+KwargsHook = Callable[[Call, dict[str, Any]], dict[str, Any]]
+
+
+def _prepared(prepare: KwargsHook, call: Call, kwargs: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return prepare(call, kwargs)
+    except Exception:  # an opt-in must never break the call
+        return kwargs
+
+
+def sync_wrapper(adapter: Adapter, kind: str = "chat", handler: ResultHandler = _finish_plain,
+                 prepare: KwargsHook | None = None) -> Callable[..., Any]:
+    """A wrapt wrapper for a synchronous entry point.
+
+    ``handler(call, result, args, kwargs)`` finishes the call from the SDK's
+    return value and returns what the user gets (the value itself, or a
+    transparent proxy for streams). ``prepare(call, kwargs)``, for a recorded call
+    only, gives the arguments the SDK gets (an opt-in's, e.g. stream usage)."""
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        call = begin(adapter, kind, args, kwargs)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        if prepare is not None:
+            kwargs = _prepared(prepare, call, kwargs)
+        token = IN_CALL.set(True)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            _record_failure(call, exc)
+            raise
+        finally:
+            IN_CALL.reset(token)
+        try:
+            return handler(call, result, args, kwargs)
+        except Exception:
+            call.sensor.note_internal_error(f"{call.adapter.provider} post_call")
+            return result
+
+    return wrapper
+
+
+def async_wrapper(adapter: Adapter, kind: str = "chat", handler: ResultHandler = _finish_plain,
+                  prepare: KwargsHook | None = None) -> Callable[..., Any]:
+    """The same for an ``async def`` entry point."""
+
+    async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...],
+                      kwargs: dict[str, Any]) -> Any:
+        call = begin(adapter, kind, args, kwargs)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        if prepare is not None:
+            kwargs = _prepared(prepare, call, kwargs)
+        token = IN_CALL.set(True)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            _record_failure(call, exc)
+            raise
+        finally:
+            IN_CALL.reset(token)
+        try:
+            return handler(call, result, args, kwargs)
+        except Exception:
+            call.sensor.note_internal_error(f"{call.adapter.provider} post_call")
+            return result
+
+    return wrapper
+
+
+def silenced(read: Callable[[Any], Any], stream: Any) -> Any:
+    """``read(stream)`` with inner layers silent, as inside an entry point: for a
+    stream whose SDK sends its request lazily, on the first read (litellm)."""
+    token = IN_CALL.set(True)
+    try:
+        return read(stream)
+    finally:
+        IN_CALL.reset(token)
+
+
+async def silenced_async(read: Callable[[Any], Any], stream: Any) -> Any:
+    """:func:`silenced` for an async stream's first read."""
+    token = IN_CALL.set(True)
+    try:
+        return await read(stream)
+    finally:
+        IN_CALL.reset(token)
+
+
+def manager_wrapper(proxy: Callable[[Any, tuple[Any, ...], dict[str, Any]], Any]
+                    ) -> Callable[..., Any]:
+    """The wrapper of a ``.stream()`` helper, which returns a manager that sends
+    the request when entered: the manager, as ``proxy(manager, args, kwargs)``
+    gives it (outside another recorded call; the manager itself if that fails)."""
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> Any:
+        manager = wrapped(*args, **kwargs)
+        if IN_CALL.get():
+            return manager
+        try:
+            return proxy(manager, args, kwargs)
+        except Exception:
+            return manager
+
+    return wrapper
