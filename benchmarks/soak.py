@@ -31,7 +31,6 @@ import contextlib
 import http.client
 import json
 import os
-import signal
 import sqlite3
 import statistics
 import subprocess
@@ -44,7 +43,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks._common import (
+    ROOT,
+    Collector,
+    clean_env,
+    run_main,
+    stop_process,
+    wait_for_ready_file,
+    write_report,
+)
+
 TOKEN = "soak-token-0123456789"
 QUEUE_CAP = 2000  # small, so a minute of outage fills it: memory must stay flat there
 WARNING_MARK = "cannot deliver events"
@@ -291,21 +299,9 @@ class FaultProxy:
 # -- processes ----------------------------------------------------------------------------
 
 def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLIGHTDECK_", "AGENT_"))}
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    env.update(extra)
-    return env
-
-
-def _wait_for_file(path: Path, process: subprocess.Popen[bytes], what: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 30
-    while not path.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not start")
-        time.sleep(0.02)
-    value: dict[str, Any] = json.loads(path.read_text())
-    return value
+    """A child's environment: no FLIGHTDECK_* or AGENT_* of the caller's, unbuffered output."""
+    env = clean_env(PYTHONUNBUFFERED="1", **extra)
+    return {k: v for k, v in env.items() if not k.startswith("AGENT_") or k in extra}
 
 
 def start_fake_llm(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -317,27 +313,7 @@ def start_fake_llm(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
                                 "--ready-file", str(ready), "--no-record"],
                                env=_clean_env(PYTHONPATH=str(ROOT / "tests")),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return process, str(_wait_for_file(ready, process, "fake LLM")["url"])
-
-
-def start_collector(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    ready = workdir / "collector.json"
-    process = subprocess.Popen([sys.executable, "-m", "flightdeck_sensor", "collect",
-                                "--host", "127.0.0.1", "--port", "0",
-                                "--db", str(workdir / "collector.db"), "--ready-file", str(ready)],
-                               env=_clean_env(FLIGHTDECK_TOKEN=TOKEN), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    return process, int(_wait_for_file(ready, process, "collector")["port"])
-
-
-def stop(process: subprocess.Popen[Any]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+    return process, str(wait_for_ready_file(ready, process, "fake LLM")["url"])
 
 
 class SchedSampler:
@@ -424,8 +400,8 @@ def run_soak(phases: tuple[tuple[str, float], ...], workdir: Path, slow_seconds:
              retry_after: int = 3, pause: float = 0.01,
              trace_to: Path | None = None) -> SoakResult:
     llm, llm_url = start_fake_llm(workdir)
-    collector, collector_port = start_collector(workdir)
-    proxy = FaultProxy(collector_port, slow_seconds, retry_after)
+    collector = Collector(workdir, token=TOKEN, PYTHONUNBUFFERED="1")
+    proxy = FaultProxy(collector.port, slow_seconds, retry_after)
     agent: subprocess.Popen[bytes] | None = None
     files = {name: workdir / f"agent.{name}" for name in ("ids", "stats", "stderr", "stop")}
     spool_dir = workdir / "spool"
@@ -434,7 +410,7 @@ def run_soak(phases: tuple[tuple[str, float], ...], workdir: Path, slow_seconds:
                   "FLIGHTDECK_MAX_QUEUE_EVENTS": str(QUEUE_CAP)}
     timeline: list[tuple[str, float, float]] = []
     sampler = SchedSampler()
-    sampler.pids.update({"fake_llm": llm.pid, "collector": collector.pid,
+    sampler.pids.update({"fake_llm": llm.pid, "collector": collector.process.pid,
                          "proxy_and_driver": os.getpid()})
     try:
         proxy.set_mode(phases[0][0])
@@ -463,7 +439,7 @@ def run_soak(phases: tuple[tuple[str, float], ...], workdir: Path, slow_seconds:
                                 "--timeout", "60"], env=_clean_env(**sensor_env),
                                capture_output=True, text=True, timeout=120)
         spool_flush = (flush.stdout + flush.stderr).strip()[-500:] or f"exit {flush.returncode}"
-        return _result(files, workdir / "collector.db", timeline, proxy, spool_flush,
+        return _result(files, collector.db, timeline, proxy, spool_flush,
                        sampler)
     finally:
         sampler.stop()
@@ -471,8 +447,8 @@ def run_soak(phases: tuple[tuple[str, float], ...], workdir: Path, slow_seconds:
             agent.kill()
             agent.wait(5)
         proxy.stop()
-        stop(collector)
-        stop(llm)
+        collector.stop()
+        stop_process(llm)
 
 
 def _wait_until(predicate: Any, timeout: float, what: str) -> None:
@@ -636,15 +612,12 @@ def main() -> int:
                           trace_to=Path(args.trace_slow).resolve() if args.trace_slow else None)
     data = result.as_dict() | {"quick": args.quick, "slow_seconds": slow,
                                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(data, indent=1) + "\n")
     print("\n".join(result.summary_lines))
-    print(f"wrote {out}", file=sys.stderr)
+    write_report(data, args.out)
     ok = result.missing <= sum(result.dropped.values()) and result.unexpected == 0 \
         and result.call_errors == 0
     return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

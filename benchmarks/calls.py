@@ -28,28 +28,34 @@ class yielding prebuilt chunks. Without the ~2 ms of SDK work around it, the
 sensor's few microseconds are resolved on a noisy machine; the SDK-level
 figures above bound the same cost from outside.
 
-    .venv/bin/python scripts/bench_calls.py [--quick] [--out .bench/calls.json]
+    .venv/bin/python -m benchmarks.calls [--quick] [--out .bench/calls.json]
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx2
-from _scriptenv import ROOT, write_report
 
+from benchmarks._common import (
+    CLOCKS,
+    MESSAGES,
+    ROOT,
+    TOKEN,
+    Collector,
+    measure_abba,
+    percentile,
+    run_main,
+    write_report,
+)
 from fakes.fake_llm import Reply, Request
 from fakes.fake_llm._server import ROUTES, _load_routes
 from flightdeck_sensor.transport._sender import BATCH_EVENTS
@@ -64,8 +70,6 @@ ISOLATED_FACTOR = 10
 # the agent-sized request, answered with a tool call) stay under one batch.
 IDLE_SENDER_CALLS = (BATCH_EVENTS - 20) // 2
 IDLE_SENDER_AGENT_CALLS = (BATCH_EVENTS - 20) // 3
-TOKEN = "bench-token-0123456789"
-MESSAGES: Any = [{"role": "user", "content": "What is the capital of France"}]
 
 
 def _agent_round(i: int) -> list[dict[str, Any]]:
@@ -198,6 +202,22 @@ def mock_http_client(provider: Provider, deltas: int) -> httpx2.Client:
                          headers={"x-bench-deltas": str(deltas)})
 
 
+def openai_client(provider: Provider, deltas: int) -> Any:
+    """An OpenAI client whose requests ``provider`` answers, streams with ``deltas`` deltas."""
+    import openai
+
+    return openai.OpenAI(base_url="http://fake.invalid/v1", api_key="sk-bench", max_retries=0,
+                         http_client=mock_http_client(provider, deltas))
+
+
+def anthropic_client(provider: Provider, deltas: int) -> Any:
+    """An Anthropic client whose requests ``provider`` answers, as :func:`openai_client`."""
+    import anthropic
+
+    return anthropic.Anthropic(base_url="http://fake.invalid", api_key="sk-ant-bench",
+                               max_retries=0, http_client=mock_http_client(provider, deltas))
+
+
 # -- the calls ---------------------------------------------------------------------
 
 @dataclass
@@ -209,7 +229,7 @@ class Case:
     call: Callable[[], Any]
 
 
-def _drain(stream: Any) -> int:
+def drain(stream: Any) -> int:
     count = 0
     for _ in stream:
         count += 1
@@ -217,16 +237,11 @@ def _drain(stream: Any) -> int:
 
 
 def build_cases(provider: Provider, with_litellm: bool) -> list[Case]:
-    import anthropic
-    import openai
+    def oai(deltas: int) -> Any:
+        return openai_client(provider, deltas)
 
-    def oai(deltas: int) -> openai.OpenAI:
-        return openai.OpenAI(base_url="http://fake.invalid/v1", api_key="sk-bench", max_retries=0,
-                             http_client=mock_http_client(provider, deltas))
-
-    def ant(deltas: int) -> anthropic.Anthropic:
-        return anthropic.Anthropic(base_url="http://fake.invalid", api_key="sk-ant-bench",
-                                   max_retries=0, http_client=mock_http_client(provider, deltas))
+    def ant(deltas: int) -> Any:
+        return anthropic_client(provider, deltas)
 
     o, a = oai(N_SHORT), ant(N_SHORT)
     cases = [
@@ -244,15 +259,15 @@ def build_cases(provider: Provider, with_litellm: bool) -> list[Case]:
         os_, as_ = oai(deltas), ant(deltas)
 
         def chat(c: Any = os_) -> int:
-            return _drain(c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
+            return drain(c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
                                                     stream=True))
 
         def responses(c: Any = os_) -> int:
-            return _drain(c.responses.create(model="gpt-4o-mini", input="What is the capital",
+            return drain(c.responses.create(model="gpt-4o-mini", input="What is the capital",
                                              stream=True))
 
         def messages(c: Any = as_) -> int:
-            return _drain(c.messages.create(model="claude-3-5-haiku-latest", max_tokens=64,
+            return drain(c.messages.create(model="claude-3-5-haiku-latest", max_tokens=64,
                                             messages=MESSAGES, stream=True))
         cases += [
             Case("openai.chat", "OpenAI chat.completions.create", True, deltas, chat),
@@ -268,7 +283,7 @@ def build_cases(provider: Provider, with_litellm: bool) -> list[Case]:
             def call() -> Any:
                 result = litellm.completion(model="openai/gpt-4o-mini", messages=MESSAGES,
                                             client=client, api_key="sk-bench", stream=stream)
-                return _drain(result) if stream else result
+                return drain(result) if stream else result
             return call
 
         cases.append(Case("litellm.completion", "litellm.completion (openai route)", False, 0,
@@ -279,30 +294,6 @@ def build_cases(provider: Provider, with_litellm: bool) -> list[Case]:
 
 
 # -- sensor on / off -------------------------------------------------------------
-
-class Collector:
-    """The project's collector as a subprocess on loopback: the sensor's real sink."""
-
-    def __init__(self, workdir: Path) -> None:
-        ready = workdir / "ready.json"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTDECK_")}
-        env["FLIGHTDECK_TOKEN"] = TOKEN
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "flightdeck_sensor", "collect", "--host", "127.0.0.1",
-             "--port", "0", "--db", str(workdir / "bench.db"),
-             "--ready-file", str(ready)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        deadline = time.monotonic() + 20
-        while not ready.exists():
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError("collector did not start")
-            time.sleep(0.02)
-        self.url = f"http://127.0.0.1:{json.loads(ready.read_text())['port']}/ingest"
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
-
 
 def sensor_on() -> None:
     import flightdeck_sensor
@@ -333,45 +324,6 @@ def intercepted(case: Case) -> bool:
 
 # -- timing -------------------------------------------------------------------------
 
-CLOCKS = ("cpu", "wall")
-
-
-def time_block(call: Callable[[], Any], calls: int) -> tuple[list[int], list[int], int]:
-    """Per-call thread CPU and wall times (ns), and the process CPU of the whole block."""
-    cpu, wall = [], []
-    thread_clock, wall_clock = time.thread_time_ns, time.perf_counter_ns
-    process_start = time.process_time_ns()
-    for _ in range(calls):
-        cpu_start, wall_start = thread_clock(), wall_clock()
-        call()
-        wall.append(wall_clock() - wall_start)
-        cpu.append(thread_clock() - cpu_start)
-    return cpu, wall, time.process_time_ns() - process_start
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def summarize(on_ns: list[int], off_ns: list[int], block_added: list[float]) -> dict[str, Any]:
-    on = [v / 1000 for v in on_ns]
-    off = [v / 1000 for v in off_ns]
-    on_med, off_med = statistics.median(on), statistics.median(off)
-    on_p90, off_p90 = percentile(on, 0.9), percentile(off, 0.9)
-    return {
-        "on_median_us": on_med, "off_median_us": off_med,
-        "on_p90_us": on_p90, "off_p90_us": off_p90,
-        "added_median_us": on_med - off_med, "added_p90_us": on_p90 - off_p90,
-        "ratio_median": on_med / off_med if off_med else None,
-        "added_block_p10_us": percentile(block_added, 0.1),
-        "added_block_p90_us": percentile(block_added, 0.9),
-        "added_block_min_us": min(block_added), "added_block_max_us": max(block_added),
-        "block_added_us": block_added,
-    }
-
-
 def set_sensor(enabled: bool) -> None:
     (sensor_on if enabled else sensor_off)()
 
@@ -388,45 +340,11 @@ def drain_queue() -> None:
 
 def measure(case: Case, blocks: int, calls: int,
             switch: Callable[[bool], None] = set_sensor) -> dict[str, Any]:
-    """Interleaved ABBA blocks; per-call samples of both modes and per-block differences.
-
-    Two clocks: the calling thread's CPU time (what the sensor adds to the
-    caller, unaffected by other processes taking the cores of a shared
-    machine) and wall time (adds scheduling noise, and the sender thread's
-    GIL share when it runs during a call). Process CPU per call (both
-    threads, whole block / calls) is reported beside them."""
-    samples: dict[str, dict[bool, list[int]]] = {c: {True: [], False: []} for c in CLOCKS}
-    block_added: dict[str, list[float]] = {c: [] for c in CLOCKS}
-    process_cpu: dict[bool, int] = {True: 0, False: 0}
-    for _ in range(3):  # warm both paths
-        switch(True)
-        case.call()
-        switch(False)
-        case.call()
-    for block in range(blocks):
-        drain_queue()
-        order = (True, False) if block % 2 == 0 else (False, True)
-        medians: dict[str, dict[bool, float]] = {c: {} for c in CLOCKS}
-        for enabled in order:
-            switch(enabled)
-            gc.collect()
-            cpu, wall, process = time_block(case.call, calls)
-            process_cpu[enabled] += process
-            for clock, values in (("cpu", cpu), ("wall", wall)):
-                samples[clock][enabled].extend(values)
-                medians[clock][enabled] = statistics.median(values)
-        for clock in CLOCKS:
-            block_added[clock].append((medians[clock][True] - medians[clock][False]) / 1000)
-    switch(False)
-    result: dict[str, Any] = {
-        "case": case.name, "label": case.label, "streamed": case.streamed, "deltas": case.deltas,
-        "calls_per_mode": blocks * calls, "blocks": blocks,
-        "process_cpu_per_call_us": {"on": process_cpu[True] / blocks / calls / 1000,
-                                    "off": process_cpu[False] / blocks / calls / 1000},
-    }
-    for clock in CLOCKS:
-        result[clock] = summarize(samples[clock][True], samples[clock][False], block_added[clock])
-    return result
+    """``case`` in interleaved ABBA blocks of sensor on and off (_common.measure_abba),
+    the queue drained before each block."""
+    return {"case": case.name, "label": case.label, "streamed": case.streamed,
+            "deltas": case.deltas} | measure_abba(case.call, blocks, calls, switch,
+                                                  before_block=drain_queue)
 
 
 def per_chunk(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -482,8 +400,6 @@ def _fake_stream(model: Any, chunks: list[Any]) -> Any:
 
 
 def isolated_cases(provider: Provider) -> list[Isolated]:
-    import anthropic
-    import openai
     from anthropic._streaming import Stream as AnthropicStream
     from anthropic.resources.messages.messages import Messages
     from openai._streaming import Stream as OpenAIStream
@@ -491,12 +407,10 @@ def isolated_cases(provider: Provider) -> list[Isolated]:
     from openai.resources.embeddings import Embeddings
 
     def oai(deltas: int) -> Any:
-        return openai.OpenAI(base_url="http://fake.invalid/v1", api_key="sk-bench",
-                             max_retries=0, http_client=mock_http_client(provider, deltas))
+        return openai_client(provider, deltas)
 
     def ant(deltas: int) -> Any:
-        return anthropic.Anthropic(base_url="http://fake.invalid", api_key="sk-ant-bench",
-                                   max_retries=0, http_client=mock_http_client(provider, deltas))
+        return anthropic_client(provider, deltas)
 
     chat = {"model": "gpt-4o-mini", "messages": MESSAGES}
     messages = {"model": "claude-3-5-haiku-latest", "max_tokens": 64, "messages": MESSAGES}
@@ -566,7 +480,7 @@ def measure_isolated(case: Isolated, blocks: int, calls: int) -> dict[str, Any] 
         if before is not None:
             before()
         result = (bound if enabled["on"] else sdk_stand_in)(**case.kwargs)
-        return _drain(result) if streamed else result
+        return drain(result) if streamed else result
 
     toggled = Case(case.name, case.label, streamed, case.deltas, call)
     return measure(toggled, blocks, calls, switch=lambda on: enabled.update(on=on))
@@ -586,7 +500,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="fd-bench-calls-") as workdir:
         collector = Collector(Path(workdir))
         try:
-            flightdeck_sensor.init(server=collector.url, token=TOKEN, spool="off")
+            flightdeck_sensor.init(server=collector.ingest_url, token=TOKEN, spool="off")
             provider = Provider()
             cases = build_cases(provider, with_litellm=not args.no_litellm)
             results, skipped = [], []
@@ -640,7 +554,9 @@ def main() -> int:
         finally:
             collector.stop()
     report = {
-        "benchmark": "calls", "quick": args.quick, "blocks": blocks, "calls_per_block": calls,
+        "benchmark": "calls", "quick": args.quick,
+        "sensor_source": str(Path(flightdeck_sensor.__file__).parent),
+        "blocks": blocks, "calls_per_block": calls,
         "stream_deltas": [N_SHORT, N_LONG], "off_means": "flightdeck_sensor.unpatch()",
         "clocks": {"cpu": "calling thread's CPU time (time.thread_time_ns)",
                    "wall": "wall time (time.perf_counter_ns)"},
@@ -663,4 +579,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))
