@@ -91,7 +91,8 @@ def side_by_side(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> l
         b, a = medians["before"], medians["after"]
         table.append({"section": section, "label": label, "deltas": deltas,
                       "before_us": b, "after_us": a,
-                      "ratio": a / b if a is not None and b else None,
+                      "ratio": a / b if a is not None and b is not None and a > 0 and b > 0
+                      else None,
                       "before_runs_us": values["before"], "after_runs_us": values["after"]})
     return table
 

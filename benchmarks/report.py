@@ -431,7 +431,9 @@ def _compare_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str,
     rows = []
     for row in report.get("rows") or []:
         deltas = {0: "-", -1: "slope"}.get(row["deltas"], str(row["deltas"]))
-        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}"
+        both = row["before_us"] is not None and row["after_us"] is not None
+        ratio = (f"{row['ratio']:.2f}" if row["ratio"] is not None
+                 else "unresolved" if both else "-")
         rows.append((SECTION_TITLES.get(row["section"], row["section"]), row["label"], deltas,
                      _us(row["before_us"]), _us(row["after_us"]), ratio))
     return rows
@@ -449,13 +451,16 @@ def compare_section(report: dict[str, Any]) -> list[str]:
                                            if report.get("after_uncommitted_changes") else "")
     lines = [f"## Side by side with {report['ref']}", "",
              f"`scripts/bench --compare {report['ref']}` on {report['date']}: the per-call "
-             f"benchmark run {report['rounds']} times on each tree in one run, the trees "
+             f"benchmark run on each tree {report['rounds']} time(s) in one run, the trees "
              "alternating ABBA, each run a process of its own importing its tree's `src/` "
              f"(before: {report['before_commit'][:12]}; after: {after}; options: "
              f"{' '.join(report['options']) or 'none'}). Added time per call (per chunk for "
              "the slope rows), the caller's CPU time in us: the median over each tree's runs; "
-             "ratio = after / before. A ratio of two figures of a few us carries the runs' "
-             "noise: the per-run figures are in `.bench/compare.json`.", "",
+             "ratio = after / before ('unresolved' where a side is zero or below: the "
+             "difference is under what the runs resolve). A ratio of two figures of a few us "
+             "carries the runs' noise, the SDK-level rows most (an SDK call varies between "
+             "blocks by more than the sensor's share): the per-run figures are in "
+             "`.bench/compare.json`.", "",
              "| kind | call | stream deltas | before | after | ratio |",
              "|---|---|---|---|---|---|"]
     lines += ["| " + " | ".join(row) + " |" for row in _compare_rows(report)]

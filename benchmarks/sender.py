@@ -229,7 +229,7 @@ def main() -> int:
                                                        1 if quick else 3, spool, "gzip")
             finally:
                 sink.stop()
-            result = {
+            result: dict[str, Any] = {
                 "throughput": measure_throughput(collector, 20_000 if quick else 100_000,
                                                  1 if quick else 3, spool),
                 "throughput_null_endpoint": sender_alone,
