@@ -34,7 +34,6 @@ figures above bound the same cost from outside.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -42,8 +41,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import httpx2
 
 from benchmarks._common import (
     CLOCKS,
@@ -56,13 +53,16 @@ from benchmarks._common import (
     run_main,
     write_report,
 )
-from fakes.fake_llm import Reply, Request
-from fakes.fake_llm._server import ROUTES, _load_routes
+from benchmarks._provider import (
+    N_LONG,
+    N_SHORT,
+    Provider,
+    anthropic_client,
+    openai_client,
+)
+from benchmarks._requests import AGENT_REQUEST, Conversation
 from flightdeck_sensor.transport._sender import BATCH_EVENTS
 
-_load_routes()  # the route modules register themselves into ROUTES
-
-N_SHORT, N_LONG = 4, 64  # content deltas per streamed answer
 # The isolated path is ~50x cheaper than an SDK call: more calls per block, but
 # few enough that one block's events (2 per call) stay far below the queue cap.
 ISOLATED_FACTOR = 10
@@ -71,151 +71,6 @@ ISOLATED_FACTOR = 10
 IDLE_SENDER_CALLS = (BATCH_EVENTS - 20) // 2
 IDLE_SENDER_AGENT_CALLS = (BATCH_EVENTS - 20) // 3
 
-
-def _agent_round(i: int) -> list[dict[str, Any]]:
-    """One tool round of an agent's conversation: the user's turn, the assistant's
-    tool call, the tool's result."""
-    return [
-        {"role": "user", "content": f"Round {i}: look up the record and summarise it. " * 4},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": f"call_{i}", "type": "function",
-             "function": {"name": "tool_1", "arguments": f'{{"id": "r{i}", "limit": 3}}'}}]},
-        {"role": "tool", "tool_call_id": f"call_{i}",
-         "content": f'{{"record": "r{i}", "text": "the record\'s long text"}}' * 3}]
-
-
-def _agent_request() -> dict[str, Any]:
-    """An agent's request ten tool rounds in: a system prompt, 30 messages (user,
-    assistant tool call, tool result) and 5 tool definitions, ~5,300 characters
-    of text in ~280 strings, lists and dicts. The sensor's pre_call estimate
-    walks the request, so its cost grows with it; MESSAGES alone hides that.
-    Given tools, the fake provider answers with a tool call, so the call also
-    records a ``tool_call`` event, as an agent's turn does."""
-    tools = [{"type": "function", "function": {
-        "name": f"tool_{i}", "description": f"Look up record kind {i} by its id and return it.",
-        "parameters": {"type": "object", "required": ["id"], "properties": {
-            "id": {"type": "string", "description": "the record's id"},
-            "limit": {"type": "integer", "description": "how many to return"},
-            "filter": {"type": "object", "properties": {"kind": {"type": "string"}}}}}}}
-        for i in range(5)]
-    messages: list[dict[str, Any]] = [
-        {"role": "system", "content": "You are a careful agent. Use the tools. " * 5}]
-    for i in range(10):
-        messages += _agent_round(i)
-    return {"messages": messages, "tools": tools}
-
-
-class Conversation:
-    """AGENT_REQUEST's messages as an agent sends them: one list, a round appended
-    before each call, from 10 rounds (31 messages) to 20 (61); then cut back to
-    10 rounds, as an agent that trims its history does, and grown again. The
-    sensor counts an appended round alone (its estimate keeps what it counted of
-    a list), so a request sent again unchanged would flatter it; a cut-back list
-    is counted whole again, once in ten calls."""
-
-    FIRST, LAST = 10, 20
-
-    def __init__(self) -> None:
-        self.messages = list(AGENT_REQUEST["messages"])
-        self._base = len(self.messages)
-        self._rounds = [_agent_round(i) for i in range(self.FIRST, self.LAST)]
-        self._next = 0
-
-    def step(self) -> None:
-        if self._next == len(self._rounds):
-            del self.messages[self._base:]
-            self._next = 0
-        self.messages += self._rounds[self._next]
-        self._next += 1
-
-
-AGENT_REQUEST = _agent_request()
-
-
-# -- the in-process provider ---------------------------------------------------
-
-def _is_delta(name: str | None, data: str) -> bool:
-    if name in ("content_block_delta", "response.output_text.delta"):
-        return True
-    if name is None and '"delta"' in data:
-        try:
-            choices = json.loads(data).get("choices") or [{}]
-        except ValueError:
-            return False
-        return bool(choices[0].get("delta", {}).get("content"))
-    return False
-
-
-def _with_deltas(events: list[tuple[str | None, str]], count: int) -> list[tuple[str | None, str]]:
-    """The same stream with exactly ``count`` content deltas (copies of the first)."""
-    deltas = [e for e in events if _is_delta(*e)]
-    if not deltas:
-        return events
-    first = events.index(deltas[0])
-    rest = [e for e in events[first:] if not _is_delta(*e)]
-    return events[:first] + [deltas[0]] * count + rest
-
-
-def _render(reply: Reply, deltas: int) -> httpx2.Response:
-    if reply.sse is None:
-        return httpx2.Response(reply.status, headers={"content-type": "application/json",
-                                                      **reply.headers},
-                               content=json.dumps(reply.body).encode())
-    frames = b"".join(((f"event: {name}\n" if name else "") + f"data: {data}\n\n").encode()
-                      for name, data in _with_deltas(reply.sse, deltas))
-    return httpx2.Response(reply.status, headers={"content-type": "text/event-stream",
-                                                  **reply.headers}, content=frames)
-
-
-class Provider:
-    """Answers like the fake LLM, in process; replies cached per request body."""
-
-    def __init__(self) -> None:
-        self._cache: dict[tuple[str, bytes, int], tuple[int, dict[str, str], bytes]] = {}
-
-    def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        raw = request.read()
-        deltas = int(request.headers.get("x-bench-deltas", N_SHORT))
-        key = (request.url.path, raw, deltas)
-        cached = self._cache.get(key)
-        if cached is None:
-            response = _render(self._answer(request, raw), deltas)
-            cached = (response.status_code, dict(response.headers), response.read())
-            self._cache[key] = cached
-        status, headers, content = cached
-        return httpx2.Response(status, headers=headers, content=content)
-
-    def _answer(self, request: httpx2.Request, raw: bytes) -> Reply:
-        path = request.url.path
-        handler = ROUTES.get(("POST", path))
-        if handler is None:
-            handler = next((h for (m, p), h in ROUTES.items()
-                            if m == "POST" and path.endswith(p)), None)
-        if handler is None:
-            raise LookupError(f"the fake provider has no route for {path}")
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        return handler(Request("POST", path, headers, json.loads(raw) if raw else None))
-
-
-def mock_http_client(provider: Provider, deltas: int) -> httpx2.Client:
-    return httpx2.Client(transport=httpx2.MockTransport(provider),
-                         headers={"x-bench-deltas": str(deltas)})
-
-
-def openai_client(provider: Provider, deltas: int) -> Any:
-    """An OpenAI client whose requests ``provider`` answers, streams with ``deltas`` deltas."""
-    import openai
-
-    return openai.OpenAI(base_url="http://fake.invalid/v1", api_key="sk-bench", max_retries=0,
-                         http_client=mock_http_client(provider, deltas))
-
-
-def anthropic_client(provider: Provider, deltas: int) -> Any:
-    """An Anthropic client whose requests ``provider`` answers, as :func:`openai_client`."""
-    import anthropic
-
-    return anthropic.Anthropic(base_url="http://fake.invalid", api_key="sk-ant-bench",
-                               max_retries=0, http_client=mock_http_client(provider, deltas))
 
 
 # -- the calls ---------------------------------------------------------------------

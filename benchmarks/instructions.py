@@ -113,7 +113,8 @@ def _sensor_without_sender() -> Any:
 def _call_phases(modes: list[tuple[int, str]], calls: int,
                  stream_calls: int) -> list[tuple[str, Any, int]]:
     """Loops calling isolated case ``index`` through the sensor ("on") or not ("off")."""
-    from benchmarks.calls import Provider, drain, isolated_cases, isolated_entry
+    from benchmarks._provider import Provider
+    from benchmarks.calls import drain, isolated_cases, isolated_entry
 
     queue = _sensor_without_sender()
     cases = isolated_cases(Provider())
@@ -154,7 +155,8 @@ def _call_phases(modes: list[tuple[int, str]], calls: int,
 def _sdk_phases(wanted: list[tuple[str, int]], calls: int) -> list[tuple[Any, ...]]:
     """Loops of real SDK calls (calls.build_cases()) with the sensor patched in or not."""
     import flightdeck_sensor
-    from benchmarks.calls import Provider, build_cases
+    from benchmarks._provider import Provider
+    from benchmarks.calls import build_cases
 
     queue = _sensor_without_sender()
     cases = {(c.name, c.deltas): c for c in build_cases(Provider(), with_litellm=False)}
@@ -313,7 +315,8 @@ def main() -> int:
     batches = 2 if args.quick else 8
     started = time.monotonic()
 
-    from benchmarks.calls import N_LONG, N_SHORT, Provider, isolated_cases
+    from benchmarks._provider import N_LONG, N_SHORT, Provider
+    from benchmarks.calls import isolated_cases
 
     cases = isolated_cases(Provider())  # labels and which indexes are streamed
     streamed = [i for i, c in enumerate(cases) if c.stream_class is not None]
