@@ -61,7 +61,11 @@ from benchmarks._provider import (
     openai_client,
 )
 from benchmarks._requests import AGENT_REQUEST, Conversation
-from flightdeck_sensor.transport._sender import BATCH_EVENTS
+
+try:
+    from flightdeck_sensor.transport._sender import BATCH_EVENTS
+except ImportError:  # moved in a newer or older tree (scripts/bench --compare runs both)
+    BATCH_EVENTS = 500
 
 # The isolated path is ~50x cheaper than an SDK call: more calls per block, but
 # few enough that one block's events (2 per call) stay far below the queue cap.
@@ -164,16 +168,14 @@ def sensor_off() -> None:
 
 def intercepted(case: Case) -> bool:
     """Whether a call of ``case`` produces events with the sensor on."""
-    from flightdeck_sensor import _sensor
+    import flightdeck_sensor
 
-    sensor = _sensor.current()
-    assert sensor is not None
-    before = sensor.transport.status()
+    before = flightdeck_sensor.get_status()
     queued_before = before["queued"] + before["sent"]
     sensor_on()
     case.call()
-    sensor.flush(5)
-    after = sensor.transport.status()
+    flightdeck_sensor.flush(5)
+    after = flightdeck_sensor.get_status()
     return bool(after["queued"] + after["sent"] > queued_before)
 
 
@@ -186,11 +188,9 @@ def set_sensor(enabled: bool) -> None:
 def drain_queue() -> None:
     """Wait until the sender delivered what earlier blocks queued, so a block never
     meets a full queue (a refused event is a cheaper path than the one measured)."""
-    from flightdeck_sensor import _sensor
+    import flightdeck_sensor
 
-    sensor = _sensor.current()
-    if sensor is not None:
-        sensor.flush(120)
+    flightdeck_sensor.flush(120)
 
 
 def measure(case: Case, blocks: int, calls: int,
@@ -350,7 +350,6 @@ def main() -> int:
     blocks, calls = (4, 20) if args.quick else (10, 40)
 
     import flightdeck_sensor
-    from flightdeck_sensor import _sensor
 
     with tempfile.TemporaryDirectory(prefix="fd-bench-calls-") as workdir:
         collector = Collector(Path(workdir))
@@ -401,10 +400,8 @@ def main() -> int:
                       f"{measured['cpu']['added_median_us']:7.2f} us (sender busy: "
                       f"{busy['cpu']['added_median_us']:7.2f} us)", file=sys.stderr)
             sensor_off()
-            sensor = _sensor.current()
-            assert sensor is not None
-            delivered = sensor.flush(15)
-            status = sensor.status()
+            delivered = flightdeck_sensor.flush(15)
+            status = flightdeck_sensor.get_status()
             flightdeck_sensor.shutdown(5)
         finally:
             collector.stop()

@@ -57,7 +57,6 @@ def main() -> int:
     import openai
 
     import flightdeck_sensor
-    from flightdeck_sensor import _sensor
 
     with tempfile.TemporaryDirectory(prefix="fd-bench-http-") as workdir, FakeLLM() as fake:
         collector = Collector(Path(workdir))
@@ -79,9 +78,7 @@ def main() -> int:
                       f"{row['cpu']['added_median_us']:7.1f} | wall added "
                       f"{row['wall']['added_median_us']:7.1f} us", file=sys.stderr)
             flightdeck_sensor.unpatch()
-            sensor = _sensor.current()
-            assert sensor is not None
-            delivered = sensor.flush(15)
+            delivered = flightdeck_sensor.flush(15)
             flightdeck_sensor.shutdown(5)
         finally:
             collector.stop()
