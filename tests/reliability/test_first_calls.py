@@ -5,7 +5,7 @@ on every request (``openai._httpx2.normalize_httpx_timeout``). When the sender
 thread imported httpx lazily, a call made during that import found the
 half-initialized module and raised ``AttributeError: partially initialized
 module 'httpx' has no attribute 'Timeout'`` into the user's code. Found by
-scripts/bench_calls.py; fixed first by importing httpx when the sensor was
+benchmarks/calls.py; fixed first by importing httpx when the sensor was
 created, then for good by sending with the standard library's ``http.client``
 (the sensor no longer imports httpx at all). These tests keep it fixed,
 including for a program whose OpenAI SDK is not instrumented at all.

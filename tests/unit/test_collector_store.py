@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from fixtures.collector_events import valid_event
+from flightdeck_sensor.collector._batch import validate_batch
 from flightdeck_sensor.collector._store import SCHEMA_VERSION, EventStore
-from flightdeck_sensor.collector._validate import validate_batch
 
 # Schema 1's events table: keyed by its id (the sessions and attachments tables are unchanged).
 _EVENTS_1 = """

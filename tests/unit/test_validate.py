@@ -17,15 +17,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixtures.collector_events import INVALID_CASES, VALID_VARIANTS, now_rfc3339, valid_event
-from flightdeck_sensor.collector import _server
-from flightdeck_sensor.collector._server import CollectorServer, decode_body, split_batch
+from flightdeck_sensor.collector import _http_body
+from flightdeck_sensor.collector._batch import validate_batch
+from flightdeck_sensor.collector._http_body import decode_body, split_batch
+from flightdeck_sensor.collector._server import CollectorServer
 from flightdeck_sensor.collector._store import EventStore
 from flightdeck_sensor.collector._validate import (
     Event,
     InvalidEvent,
     is_canonical_uuid,
     parse_rfc3339,
-    validate_batch,
     validate_event,
 )
 
@@ -436,8 +437,8 @@ def test_batch_splitter_scans_the_senders_compact_body_in_one_pass() -> None:
     events = [valid_event("post_call", provider_metadata={"a": {"b": 1}}) for _ in range(3)]
     body = json.dumps({"events": events}, separators=(",", ":")).encode()
 
-    with mock.patch("flightdeck_sensor.collector._server._scan_value",
-                    wraps=_server._scan_value) as scan:
+    with mock.patch("flightdeck_sensor.collector._http_body._scan_value",
+                    wraps=_http_body._scan_value) as scan:
         split = split_batch(body)
 
     assert scan.call_count == 1

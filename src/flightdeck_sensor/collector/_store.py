@@ -128,9 +128,9 @@ class EventStore:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=5000")
         # Checkpoint every ~40 MiB of WAL instead of SQLite's 4 MiB. A checkpoint copies a
-        # page once however many commits rewrote it and syncs twice, which here costs a
-        # request 50-100 ms whatever the amount: a tenth as many checkpoints. Commits stay
-        # as durable as before.
+        # page once however many commits rewrote it and syncs twice, which costs the request
+        # that runs it the same whatever the amount: a tenth as many checkpoints
+        # (docs/decisions.md, 'Collector'). Commits stay as durable as before.
         self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         # Room for the indexes of a large database; the cache grows only as used.
         self._conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")

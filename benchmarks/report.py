@@ -1,101 +1,14 @@
-"""Runs every benchmark script, prints one table, writes .bench/all.json and
-regenerates BENCHMARKS.md: each budget of DESIGN.md beside the measured figure.
-
-    scripts/bench            full run (~15-25 minutes on a quiet 2-core machine)
-    scripts/bench --quick    smoke run: few repetitions, figures indicative only
-    scripts/bench --only calls,sender   run some benchmarks, reuse the others' last JSON
-
-Benchmarks are scripts/bench_<name>.py; each writes .bench/<name>.json when
-given ``--out``. A missing or failing script is reported, never fatal.
-"""
+"""BENCHMARKS.md from the benchmarks' JSON: each budget beside the measured figure
+(with its spread and a verdict), then a section per benchmark."""
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import json
-import os
-import platform
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH_DIR = ROOT / ".bench"
-BENCHMARKS = ("startup", "calls", "http", "sender", "collector", "instructions")
-PACKAGES = ("openai", "anthropic", "litellm", "httpx2", "wrapt", "flightdeck-sensor")
-TIMEOUT = {"startup": 1800, "calls": 2400, "http": 1200, "sender": 2400, "collector": 1200,
-           "instructions": 1800}
-
-
-# -- running ---------------------------------------------------------------------
-
-SPEED_CHECK = """
-import time
-def work():
-    total = 0
-    for i in range(200_000):
-        total += i % 7
-    return total
-best = float("inf")
-for _ in range(7):
-    started = time.thread_time()
-    work()
-    best = min(best, time.thread_time() - started)
-print(best * 1000)
-"""
-
-
-def speed_check() -> float | None:
-    """CPU ms of a fixed pure-Python loop (best of 7) in a fresh interpreter. This
-    machine's cores run at two speeds, about 2x apart, as the host lends them;
-    each benchmark's figures are read with the check taken beside it."""
-    try:
-        done = subprocess.run([sys.executable, "-c", SPEED_CHECK], capture_output=True,
-                              text=True, timeout=60, check=True)
-        return round(float(done.stdout), 2)
-    except (subprocess.SubprocessError, ValueError):
-        return None
-
-
-def run_benchmark(name: str, quick: bool) -> dict[str, Any]:
-    before = speed_check()
-    result = _run_benchmark(name, quick)
-    result["speed_check_ms"] = {"before": before, "after": speed_check()}
-    out = BENCH_DIR / f"{name}.json"
-    if "error" not in result and out.exists():  # kept with the figures it explains
-        saved = json.loads(out.read_text())
-        saved["speed_check_ms"] = result["speed_check_ms"]
-        out.write_text(json.dumps(saved, indent=1) + "\n")
-    return result
-
-
-def _run_benchmark(name: str, quick: bool) -> dict[str, Any]:
-    script = ROOT / "scripts" / f"bench_{name}.py"
-    out = BENCH_DIR / f"{name}.json"
-    if not script.exists():
-        return {"error": f"scripts/bench_{name}.py does not exist"}
-    args = [sys.executable, str(script), "--out", str(out)] + (["--quick"] if quick else [])
-    print(f"==> {name}: {' '.join(Path(a).name if '/' in a else a for a in args[1:])}",
-          file=sys.stderr)
-    started = time.monotonic()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTDECK_")}
-    env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    try:
-        done = subprocess.run(args, cwd=ROOT, env=env, timeout=TIMEOUT[name],
-                              stdout=subprocess.PIPE, stderr=None, text=True)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {TIMEOUT[name]} s"}
-    took = time.monotonic() - started
-    if done.returncode != 0:
-        return {"error": f"exit status {done.returncode}", "seconds": took,
-                "stdout_tail": done.stdout[-2000:]}
-    return load(name) | {"seconds": took}
+from benchmarks._common import BENCH_DIR, ROOT
 
 
 def load(name: str) -> dict[str, Any]:
@@ -107,41 +20,6 @@ def load(name: str) -> dict[str, Any]:
     except ValueError as exc:
         return {"error": f"{path.name} is not JSON: {exc}"}
     return data if isinstance(data, dict) else {"data": data}
-
-
-# -- the machine ---------------------------------------------------------------------
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory_gib = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                memory_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
-    try:
-        load_avg = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        load_avg = []
-    versions = {}
-    for package in PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": memory_gib,
-            "os": f"{platform.system()} {platform.release()}",
-            "python": platform.python_version(), "implementation": platform.python_implementation(),
-            "load_average_at_end": load_avg, "packages": versions,
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
 # -- reading figures out of each benchmark's JSON -------------------------------------
@@ -233,7 +111,7 @@ def calls_figure(data: dict[str, Any], streamed: bool, isolated: bool | str = Fa
 
 
 def http_figure(data: dict[str, Any]) -> Figure:
-    """The worst provider's added CPU time per call over real HTTP (bench_http.py)."""
+    """The worst provider's added CPU time per call over real HTTP (benchmarks/http.py)."""
     rows = data.get("calls") or []
     if not rows:
         return Figure(None, "us", note="http.json has no rows")
@@ -386,7 +264,7 @@ def markdown(rows: list[dict[str, Any]], results: dict[str, dict[str, Any]],
              "Generated by `scripts/bench`" + (" --quick (smoke run: indicative only)" if quick
                                                  else "") + f" on {host['date']}.",
              "Regenerate with `scripts/bench`; raw figures in `.bench/all.json`.", "",
-             "## Budgets (DESIGN.md) and what was measured", "",
+             "## Budgets and what was measured", "",
              "| what | budget | measured | spread | verdict |", "|---|---|---|---|---|"]
     for row in rows:
         note = f" ({row['note']})" if row["note"] and row["value"] is not None else ""
@@ -430,19 +308,20 @@ def markdown(rows: list[dict[str, Any]], results: dict[str, dict[str, Any]],
                           for name, data in results.items() if data.get("speed_check_ms")),
               ""]
     lines += calls_section(results.get("calls", {}))
+    lines += compare_section(load("compare"))
     lines += instructions_section(results.get("instructions", {}))
-    lines += generic_section("Added time per call in context (scripts/bench_http.py)",
+    lines += generic_section("Added time per call in context (benchmarks/http.py)",
                              results.get("http", {}))
-    lines += generic_section("Start-up (scripts/bench_startup.py)", results.get("startup", {}))
-    lines += generic_section("Sender and exit (scripts/bench_sender.py)", results.get("sender", {}))
-    lines += generic_section("The collector's own ingest rate (scripts/bench_collector.py)",
+    lines += generic_section("Start-up (benchmarks/startup.py)", results.get("startup", {}))
+    lines += generic_section("Sender and exit (benchmarks/sender.py)", results.get("sender", {}))
+    lines += generic_section("The collector's own ingest rate (benchmarks/collector.py)",
                              results.get("collector", {}))
     lines += soak_section()
     return "\n".join(lines) + "\n"
 
 
 def calls_section(data: dict[str, Any]) -> list[str]:
-    lines = ["## Added time per intercepted call (scripts/bench_calls.py)", ""]
+    lines = ["## Added time per intercepted call (benchmarks/calls.py)", ""]
     if "error" in data or not data.get("calls"):
         return [*lines, f"Not measured: {data.get('error', 'no rows')}.", ""]
     lines += [
@@ -498,9 +377,10 @@ def calls_section(data: dict[str, Any]) -> list[str]:
              "stay under one batch, so the sender waits out its batch window and ships between "
              "blocks, as it does between a real agent's calls (100 ms to 10 s apart). The "
              "other rows' request is one short message; the agent-sized request (5 tools and "
-             "a conversation of 31 to 61 messages: bench_calls.AGENT_REQUEST grown by a tool "
-             "round before each call, on and off alike, and cut back to 31 after 61, as "
-             "bench_calls.Conversation says; answered with a tool call, so a tool_call event "
+             "a conversation of 31 to 61 messages: benchmarks._requests.AGENT_REQUEST grown "
+             "by a tool round before each call, on and off alike, and cut back to 31 after 61, "
+             "as benchmarks._requests.Conversation says; answered with a tool call, so a "
+             "tool_call event "
              "is recorded too) has a budget row of its own, because the pre_call token "
              "estimate walks the request: what it walks grows with the request, and it "
              "keeps what it counted of a conversation so that an appended round is walked "
@@ -543,6 +423,58 @@ def calls_section(data: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _us(value: float | None) -> str:
+    return "-" if value is None else fmt(value)
+
+
+def _compare_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
+    """(kind, call, stream deltas, before, after, ratio) of each row, as text."""
+    rows = []
+    for row in report.get("rows") or []:
+        deltas = {0: "-", -1: "slope"}.get(row["deltas"], str(row["deltas"]))
+        both = row["before_us"] is not None and row["after_us"] is not None
+        ratio = (f"{row['ratio']:.2f}" if row["ratio"] is not None
+                 else "unresolved" if both else "-")
+        rows.append((SECTION_TITLES.get(row["section"], row["section"]), row["label"], deltas,
+                     _us(row["before_us"]), _us(row["after_us"]), ratio))
+    return rows
+
+
+SECTION_TITLES = {"calls": "SDK on MockTransport", "isolated": "isolated",
+                  "isolated_busy": "isolated, sender busy"}
+
+
+def compare_section(report: dict[str, Any]) -> list[str]:
+    """The per-call rows of two source trees measured side by side (benchmarks/compare.py)."""
+    if "error" in report or not report.get("rows"):
+        return []
+    after = report["after_commit"][:12] + (" + uncommitted changes to src/"
+                                           if report.get("after_uncommitted_changes") else "")
+    lines = [f"## Side by side with {report['ref']}", "",
+             f"`scripts/bench --compare {report['ref']}` on {report['date']}: the per-call "
+             f"benchmark run on each tree {report['rounds']} time(s) in one run, the trees "
+             "alternating ABBA, each run a process of its own importing its tree's `src/` "
+             f"(before: {report['before_commit'][:12]}; after: {after}; options: "
+             f"{' '.join(report['options']) or 'none'}). Added time per call (per chunk for "
+             "the slope rows), the caller's CPU time in us: the median over each tree's runs; "
+             "ratio = after / before ('unresolved' where a side is zero or below: the "
+             "difference is under what the runs resolve). A ratio of two figures of a few us "
+             "carries the runs' noise, the SDK-level rows most (an SDK call varies between "
+             "blocks by more than the sensor's share): the per-run figures are in "
+             "`.bench/compare.json`.", "",
+             "| kind | call | stream deltas | before | after | ratio |",
+             "|---|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(row) + " |" for row in _compare_rows(report)]
+    return [*lines, ""]
+
+
+def print_compare(report: dict[str, Any]) -> None:
+    print(f"\nside by side with {report['ref']} ({report['before_commit'][:12]}), "
+          f"{report['rounds']} runs a tree; added CPU us per call, before -> after (ratio)")
+    for kind, label, deltas, before, after, ratio in _compare_rows(report):
+        print(f"  {kind:22} {label:38} {deltas:6} {before:>8} -> {after:>8}  ({ratio})")
+
+
 def generic_section(title: str, data: dict[str, Any]) -> list[str]:
     """Another engineer's benchmark JSON as tables: scalars as a list, dicts of
     scalars as two-column tables, dicts of dicts as one row per entry."""
@@ -554,7 +486,7 @@ def generic_section(title: str, data: dict[str, Any]) -> list[str]:
 
 
 def instructions_section(data: dict[str, Any]) -> list[str]:
-    lines = generic_section("Instructions per call and per event (scripts/bench_instructions.py)",
+    lines = generic_section("Instructions per call and per event (benchmarks/instructions.py)",
                             data)
     note = ("Instructions executed (valgrind's callgrind, counted only in the measured loop) "
             "for the isolated calls above, per streamed chunk, inside real SDK calls "
@@ -632,32 +564,3 @@ def soak_section() -> list[str]:
     return [*lines, *summary, ""]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fast smoke run")
-    parser.add_argument("--only", default="",
-                        help="comma-separated benchmarks to run; the others' last JSON is reused")
-    parser.add_argument("--no-write", action="store_true", help="do not rewrite BENCHMARKS.md")
-    args = parser.parse_args()
-    BENCH_DIR.mkdir(exist_ok=True)
-    chosen = [n for n in args.only.split(",") if n] or list(BENCHMARKS)
-    results = {name: run_benchmark(name, args.quick) if name in chosen else load(name)
-               for name in BENCHMARKS}
-    host = machine()
-    rows = evaluate(results)
-    print()
-    print_table(rows)
-    for name, data in results.items():
-        if "error" in data:
-            print(f"  {name}: {data['error']}", file=sys.stderr)
-    (BENCH_DIR / "all.json").write_text(json.dumps(
-        {"machine": host, "quick": args.quick, "budgets": rows, "results": results},
-        indent=1) + "\n")
-    if not args.no_write:
-        (ROOT / "BENCHMARKS.md").write_text(markdown(rows, results, host, args.quick))
-        print("wrote BENCHMARKS.md and .bench/all.json", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -28,23 +28,30 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import json
 import os
-import signal
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks._common import (
+    ROOT,
+    Collector,
+    clean_env,
+    run_main,
+    stop_process,
+    wait_for_ready_file,
+    write_report,
+)
+from benchmarks._fault_proxy import FaultProxy
+from benchmarks._schedstat import SchedSampler
+
 TOKEN = "soak-token-0123456789"
 QUEUE_CAP = 2000  # small, so a minute of outage fills it: memory must stay flat there
 WARNING_MARK = "cannot deliver events"
@@ -181,131 +188,12 @@ stats.write(json.dumps({"exit": True, "exit_seconds": time.monotonic() - exit_st
 '''
 
 
-# -- the fault-injecting proxy --------------------------------------------------------
-
-@dataclass
-class ProxyStats:
-    requests: dict[str, int] = field(default_factory=dict)
-    forwarded_events: int = 0
-
-
-class FaultProxy:
-    """In front of the collector; ``mode`` decides each answer."""
-
-    def __init__(self, upstream_port: int, slow_seconds: float, retry_after: int) -> None:
-        self.upstream_port = upstream_port
-        self.slow_seconds = slow_seconds
-        self.retry_after = retry_after
-        self.mode = "up"
-        self.stats = ProxyStats()
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self.port = 0
-        self._listen()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/ingest"
-
-    def set_mode(self, mode: str) -> None:
-        if mode == "down":
-            self._close()
-        elif self._server is None:
-            self._listen()
-        self.mode = mode
-
-    def stop(self) -> None:
-        self._close()
-
-    def _listen(self) -> None:
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
-        server.daemon_threads = True
-        self.port = server.server_address[1]
-        threading.Thread(target=server.serve_forever, daemon=True, name="soak-proxy").start()
-        self._server = server
-
-    def _close(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-
-    def _count(self, mode: str) -> None:
-        with self._lock:
-            self.stats.requests[mode] = self.stats.requests.get(mode, 0) + 1
-
-    def _forward(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=30)
-        try:
-            conn.request("POST", path.replace("/ingest", "", 1), body=body, headers=headers)
-            answer = conn.getresponse()
-            return answer.status, answer.read()
-        finally:
-            conn.close()
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # else each answer waits on a delayed ACK
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                mode = proxy.mode
-                proxy._count(mode)
-                if mode == "500":
-                    return self._reply(500, b'{"error":"injected"}')
-                if mode == "429":
-                    return self._reply(429, b'{"error":"slow down"}',
-                                       [("Retry-After", str(proxy.retry_after))])
-                if mode == "slow":
-                    time.sleep(proxy.slow_seconds)
-                keep = ("content-type", "content-encoding", "authorization", "user-agent")
-                headers = {k: v for k, v in self.headers.items() if k.lower() in keep}
-                try:
-                    status, data = proxy._forward(self.path, headers, body)
-                except OSError:
-                    return self._reply(502, b'{"error":"upstream"}')
-                with contextlib.suppress(ValueError):
-                    proxy.stats.forwarded_events += json.loads(data).get("accepted", 0)
-                with contextlib.suppress(OSError):
-                    self._reply(status, data)
-
-            def _reply(self, status: int, data: bytes,
-                       headers: list[tuple[str, str]] = ()) -> None:  # type: ignore[assignment]
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in headers:
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-        return Handler
-
-
 # -- processes ----------------------------------------------------------------------------
 
 def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLIGHTDECK_", "AGENT_"))}
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    env.update(extra)
-    return env
-
-
-def _wait_for_file(path: Path, process: subprocess.Popen[bytes], what: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 30
-    while not path.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not start")
-        time.sleep(0.02)
-    value: dict[str, Any] = json.loads(path.read_text())
-    return value
+    """A child's environment: no FLIGHTDECK_* or AGENT_* of the caller's, unbuffered output."""
+    env = clean_env(PYTHONUNBUFFERED="1", **extra)
+    return {k: v for k, v in env.items() if not k.startswith("AGENT_") or k in extra}
 
 
 def start_fake_llm(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -317,78 +205,7 @@ def start_fake_llm(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
                                 "--ready-file", str(ready), "--no-record"],
                                env=_clean_env(PYTHONPATH=str(ROOT / "tests")),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return process, str(_wait_for_file(ready, process, "fake LLM")["url"])
-
-
-def start_collector(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    ready = workdir / "collector.json"
-    process = subprocess.Popen([sys.executable, "-m", "flightdeck_sensor", "collect",
-                                "--host", "127.0.0.1", "--port", "0",
-                                "--db", str(workdir / "collector.db"), "--ready-file", str(ready)],
-                               env=_clean_env(FLIGHTDECK_TOKEN=TOKEN), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    return process, int(_wait_for_file(ready, process, "collector")["port"])
-
-
-def stop(process: subprocess.Popen[Any]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-
-class SchedSampler:
-    """Every ``interval`` s, each process's CPU time and run-queue wait (all its
-    threads, from /proc/PID/task/*/schedstat, in ns): for a slow call, whether
-    a process was starved of a core (waiting to run) or busy. Linux only; on
-    another system it records nothing."""
-
-    def __init__(self, interval: float = 0.025) -> None:
-        self.interval = interval
-        self.pids: dict[str, int] = {}
-        self.samples: list[tuple[float, dict[str, tuple[int, int]]]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="soak-sched")
-
-    def start(self) -> None:
-        if os.path.exists(f"/proc/{os.getpid()}/task"):
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            sample = {name: _schedstat(pid) for name, pid in list(self.pids.items())}
-            self.samples.append((time.time(), sample))
-
-    def window(self, start: float, end: float) -> dict[str, Any] | None:
-        """CPU and wait per process, in ms, between the last sample at or before
-        ``start`` and the first at or after ``end``."""
-        before = [s for s in self.samples if s[0] <= start]
-        after = [s for s in self.samples if s[0] >= end]
-        if not before or not after:
-            return None
-        (t0, first), (t1, last) = before[-1], after[0]
-        used = {name: [round((last[name][i] - first[name][i]) / 1e6, 1) for i in (0, 1)]
-                for name in last if name in first}
-        return {"from": t0, "to": t1, "cpu_wait_ms": used}
-
-
-def _schedstat(pid: int) -> tuple[int, int]:
-    run = wait = 0
-    with contextlib.suppress(OSError):
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                with open(f"/proc/{pid}/task/{task}/schedstat") as f:
-                    fields = f.read().split()
-                run, wait = run + int(fields[0]), wait + int(fields[1])
-    return run, wait
+    return process, str(wait_for_ready_file(ready, process, "fake LLM")["url"])
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -424,8 +241,8 @@ def run_soak(phases: tuple[tuple[str, float], ...], workdir: Path, slow_seconds:
              retry_after: int = 3, pause: float = 0.01,
              trace_to: Path | None = None) -> SoakResult:
     llm, llm_url = start_fake_llm(workdir)
-    collector, collector_port = start_collector(workdir)
-    proxy = FaultProxy(collector_port, slow_seconds, retry_after)
+    collector = Collector(workdir, token=TOKEN, PYTHONUNBUFFERED="1")
+    proxy = FaultProxy(collector.port, slow_seconds, retry_after)
     agent: subprocess.Popen[bytes] | None = None
     files = {name: workdir / f"agent.{name}" for name in ("ids", "stats", "stderr", "stop")}
     spool_dir = workdir / "spool"
@@ -434,7 +251,7 @@ def run_soak(phases: tuple[tuple[str, float], ...], workdir: Path, slow_seconds:
                   "FLIGHTDECK_MAX_QUEUE_EVENTS": str(QUEUE_CAP)}
     timeline: list[tuple[str, float, float]] = []
     sampler = SchedSampler()
-    sampler.pids.update({"fake_llm": llm.pid, "collector": collector.pid,
+    sampler.pids.update({"fake_llm": llm.pid, "collector": collector.process.pid,
                          "proxy_and_driver": os.getpid()})
     try:
         proxy.set_mode(phases[0][0])
@@ -463,7 +280,7 @@ def run_soak(phases: tuple[tuple[str, float], ...], workdir: Path, slow_seconds:
                                 "--timeout", "60"], env=_clean_env(**sensor_env),
                                capture_output=True, text=True, timeout=120)
         spool_flush = (flush.stdout + flush.stderr).strip()[-500:] or f"exit {flush.returncode}"
-        return _result(files, workdir / "collector.db", timeline, proxy, spool_flush,
+        return _result(files, collector.db, timeline, proxy, spool_flush,
                        sampler)
     finally:
         sampler.stop()
@@ -471,8 +288,8 @@ def run_soak(phases: tuple[tuple[str, float], ...], workdir: Path, slow_seconds:
             agent.kill()
             agent.wait(5)
         proxy.stop()
-        stop(collector)
-        stop(llm)
+        collector.stop()
+        stop_process(llm)
 
 
 def _wait_until(predicate: Any, timeout: float, what: str) -> None:
@@ -636,15 +453,12 @@ def main() -> int:
                           trace_to=Path(args.trace_slow).resolve() if args.trace_slow else None)
     data = result.as_dict() | {"quick": args.quick, "slow_seconds": slow,
                                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(data, indent=1) + "\n")
     print("\n".join(result.summary_lines))
-    print(f"wrote {out}", file=sys.stderr)
+    write_report(data, args.out)
     ok = result.missing <= sum(result.dropped.values()) and result.unexpected == 0 \
         and result.call_errors == 0
     return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -28,35 +28,45 @@ class yielding prebuilt chunks. Without the ~2 ms of SDK work around it, the
 sensor's few microseconds are resolved on a noisy machine; the SDK-level
 figures above bound the same cost from outside.
 
-    .venv/bin/python scripts/bench_calls.py [--quick] [--out .bench/calls.json]
+    .venv/bin/python -m benchmarks.calls [--quick] [--out .bench/calls.json]
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
-import json
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx2
-from _scriptenv import ROOT, write_report
+from benchmarks._common import (
+    CLOCKS,
+    MESSAGES,
+    ROOT,
+    TOKEN,
+    Collector,
+    measure_abba,
+    percentile,
+    run_main,
+    write_report,
+)
+from benchmarks._provider import (
+    N_LONG,
+    N_SHORT,
+    Provider,
+    anthropic_client,
+    openai_client,
+)
+from benchmarks._requests import AGENT_REQUEST, Conversation
 
-from fakes.fake_llm import Reply, Request
-from fakes.fake_llm._server import ROUTES, _load_routes
-from flightdeck_sensor.transport._sender import BATCH_EVENTS
+try:
+    from flightdeck_sensor.transport._sender import BATCH_EVENTS
+except ImportError:  # moved in a newer or older tree (scripts/bench --compare runs both)
+    BATCH_EVENTS = 500
 
-_load_routes()  # the route modules register themselves into ROUTES
-
-N_SHORT, N_LONG = 4, 64  # content deltas per streamed answer
 # The isolated path is ~50x cheaper than an SDK call: more calls per block, but
 # few enough that one block's events (2 per call) stay far below the queue cap.
 ISOLATED_FACTOR = 10
@@ -64,138 +74,7 @@ ISOLATED_FACTOR = 10
 # the agent-sized request, answered with a tool call) stay under one batch.
 IDLE_SENDER_CALLS = (BATCH_EVENTS - 20) // 2
 IDLE_SENDER_AGENT_CALLS = (BATCH_EVENTS - 20) // 3
-TOKEN = "bench-token-0123456789"
-MESSAGES: Any = [{"role": "user", "content": "What is the capital of France"}]
 
-
-def _agent_round(i: int) -> list[dict[str, Any]]:
-    """One tool round of an agent's conversation: the user's turn, the assistant's
-    tool call, the tool's result."""
-    return [
-        {"role": "user", "content": f"Round {i}: look up the record and summarise it. " * 4},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": f"call_{i}", "type": "function",
-             "function": {"name": "tool_1", "arguments": f'{{"id": "r{i}", "limit": 3}}'}}]},
-        {"role": "tool", "tool_call_id": f"call_{i}",
-         "content": f'{{"record": "r{i}", "text": "the record\'s long text"}}' * 3}]
-
-
-def _agent_request() -> dict[str, Any]:
-    """An agent's request ten tool rounds in: a system prompt, 30 messages (user,
-    assistant tool call, tool result) and 5 tool definitions, ~5,300 characters
-    of text in ~280 strings, lists and dicts. The sensor's pre_call estimate
-    walks the request, so its cost grows with it; MESSAGES alone hides that.
-    Given tools, the fake provider answers with a tool call, so the call also
-    records a ``tool_call`` event, as an agent's turn does."""
-    tools = [{"type": "function", "function": {
-        "name": f"tool_{i}", "description": f"Look up record kind {i} by its id and return it.",
-        "parameters": {"type": "object", "required": ["id"], "properties": {
-            "id": {"type": "string", "description": "the record's id"},
-            "limit": {"type": "integer", "description": "how many to return"},
-            "filter": {"type": "object", "properties": {"kind": {"type": "string"}}}}}}}
-        for i in range(5)]
-    messages: list[dict[str, Any]] = [
-        {"role": "system", "content": "You are a careful agent. Use the tools. " * 5}]
-    for i in range(10):
-        messages += _agent_round(i)
-    return {"messages": messages, "tools": tools}
-
-
-class Conversation:
-    """AGENT_REQUEST's messages as an agent sends them: one list, a round appended
-    before each call, from 10 rounds (31 messages) to 20 (61); then cut back to
-    10 rounds, as an agent that trims its history does, and grown again. The
-    sensor counts an appended round alone (its estimate keeps what it counted of
-    a list), so a request sent again unchanged would flatter it; a cut-back list
-    is counted whole again, once in ten calls."""
-
-    FIRST, LAST = 10, 20
-
-    def __init__(self) -> None:
-        self.messages = list(AGENT_REQUEST["messages"])
-        self._base = len(self.messages)
-        self._rounds = [_agent_round(i) for i in range(self.FIRST, self.LAST)]
-        self._next = 0
-
-    def step(self) -> None:
-        if self._next == len(self._rounds):
-            del self.messages[self._base:]
-            self._next = 0
-        self.messages += self._rounds[self._next]
-        self._next += 1
-
-
-AGENT_REQUEST = _agent_request()
-
-
-# -- the in-process provider ---------------------------------------------------
-
-def _is_delta(name: str | None, data: str) -> bool:
-    if name in ("content_block_delta", "response.output_text.delta"):
-        return True
-    if name is None and '"delta"' in data:
-        try:
-            choices = json.loads(data).get("choices") or [{}]
-        except ValueError:
-            return False
-        return bool(choices[0].get("delta", {}).get("content"))
-    return False
-
-
-def _with_deltas(events: list[tuple[str | None, str]], count: int) -> list[tuple[str | None, str]]:
-    """The same stream with exactly ``count`` content deltas (copies of the first)."""
-    deltas = [e for e in events if _is_delta(*e)]
-    if not deltas:
-        return events
-    first = events.index(deltas[0])
-    rest = [e for e in events[first:] if not _is_delta(*e)]
-    return events[:first] + [deltas[0]] * count + rest
-
-
-def _render(reply: Reply, deltas: int) -> httpx2.Response:
-    if reply.sse is None:
-        return httpx2.Response(reply.status, headers={"content-type": "application/json",
-                                                      **reply.headers},
-                               content=json.dumps(reply.body).encode())
-    frames = b"".join(((f"event: {name}\n" if name else "") + f"data: {data}\n\n").encode()
-                      for name, data in _with_deltas(reply.sse, deltas))
-    return httpx2.Response(reply.status, headers={"content-type": "text/event-stream",
-                                                  **reply.headers}, content=frames)
-
-
-class Provider:
-    """Answers like the fake LLM, in process; replies cached per request body."""
-
-    def __init__(self) -> None:
-        self._cache: dict[tuple[str, bytes, int], tuple[int, dict[str, str], bytes]] = {}
-
-    def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        raw = request.read()
-        deltas = int(request.headers.get("x-bench-deltas", N_SHORT))
-        key = (request.url.path, raw, deltas)
-        cached = self._cache.get(key)
-        if cached is None:
-            response = _render(self._answer(request, raw), deltas)
-            cached = (response.status_code, dict(response.headers), response.read())
-            self._cache[key] = cached
-        status, headers, content = cached
-        return httpx2.Response(status, headers=headers, content=content)
-
-    def _answer(self, request: httpx2.Request, raw: bytes) -> Reply:
-        path = request.url.path
-        handler = ROUTES.get(("POST", path))
-        if handler is None:
-            handler = next((h for (m, p), h in ROUTES.items()
-                            if m == "POST" and path.endswith(p)), None)
-        if handler is None:
-            raise LookupError(f"the fake provider has no route for {path}")
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        return handler(Request("POST", path, headers, json.loads(raw) if raw else None))
-
-
-def mock_http_client(provider: Provider, deltas: int) -> httpx2.Client:
-    return httpx2.Client(transport=httpx2.MockTransport(provider),
-                         headers={"x-bench-deltas": str(deltas)})
 
 
 # -- the calls ---------------------------------------------------------------------
@@ -209,7 +88,7 @@ class Case:
     call: Callable[[], Any]
 
 
-def _drain(stream: Any) -> int:
+def drain(stream: Any) -> int:
     count = 0
     for _ in stream:
         count += 1
@@ -217,16 +96,11 @@ def _drain(stream: Any) -> int:
 
 
 def build_cases(provider: Provider, with_litellm: bool) -> list[Case]:
-    import anthropic
-    import openai
+    def oai(deltas: int) -> Any:
+        return openai_client(provider, deltas)
 
-    def oai(deltas: int) -> openai.OpenAI:
-        return openai.OpenAI(base_url="http://fake.invalid/v1", api_key="sk-bench", max_retries=0,
-                             http_client=mock_http_client(provider, deltas))
-
-    def ant(deltas: int) -> anthropic.Anthropic:
-        return anthropic.Anthropic(base_url="http://fake.invalid", api_key="sk-ant-bench",
-                                   max_retries=0, http_client=mock_http_client(provider, deltas))
+    def ant(deltas: int) -> Any:
+        return anthropic_client(provider, deltas)
 
     o, a = oai(N_SHORT), ant(N_SHORT)
     cases = [
@@ -244,15 +118,15 @@ def build_cases(provider: Provider, with_litellm: bool) -> list[Case]:
         os_, as_ = oai(deltas), ant(deltas)
 
         def chat(c: Any = os_) -> int:
-            return _drain(c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
+            return drain(c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
                                                     stream=True))
 
         def responses(c: Any = os_) -> int:
-            return _drain(c.responses.create(model="gpt-4o-mini", input="What is the capital",
+            return drain(c.responses.create(model="gpt-4o-mini", input="What is the capital",
                                              stream=True))
 
         def messages(c: Any = as_) -> int:
-            return _drain(c.messages.create(model="claude-3-5-haiku-latest", max_tokens=64,
+            return drain(c.messages.create(model="claude-3-5-haiku-latest", max_tokens=64,
                                             messages=MESSAGES, stream=True))
         cases += [
             Case("openai.chat", "OpenAI chat.completions.create", True, deltas, chat),
@@ -268,7 +142,7 @@ def build_cases(provider: Provider, with_litellm: bool) -> list[Case]:
             def call() -> Any:
                 result = litellm.completion(model="openai/gpt-4o-mini", messages=MESSAGES,
                                             client=client, api_key="sk-bench", stream=stream)
-                return _drain(result) if stream else result
+                return drain(result) if stream else result
             return call
 
         cases.append(Case("litellm.completion", "litellm.completion (openai route)", False, 0,
@@ -279,30 +153,6 @@ def build_cases(provider: Provider, with_litellm: bool) -> list[Case]:
 
 
 # -- sensor on / off -------------------------------------------------------------
-
-class Collector:
-    """The project's collector as a subprocess on loopback: the sensor's real sink."""
-
-    def __init__(self, workdir: Path) -> None:
-        ready = workdir / "ready.json"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTDECK_")}
-        env["FLIGHTDECK_TOKEN"] = TOKEN
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "flightdeck_sensor", "collect", "--host", "127.0.0.1",
-             "--port", "0", "--db", str(workdir / "bench.db"),
-             "--ready-file", str(ready)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        deadline = time.monotonic() + 20
-        while not ready.exists():
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError("collector did not start")
-            time.sleep(0.02)
-        self.url = f"http://127.0.0.1:{json.loads(ready.read_text())['port']}/ingest"
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
-
 
 def sensor_on() -> None:
     import flightdeck_sensor
@@ -318,59 +168,18 @@ def sensor_off() -> None:
 
 def intercepted(case: Case) -> bool:
     """Whether a call of ``case`` produces events with the sensor on."""
-    from flightdeck_sensor import _sensor
+    import flightdeck_sensor
 
-    sensor = _sensor.current()
-    assert sensor is not None
-    before = sensor.transport.status()
+    before = flightdeck_sensor.get_status()
     queued_before = before["queued"] + before["sent"]
     sensor_on()
     case.call()
-    sensor.flush(5)
-    after = sensor.transport.status()
+    flightdeck_sensor.flush(5)
+    after = flightdeck_sensor.get_status()
     return bool(after["queued"] + after["sent"] > queued_before)
 
 
 # -- timing -------------------------------------------------------------------------
-
-CLOCKS = ("cpu", "wall")
-
-
-def time_block(call: Callable[[], Any], calls: int) -> tuple[list[int], list[int], int]:
-    """Per-call thread CPU and wall times (ns), and the process CPU of the whole block."""
-    cpu, wall = [], []
-    thread_clock, wall_clock = time.thread_time_ns, time.perf_counter_ns
-    process_start = time.process_time_ns()
-    for _ in range(calls):
-        cpu_start, wall_start = thread_clock(), wall_clock()
-        call()
-        wall.append(wall_clock() - wall_start)
-        cpu.append(thread_clock() - cpu_start)
-    return cpu, wall, time.process_time_ns() - process_start
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def summarize(on_ns: list[int], off_ns: list[int], block_added: list[float]) -> dict[str, Any]:
-    on = [v / 1000 for v in on_ns]
-    off = [v / 1000 for v in off_ns]
-    on_med, off_med = statistics.median(on), statistics.median(off)
-    on_p90, off_p90 = percentile(on, 0.9), percentile(off, 0.9)
-    return {
-        "on_median_us": on_med, "off_median_us": off_med,
-        "on_p90_us": on_p90, "off_p90_us": off_p90,
-        "added_median_us": on_med - off_med, "added_p90_us": on_p90 - off_p90,
-        "ratio_median": on_med / off_med if off_med else None,
-        "added_block_p10_us": percentile(block_added, 0.1),
-        "added_block_p90_us": percentile(block_added, 0.9),
-        "added_block_min_us": min(block_added), "added_block_max_us": max(block_added),
-        "block_added_us": block_added,
-    }
-
 
 def set_sensor(enabled: bool) -> None:
     (sensor_on if enabled else sensor_off)()
@@ -379,54 +188,18 @@ def set_sensor(enabled: bool) -> None:
 def drain_queue() -> None:
     """Wait until the sender delivered what earlier blocks queued, so a block never
     meets a full queue (a refused event is a cheaper path than the one measured)."""
-    from flightdeck_sensor import _sensor
+    import flightdeck_sensor
 
-    sensor = _sensor.current()
-    if sensor is not None:
-        sensor.flush(120)
+    flightdeck_sensor.flush(120)
 
 
 def measure(case: Case, blocks: int, calls: int,
             switch: Callable[[bool], None] = set_sensor) -> dict[str, Any]:
-    """Interleaved ABBA blocks; per-call samples of both modes and per-block differences.
-
-    Two clocks: the calling thread's CPU time (what the sensor adds to the
-    caller, unaffected by other processes taking the cores of a shared
-    machine) and wall time (adds scheduling noise, and the sender thread's
-    GIL share when it runs during a call). Process CPU per call (both
-    threads, whole block / calls) is reported beside them."""
-    samples: dict[str, dict[bool, list[int]]] = {c: {True: [], False: []} for c in CLOCKS}
-    block_added: dict[str, list[float]] = {c: [] for c in CLOCKS}
-    process_cpu: dict[bool, int] = {True: 0, False: 0}
-    for _ in range(3):  # warm both paths
-        switch(True)
-        case.call()
-        switch(False)
-        case.call()
-    for block in range(blocks):
-        drain_queue()
-        order = (True, False) if block % 2 == 0 else (False, True)
-        medians: dict[str, dict[bool, float]] = {c: {} for c in CLOCKS}
-        for enabled in order:
-            switch(enabled)
-            gc.collect()
-            cpu, wall, process = time_block(case.call, calls)
-            process_cpu[enabled] += process
-            for clock, values in (("cpu", cpu), ("wall", wall)):
-                samples[clock][enabled].extend(values)
-                medians[clock][enabled] = statistics.median(values)
-        for clock in CLOCKS:
-            block_added[clock].append((medians[clock][True] - medians[clock][False]) / 1000)
-    switch(False)
-    result: dict[str, Any] = {
-        "case": case.name, "label": case.label, "streamed": case.streamed, "deltas": case.deltas,
-        "calls_per_mode": blocks * calls, "blocks": blocks,
-        "process_cpu_per_call_us": {"on": process_cpu[True] / blocks / calls / 1000,
-                                    "off": process_cpu[False] / blocks / calls / 1000},
-    }
-    for clock in CLOCKS:
-        result[clock] = summarize(samples[clock][True], samples[clock][False], block_added[clock])
-    return result
+    """``case`` in interleaved ABBA blocks of sensor on and off (_common.measure_abba),
+    the queue drained before each block."""
+    return {"case": case.name, "label": case.label, "streamed": case.streamed,
+            "deltas": case.deltas} | measure_abba(case.call, blocks, calls, switch,
+                                                  before_block=drain_queue)
 
 
 def per_chunk(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -482,8 +255,6 @@ def _fake_stream(model: Any, chunks: list[Any]) -> Any:
 
 
 def isolated_cases(provider: Provider) -> list[Isolated]:
-    import anthropic
-    import openai
     from anthropic._streaming import Stream as AnthropicStream
     from anthropic.resources.messages.messages import Messages
     from openai._streaming import Stream as OpenAIStream
@@ -491,12 +262,10 @@ def isolated_cases(provider: Provider) -> list[Isolated]:
     from openai.resources.embeddings import Embeddings
 
     def oai(deltas: int) -> Any:
-        return openai.OpenAI(base_url="http://fake.invalid/v1", api_key="sk-bench",
-                             max_retries=0, http_client=mock_http_client(provider, deltas))
+        return openai_client(provider, deltas)
 
     def ant(deltas: int) -> Any:
-        return anthropic.Anthropic(base_url="http://fake.invalid", api_key="sk-ant-bench",
-                                   max_retries=0, http_client=mock_http_client(provider, deltas))
+        return anthropic_client(provider, deltas)
 
     chat = {"model": "gpt-4o-mini", "messages": MESSAGES}
     messages = {"model": "claude-3-5-haiku-latest", "max_tokens": 64, "messages": MESSAGES}
@@ -566,7 +335,7 @@ def measure_isolated(case: Isolated, blocks: int, calls: int) -> dict[str, Any] 
         if before is not None:
             before()
         result = (bound if enabled["on"] else sdk_stand_in)(**case.kwargs)
-        return _drain(result) if streamed else result
+        return drain(result) if streamed else result
 
     toggled = Case(case.name, case.label, streamed, case.deltas, call)
     return measure(toggled, blocks, calls, switch=lambda on: enabled.update(on=on))
@@ -581,12 +350,11 @@ def main() -> int:
     blocks, calls = (4, 20) if args.quick else (10, 40)
 
     import flightdeck_sensor
-    from flightdeck_sensor import _sensor
 
     with tempfile.TemporaryDirectory(prefix="fd-bench-calls-") as workdir:
         collector = Collector(Path(workdir))
         try:
-            flightdeck_sensor.init(server=collector.url, token=TOKEN, spool="off")
+            flightdeck_sensor.init(server=collector.ingest_url, token=TOKEN, spool="off")
             provider = Provider()
             cases = build_cases(provider, with_litellm=not args.no_litellm)
             results, skipped = [], []
@@ -632,15 +400,15 @@ def main() -> int:
                       f"{measured['cpu']['added_median_us']:7.2f} us (sender busy: "
                       f"{busy['cpu']['added_median_us']:7.2f} us)", file=sys.stderr)
             sensor_off()
-            sensor = _sensor.current()
-            assert sensor is not None
-            delivered = sensor.flush(15)
-            status = sensor.status()
+            delivered = flightdeck_sensor.flush(15)
+            status = flightdeck_sensor.get_status()
             flightdeck_sensor.shutdown(5)
         finally:
             collector.stop()
     report = {
-        "benchmark": "calls", "quick": args.quick, "blocks": blocks, "calls_per_block": calls,
+        "benchmark": "calls", "quick": args.quick,
+        "sensor_source": str(Path(flightdeck_sensor.__file__).parent),
+        "blocks": blocks, "calls_per_block": calls,
         "stream_deltas": [N_SHORT, N_LONG], "off_means": "flightdeck_sensor.unpatch()",
         "clocks": {"cpu": "calling thread's CPU time (time.thread_time_ns)",
                    "wall": "wall time (time.perf_counter_ns)"},
@@ -663,4 +431,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

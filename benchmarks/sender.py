@@ -1,7 +1,7 @@
 """Sender benchmark: delivery rate to the real collector on loopback, sender CPU
 and wire bytes per event, memory with the server down, and time to exit.
 
-    python scripts/bench_sender.py [--quick] [--out .bench/sender.json]
+    .venv/bin/python -m benchmarks.sender [--quick] [--out .bench/sender.json]
 
 Events are real ones (``Session.build`` of a post_call); they go through the
 real queue, sender thread, httpx and gzip to a ``flightdeck-sensor collect``
@@ -23,21 +23,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from bench_collector import Collector  # noqa: E402 - the collector subprocess, one way
-
-from fakes.ingest_server import IngestServer, Reply  # noqa: E402
-from flightdeck_sensor._config import Config, resolve_config  # noqa: E402
-from flightdeck_sensor._session import Session, complete_event  # noqa: E402
-from flightdeck_sensor.transport import Transport  # noqa: E402
-
-TOKEN = "bench-token-0123456789"
-CALL_FIELDS = {"model": "gpt-4o-mini", "model_requested": "gpt-4o-mini", "provider": "openai",
-               "tokens_input": 812, "tokens_output": 96, "tokens_total": 908,
-               "latency_ms": 412, "stop_reason": "stop", "estimated_via": "none",
-               "provider_metadata": {"request_id": "req_0123456789abcdef"}}
+from benchmarks._common import (
+    CALL_FIELDS,
+    ROOT,
+    TOKEN,
+    Collector,
+    clean_env,
+    run_main,
+    stop_process,
+    write_report,
+)
+from fakes.ingest_server import IngestServer, Reply
+from flightdeck_sensor._config import Config, resolve_config
+from flightdeck_sensor._session import Session, complete_event
+from flightdeck_sensor.transport import Transport
 
 
 def config_for(server: str, spool_dir: str, compression: str = "auto") -> Config:
@@ -89,8 +88,7 @@ class Sink:
         self.ingest_url = f"http://127.0.0.1:{self.process.stdout.readline().strip()}/ingest"
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
+        stop_process(self.process)
 
 
 # -- 1. rate and CPU ---------------------------------------------------------------------
@@ -188,8 +186,7 @@ print(time.time(), flush=True)
 
 def exit_seconds(server: str, spool: str) -> float:
     """From the program's last statement to its process's end ("" : no sensor)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTDECK_")}
-    env.update(BENCH_SERVER=server, FLIGHTDECK_SPOOL_DIR=spool)
+    env = clean_env(BENCH_SERVER=server, FLIGHTDECK_SPOOL_DIR=spool)
     program = EXIT_PROGRAM.format(token=TOKEN, fields=CALL_FIELDS)
     done = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True,
                           text=True, timeout=60)
@@ -232,7 +229,7 @@ def main() -> int:
                                                        1 if quick else 3, spool, "gzip")
             finally:
                 sink.stop()
-            result = {
+            result: dict[str, Any] = {
                 "throughput": measure_throughput(collector, 20_000 if quick else 100_000,
                                                  1 if quick else 3, spool),
                 "throughput_null_endpoint": sender_alone,
@@ -245,8 +242,7 @@ def main() -> int:
             collector.stop()
     result["load_average_at_end"] = list(os.getloadavg())
     result["cpus"] = os.cpu_count()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
+    write_report(result, args.out)
     print_table(result)
     return 0
 
@@ -283,4 +279,4 @@ def print_table(result: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -1,6 +1,6 @@
 """Collector benchmark: the local collector's own ingest rate, on loopback.
 
-    python scripts/bench_collector.py [--quick] [--out .bench/collector.json]
+    .venv/bin/python -m benchmarks.collector [--quick] [--out .bench/collector.json]
 
 Starts the real ``flightdeck-sensor collect`` as a subprocess, pre-builds
 batch bodies of real post_call events (``Session.build``, then the sender's own
@@ -20,7 +20,6 @@ import json
 import os
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,51 +27,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks._common import CALL_FIELDS, TOKEN, Collector, run_main, write_report
 from flightdeck_sensor._config import Config, resolve_config
 from flightdeck_sensor._session import Session, complete_event
 from flightdeck_sensor._version import __version__
 from flightdeck_sensor.transport import Transport
 
-TOKEN = "bench-token-0123456789"
 BATCH_PATH = "/ingest/v1/events/batch"
-CALL_FIELDS = {"model": "gpt-4o-mini", "model_requested": "gpt-4o-mini", "provider": "openai",
-               "tokens_input": 812, "tokens_output": 96, "tokens_total": 908,
-               "latency_ms": 412, "stop_reason": "stop", "estimated_via": "none",
-               "provider_metadata": {"request_id": "req_0123456789abcdef"}}
-# The sender's serialisation before it spliced identities in (the fallback above).
+# The sender's serialisation before it spliced identities in (the fallback below).
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str, ensure_ascii=False)
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-class Collector:
-    """``flightdeck-sensor collect`` on 127.0.0.1, any free port, a fresh database."""
-
-    def __init__(self, workdir: Path) -> None:
-        ready = workdir / "ready.json"
-        self.db = workdir / "bench.db"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTDECK_")}
-        env["FLIGHTDECK_TOKEN"] = TOKEN
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "flightdeck_sensor", "collect", "--host", "127.0.0.1",
-             "--port", "0", "--db", str(self.db), "--ready-file", str(ready)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while not ready.exists() or not ready.read_text().strip():
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError("the collector did not start")
-            time.sleep(0.05)
-        self.port = int(json.loads(ready.read_text())["port"])
-        self.ingest_url = json.loads(ready.read_text())["ingest_url"]
-
-    def cpu_seconds(self) -> float:
-        """The collector's user + system CPU so far (/proc/PID/stat fields 14 and 15)."""
-        with open(f"/proc/{self.process.pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
 
 
 def build_bodies(events: int, batch: int, spool_dir: str) -> list[bytes]:
@@ -80,7 +43,7 @@ def build_bodies(events: int, batch: int, spool_dir: str) -> list[bytes]:
     made by the sender's own batch encoder (as it sends them: same text, same key order)."""
     config, _ = resolve_config({}, server="http://127.0.0.1:1/ingest", token=TOKEN)
     session = Session(config.replace(spool_dir=spool_dir))
-    encode = _sender_batch_encoder(config.replace(spool_dir=spool_dir))
+    encode = sender_batch_encoder(config.replace(spool_dir=spool_dir))
     bodies = []
     for start in range(0, events, batch):
         chunk = [session.build("post_call", CALL_FIELDS)
@@ -89,7 +52,7 @@ def build_bodies(events: int, batch: int, spool_dir: str) -> list[bytes]:
     return bodies
 
 
-def _sender_batch_encoder(config: Config) -> Callable[[list[dict[str, Any]]], bytes]:
+def sender_batch_encoder(config: Config) -> Callable[[list[dict[str, Any]]], bytes]:
     """The sender's ``_batch_body`` (a Transport starts no thread until its first event);
     if it has moved, the plain form it produces: complete events, compact JSON."""
     sender = getattr(Transport(config), "_sender", None)
@@ -177,10 +140,9 @@ def main() -> int:
           f"all stored: {result['all_stored']} ({result['events_stored']:,} of "
           f"{result['events_sent']:,})")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        write_report(result, args.out)
     return 0 if result["all_stored"] else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -2,7 +2,7 @@
 sender's instructions per event, counted by valgrind's callgrind.
 
 Why instructions: this host's cores run at two speeds about 2x apart and switch
-within a run, so the timed figures of scripts/bench_calls.py move by 2x from run
+within a run, so the timed figures of benchmarks/calls.py move by 2x from run
 to run; an instruction count does not depend on the CPU's speed, so it is the
 figure to compare between runs and commits (two runs agree within about 1 %,
 with PYTHONHASHSEED=0). The budgets themselves are in microseconds and are judged on
@@ -16,19 +16,19 @@ on (``callgrind_control -i on PID``), lets the loop run, switches it off and
 dumps the counters (``callgrind_control -d``): one dump per phase, so only the
 measured loop is counted.
 
-- Per call: bench_calls.isolated_cases() (the sensor's real wrapper around a
+- Per call: calls.isolated_cases() (the sensor's real wrapper around a
   stand-in for the SDK function returning a prebuilt SDK response), N calls
   "on" (through the wrapper) and "off" (the stand-in alone); (Ir_on - Ir_off)
   / N. The sender thread is not started (``transport._start_sender`` replaced)
   and the queue is cleared every 200 calls, so only the caller's thread counts.
 - Per chunk: the streamed isolated cases at 4 and 64 deltas, each stream
-  drained as bench_calls.measure_isolated does; the slope of the added count
+  drained as calls.measure_isolated does; the slope of the added count
   between the two.
-- In a real SDK call: bench_calls.build_cases() (the real SDKs on an in-process
+- In a real SDK call: calls.build_cases() (the real SDKs on an in-process
   transport answering with the fake provider's replies), sensor on (``patch()``)
   and off (``unpatch()``), the sender not started: what the sensor adds to the
   caller's thread inside the SDK's own work, where the timed SDK-level rows of
-  bench_calls.py cannot resolve it (an SDK call costs millions of
+  benchmarks/calls.py cannot resolve it (an SDK call costs millions of
   instructions and varies between blocks by more than the sensor's share).
 - Sender per event: batches of 500 pending events (``Session.stamp``'d
   post_call events, built before counting) turned into the body the sender
@@ -38,7 +38,7 @@ measured loop is counted.
 Processes run in parallel, two at a time. Without valgrind the report says
 {"skipped": ...} and the script exits 0.
 
-    .venv/bin/python scripts/bench_instructions.py [--quick] [--out .bench/instructions.json]
+    .venv/bin/python -m benchmarks.instructions [--quick] [--out .bench/instructions.json]
 """
 
 from __future__ import annotations
@@ -57,13 +57,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from _scriptenv import ROOT, write_report
+from benchmarks._common import CALL_FIELDS, ROOT, TOKEN, run_main, write_report
 
 CLEAR_EVERY = 200  # calls between queue clears (the sender thread is not running)
 WARM_CALLS = 50
 SENDER_BATCH = 500  # events per batch body (the sender's BATCH_EVENTS)
 PROCESS_TIMEOUT = 1500  # seconds, per valgrind process
-# bench_calls.build_cases() cases counted in a real SDK call: (name, stream deltas or 0).
+# calls.build_cases() cases counted in a real SDK call: (name, stream deltas or 0).
 # OpenAI's 64-delta streams cost ~75 M instructions a call in the SDK: left out.
 SDK_CASES = [("openai.chat", 0), ("openai.embeddings", 0), ("anthropic.messages", 0),
              ("openai.chat", 4), ("anthropic.messages", 4), ("anthropic.messages", 64)]
@@ -94,8 +94,6 @@ def _run_phases(flags: Path, phases: list[tuple[Any, ...]]) -> None:
 def _sensor_without_sender() -> Any:
     """Start the sensor with its sender thread never started; its event queue (the
     loops clear it, so only the caller's thread is counted)."""
-    from bench_calls import TOKEN
-
     import flightdeck_sensor
     from flightdeck_sensor import _sensor
 
@@ -115,7 +113,8 @@ def _sensor_without_sender() -> Any:
 def _call_phases(modes: list[tuple[int, str]], calls: int,
                  stream_calls: int) -> list[tuple[str, Any, int]]:
     """Loops calling isolated case ``index`` through the sensor ("on") or not ("off")."""
-    from bench_calls import Provider, _drain, isolated_cases, isolated_entry
+    from benchmarks._provider import Provider
+    from benchmarks.calls import drain, isolated_cases, isolated_entry
 
     queue = _sensor_without_sender()
     cases = isolated_cases(Provider())
@@ -144,7 +143,7 @@ def _call_phases(modes: list[tuple[int, str]], calls: int,
             def loop(count: int, fn: Any = fn, kwargs: Any = kwargs,
                      before: Any = case.before) -> None:
                 for i in range(count):
-                    _drain(fn(**kwargs))
+                    drain(fn(**kwargs))
                     if i % CLEAR_EVERY == 0:
                         queue.clear()
         loop(WARM_CALLS)
@@ -154,10 +153,10 @@ def _call_phases(modes: list[tuple[int, str]], calls: int,
 
 
 def _sdk_phases(wanted: list[tuple[str, int]], calls: int) -> list[tuple[Any, ...]]:
-    """Loops of real SDK calls (bench_calls' cases) with the sensor patched in or not."""
-    from bench_calls import Provider, build_cases
-
+    """Loops of real SDK calls (calls.build_cases()) with the sensor patched in or not."""
     import flightdeck_sensor
+    from benchmarks._provider import Provider
+    from benchmarks.calls import build_cases
 
     queue = _sensor_without_sender()
     cases = {(c.name, c.deltas): c for c in build_cases(Provider(), with_litellm=False)}
@@ -186,16 +185,14 @@ def _sender_phases(batches: int,
     """One loop turning ``batches`` batches of fresh pending events into gzip'd bodies."""
     import gzip
 
-    from bench_collector import _sender_batch_encoder
-    from bench_sender import CALL_FIELDS, TOKEN
-
+    from benchmarks.collector import sender_batch_encoder
     from flightdeck_sensor._config import resolve_config
     from flightdeck_sensor._session import Session
 
     config, _ = resolve_config({}, server="http://127.0.0.1:9/ingest", token=TOKEN)
     config = config.replace(spool_dir=workdir)
     session = Session(config)
-    encode = _sender_batch_encoder(config)
+    encode = sender_batch_encoder(config)
 
     def fresh(count: int) -> list[list[dict[str, Any]]]:
         return [[session.stamp("post_call", dict(CALL_FIELDS)) for _ in range(SENDER_BATCH)]
@@ -266,7 +263,8 @@ def run_group(name: str, spec: dict[str, Any], phases: int, workdir: Path) -> di
     with open(flags / "log", "wb") as log:
         process = subprocess.Popen(
             ["valgrind", "--tool=callgrind", "--instr-atstart=no",
-             f"--callgrind-out-file={out}", sys.executable, __file__, "--child",
+             f"--callgrind-out-file={out}", sys.executable, "-m", "benchmarks.instructions",
+             "--child",
              json.dumps(spec)], stdout=subprocess.PIPE, stderr=log, env=env, cwd=ROOT)
         try:
             for index in range(phases):
@@ -317,7 +315,8 @@ def main() -> int:
     batches = 2 if args.quick else 8
     started = time.monotonic()
 
-    from bench_calls import N_LONG, N_SHORT, Provider, isolated_cases
+    from benchmarks._provider import N_LONG, N_SHORT, Provider
+    from benchmarks.calls import isolated_cases
 
     cases = isolated_cases(Provider())  # labels and which indexes are streamed
     streamed = [i for i, c in enumerate(cases) if c.stream_class is not None]
@@ -416,4 +415,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

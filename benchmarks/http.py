@@ -1,6 +1,6 @@
 """Added time per call in context: real SDK calls over loopback HTTP, sensor on vs off.
 
-The isolated figures of bench_calls.py run the sensor's path thousands of times
+The isolated figures of benchmarks/calls.py run the sensor's path thousands of times
 in a row, with its code and data hot in the CPU's caches. In a real program the
 path runs once between two SDK calls of several milliseconds each, which evict
 it. This measures that: the OpenAI and Anthropic SDKs calling the project's fake
@@ -9,62 +9,41 @@ provider (``tests/fakes/fake_llm``) over loopback HTTP, the sensor on
 calling thread's CPU time and wall time per call. The sensor delivers to a real
 collector subprocess.
 
-    .venv/bin/python scripts/bench_http.py [--quick] [--out .bench/http.json]
+    .venv/bin/python -m benchmarks.http [--quick] [--out .bench/http.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from _scriptenv import ROOT, write_report
-from bench_collector import Collector
-
+from benchmarks._common import (
+    MESSAGES,
+    ROOT,
+    TOKEN,
+    Collector,
+    measure_abba,
+    run_main,
+    write_report,
+)
 from fakes.fake_llm import FakeLLM
 
-TOKEN = "bench-token-0123456789"
-MESSAGES: Any = [{"role": "user", "content": "What is the capital of France"}]
+PAUSE_SECONDS = 0.001  # after each call, as between a real agent's calls
+
+
+def switch_sensor(on: bool) -> None:
+    import flightdeck_sensor
+
+    (flightdeck_sensor.patch if on else flightdeck_sensor.unpatch)()
 
 
 def measure(call: Any, blocks: int, per_block: int) -> dict[str, Any]:
-    import flightdeck_sensor
-
-    samples: dict[bool, dict[str, list[int]]] = {
-        on: {"cpu": [], "wall": []} for on in (True, False)}
-    block_added: list[float] = []
-    for _ in range(5):
-        call()
-    for block in range(blocks):
-        medians = {}
-        for on in ((True, False) if block % 2 == 0 else (False, True)):
-            (flightdeck_sensor.patch if on else flightdeck_sensor.unpatch)()
-            cpu = []
-            for _ in range(per_block):
-                cpu_start, wall_start = time.thread_time_ns(), time.perf_counter_ns()
-                call()
-                samples[on]["wall"].append(time.perf_counter_ns() - wall_start)
-                cpu.append(time.thread_time_ns() - cpu_start)
-                time.sleep(0.001)  # a pause, as between a real agent's calls
-            samples[on]["cpu"] += cpu
-            medians[on] = statistics.median(cpu)
-        block_added.append((medians[True] - medians[False]) / 1000)
-    result: dict[str, Any] = {"calls_per_mode": blocks * per_block, "blocks": blocks}
-    for clock in ("cpu", "wall"):
-        on_median = statistics.median(samples[True][clock]) / 1000
-        off_median = statistics.median(samples[False][clock]) / 1000
-        result[clock] = {"on_median_us": on_median, "off_median_us": off_median,
-                         "added_median_us": on_median - off_median,
-                         "ratio_median": on_median / off_median}
-    ordered = sorted(block_added)
-    result["cpu"]["added_block_p10_us"] = ordered[len(ordered) // 10]
-    result["cpu"]["added_block_p90_us"] = ordered[len(ordered) * 9 // 10]
-    return result
+    """``call`` in interleaved ABBA blocks of sensor on and off, a pause after each call."""
+    return measure_abba(call, blocks, per_block, switch_sensor, pause=PAUSE_SECONDS)
 
 
 def main() -> int:
@@ -78,7 +57,6 @@ def main() -> int:
     import openai
 
     import flightdeck_sensor
-    from flightdeck_sensor import _sensor
 
     with tempfile.TemporaryDirectory(prefix="fd-bench-http-") as workdir, FakeLLM() as fake:
         collector = Collector(Path(workdir))
@@ -100,18 +78,16 @@ def main() -> int:
                       f"{row['cpu']['added_median_us']:7.1f} | wall added "
                       f"{row['wall']['added_median_us']:7.1f} us", file=sys.stderr)
             flightdeck_sensor.unpatch()
-            sensor = _sensor.current()
-            assert sensor is not None
-            delivered = sensor.flush(15)
+            delivered = flightdeck_sensor.flush(15)
             flightdeck_sensor.shutdown(5)
         finally:
             collector.stop()
     report = {"benchmark": "http", "quick": args.quick, "calls": rows,
-              "pause_between_calls_ms": 1, "all_delivered": delivered,
+              "pause_between_calls_ms": PAUSE_SECONDS * 1000, "all_delivered": delivered,
               "load_average": list(os.getloadavg())}
     write_report(report, args.out)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -1,4 +1,4 @@
-"""Interpreter start-up cost of the sensor (DESIGN.md budgets), in fresh virtualenvs.
+"""Interpreter start-up cost of the sensor (the start-up budgets), in fresh virtualenvs.
 
 Scenarios, each ``python -c pass`` (wall time of the whole process):
 
@@ -38,7 +38,7 @@ machine inflates far less than wall time; wall time is reported too
 ``-X importtime``. No FLIGHTDECK_* variable of the caller reaches a child:
 each gets a clean environment plus what its scenario sets.
 
-    .venv/bin/python scripts/bench_startup.py [--rounds 300] [--openai-rounds 30]
+    .venv/bin/python -m benchmarks.startup [--rounds 300] [--openai-rounds 30]
         [--python 3.12] [--out FILE] [--quick]
 """
 
@@ -54,13 +54,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from fixtures.venvs import base_venv, build_wheel, clean_env, create_venv, find_python  # noqa: E402
+from benchmarks._common import ROOT, percentile, run_main, write_report
+from fixtures.venvs import base_venv, build_wheel, clean_env, create_venv, find_python
 
 SERVER_ENV = {"FLIGHTDECK_SERVER": "http://127.0.0.1:9", "FLIGHTDECK_TOKEN": "bench-token"}
 DEPENDENCIES = ("wrapt>=1.16", "httpx>=0.27")
@@ -93,11 +90,6 @@ def time_one(python: str, env: dict[str, str], code: str = "pass") -> tuple[floa
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1e3
     return wall, cpu
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def bootstrap_import_us(python: str, rounds: int) -> float:
@@ -158,8 +150,7 @@ def main() -> int:
                                                                max(10, rounds // 10))
     if openai_rounds > 0:
         result.update(openai_groups(interpreter, openai_rounds))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    write_report(result, args.out)
     print_table(result)
     return 0
 
@@ -341,4 +332,4 @@ def print_rows(result: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))
