@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from flightdeck_sensor._config import Config, resolve_config
-from flightdeck_sensor._session import Session, complete_event
+from flightdeck_sensor._session import Session
 from flightdeck_sensor._version import __version__
 from flightdeck_sensor.transport import Transport
+from flightdeck_sensor.transport._wire import complete_event
 
 TOKEN = "bench-token-0123456789"
 BATCH_PATH = "/ingest/v1/events/batch"

@@ -30,8 +30,9 @@ from bench_collector import Collector  # noqa: E402 - the collector subprocess, 
 
 from fakes.ingest_server import IngestServer, Reply  # noqa: E402
 from flightdeck_sensor._config import Config, resolve_config  # noqa: E402
-from flightdeck_sensor._session import Session, complete_event  # noqa: E402
+from flightdeck_sensor._session import Session  # noqa: E402
 from flightdeck_sensor.transport import Transport  # noqa: E402
+from flightdeck_sensor.transport._wire import complete_event  # noqa: E402
 
 TOKEN = "bench-token-0123456789"
 CALL_FIELDS = {"model": "gpt-4o-mini", "model_requested": "gpt-4o-mini", "provider": "openai",

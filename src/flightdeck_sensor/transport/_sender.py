@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 from .._config import Config
 from .._log import Throttle
 from .._printable import printable
-from .._session import complete_event, encode_default, prepare_events, splice_shapes
 from ._http import REQUEST_DEADLINE
 from ._queue import EventQueue, estimate_size
 from ._spool import Claim, Spool
+from ._wire import complete_event, encode_default, prepare_events, splice_shapes
 
 if TYPE_CHECKING:
     from ._http import Answer, IngestClient
