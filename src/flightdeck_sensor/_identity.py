@@ -46,10 +46,6 @@ def system_hostname() -> str:
     return name or "unknown"
 
 
-def current_hostname() -> str:
-    return os.environ.get("FLIGHTDECK_HOSTNAME") or system_hostname()
-
-
 def default_agent_name(user: str, hostname: str) -> str:
     return f"{user}@{hostname}"
 

@@ -95,17 +95,10 @@ class IngestClient:
         self._tls: ssl.SSLContext | None = None
         self._ends = 0.0  # the monotonic time the current request must be over by
 
-    def post(self, path: str, body: bytes, timeout: float = REQUEST_TIMEOUT,
-             deadline: float = REQUEST_DEADLINE) -> Answer:
-        """POST ``body`` (gzipped above 1 KiB where compression is on); never raises.
-        ``timeout`` bounds each step (connect, send, each read), ``deadline``
-        the whole request (at most :data:`REQUEST_DEADLINE`)."""
-        return self.begin(path, body, timeout, deadline) or self.finish()
-
     def begin(self, path: str, body: bytes, timeout: float = REQUEST_TIMEOUT,
               deadline: float = REQUEST_DEADLINE) -> Answer | None:
-        """Send the request; the answer is read by :meth:`finish`, so the caller
-        can work while the server does. ``timeout`` bounds each step, ``deadline``
+        """POST ``body`` (gzipped above 1 KiB where compression is on); the answer
+        is read by :meth:`finish`, so the caller can work while the server does. ``timeout`` bounds each step, ``deadline``
         the whole request. Returns an Answer only when sending failed (then
         there is nothing to finish). Never raises."""
         headers = dict(self._headers)

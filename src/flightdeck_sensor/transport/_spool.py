@@ -97,9 +97,6 @@ class Spool:
         self._written: set[str] = set()  # names of the files this process wrote
         self._lock = threading.RLock()
 
-    def after_fork(self) -> None:
-        self._lock = threading.RLock()
-
     # -- the directory ---------------------------------------------------------
     @contextlib.contextmanager
     def _opened(self, create: bool = False) -> Iterator[int | None]:
