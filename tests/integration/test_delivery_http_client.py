@@ -10,7 +10,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from flightdeck_sensor.transport._http import MAX_ANSWER_BYTES, REQUEST_TIMEOUT, Answer, IngestClient
+from flightdeck_sensor.transport._http import (
+    MAX_ANSWER_BYTES,
+    REQUEST_TIMEOUT,
+    Answer,
+    IngestClient,
+)
 
 OK = b'{"status":"ok","accepted":1,"rejected":[]}'
 

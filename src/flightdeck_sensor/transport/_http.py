@@ -98,9 +98,10 @@ class IngestClient:
     def begin(self, path: str, body: bytes, timeout: float = REQUEST_TIMEOUT,
               deadline: float = REQUEST_DEADLINE) -> Answer | None:
         """POST ``body`` (gzipped above 1 KiB where compression is on); the answer
-        is read by :meth:`finish`, so the caller can work while the server does. ``timeout`` bounds each step, ``deadline``
-        the whole request. Returns an Answer only when sending failed (then
-        there is nothing to finish). Never raises."""
+        is read by :meth:`finish`, so the caller can work while the server does.
+        ``timeout`` bounds each step (connect, send, each read), ``deadline`` the
+        whole request (at most :data:`REQUEST_DEADLINE`). Returns an Answer only
+        when sending failed (then there is nothing to finish). Never raises."""
         headers = dict(self._headers)
         if self._gzip and len(body) > GZIP_ABOVE:
             body = gzip.compress(body, compresslevel=1)  # 3x cheaper than 6, ~10% larger
