@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._config import is_loopback_host
+from .._url import is_loopback_host
 from .._version import __version__
 
 if TYPE_CHECKING:
