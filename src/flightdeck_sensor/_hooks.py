@@ -65,7 +65,7 @@ class PostImportFinder:
             sys.meta_path.insert(0, self)
 
     def _detach(self) -> None:
-        try:  # noqa: SIM105 (contextlib costs ~4 ms at interpreter start)
+        try:  # noqa: SIM105 (contextlib is costly to import at interpreter start)
             sys.meta_path.remove(self)
         except ValueError:
             pass
@@ -138,7 +138,7 @@ class _NotifyingLoader:
     def _give_module_its_real_loader(self, module: ModuleType) -> None:
         # importlib.resources, inspect and pkgutil read __loader__ / __spec__.loader.
         if getattr(module, "__loader__", None) in (None, self):
-            try:  # noqa: SIM105 (contextlib costs ~4 ms at interpreter start)
+            try:  # noqa: SIM105 (contextlib is costly to import at interpreter start)
                 module.__loader__ = self._loader
             except AttributeError:
                 pass

@@ -1,4 +1,4 @@
-"""Who is reporting: user, hostname, agent name and the derived agent_id (PROTOCOL.md).
+"""Who is reporting: user, hostname, agent name and the derived agent_id (docs/protocol.md).
 
 Imported at interpreter start by the configuration: ``socket``, ``getpass``
 and ``uuid`` are only imported when the cheap answers are not available.

@@ -114,7 +114,7 @@ class Session:
         added = fields.get("tokens_total") if event_type in _COUNTED else None
         if added:
             # acquire / release, not ``with``: entering and leaving a with block
-            # costs about twice the lock itself (~1,500 instructions an event).
+            # costs more than the lock itself (docs/decisions.md).
             lock = self._lock
             lock.acquire()
             try:

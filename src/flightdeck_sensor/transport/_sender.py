@@ -35,7 +35,7 @@ BATCH_BYTES = 1024 * 1024  # before compression; Flightdeck reads at most 1 MiB
 BATCH_WINDOW = 1.0  # seconds: the sender's tick; an event waits at most this long
 OVERFLOW_FRACTION = 0.5  # during an outage, spool what exceeds half the queue
 BATCH_PATH, SINGLE_PATH = "/v1/events/batch", "/v1/events"
-# ASCII output and no cycle check: 15 % cheaper than the defaults. Events are
+# ASCII output and no cycle check: cheaper than the defaults. Events are
 # acyclic (content is copied by _content.capped_content); a cycle would end
 # in RecursionError, caught like any unserializable value.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=encode_default, check_circular=False)
@@ -266,13 +266,13 @@ class Sender:
 
     def _batch_body(self, events: list[Event]) -> tuple[list[Event], bytes]:
         """The batch body, each event's identity fields and the defaults it
-        lacks spliced in as text made once per shape (_session.Shape); events
+        lacks spliced in as text made once per shape (_wire.Shape); events
         that cannot be serialized are dropped, counted.
 
-        Encoded ENCODE_CHUNK events per call: one call for many events is about
-        twice as fast as one per event, but holds the GIL throughout (the C
+        Encoded ENCODE_CHUNK events per call: one call for many events is
+        cheaper than one per event, but holds the GIL throughout (the C
         encoder never lets it go), and a user's thread back from the network
-        waits for it. A chunk is about half a millisecond."""
+        waits for it (docs/decisions.md, "The sender never holds the GIL")."""
         shapes = prepare_events(events)
         kept: list[Event] = []
         parts = []

@@ -25,8 +25,8 @@ _last_second: tuple[int, str] = (-1, "")
 
 def utc_timestamp(seconds: float) -> str:
     """RFC 3339 UTC with offset of ``seconds`` since the epoch, to the microsecond
-    (what ``datetime.isoformat`` gives, at a third of its cost: the sender formats
-    every event, and events come many to a second)."""
+    (what ``datetime.isoformat`` gives, for less work: the sender formats every
+    event, and events come many to a second; docs/decisions.md)."""
     global _last_second
     whole = int(seconds)
     second, prefix = _last_second  # one tuple: threads never pair a second with another's text
@@ -34,7 +34,7 @@ def utc_timestamp(seconds: float) -> str:
         prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
         _last_second = (whole, prefix)
     # %d truncates the float (no round() call, no carry into the next second):
-    # within 1 µs of datetime's rounding, for a fifth less work.
+    # within a microsecond of datetime's rounding, for less work.
     return "%s.%06d+00:00" % (prefix, (seconds - whole) * 1_000_000)  # noqa: UP031
 
 
@@ -59,8 +59,8 @@ def _make_ids() -> list[str]:
 
 
 def new_event_id() -> str:
-    """A random (version 4) UUID, like ``uuid.uuid4()`` at a fraction of its
-    cost (``uuid4`` was 60 % of ``Session.build``): ids are made 64 at a time.
+    """A random (version 4) UUID, like ``uuid.uuid4()`` for much less work
+    (docs/decisions.md): ids are made 64 at a time.
     ``deque.popleft`` is atomic, so threads (and a GC finalizer interrupting
     one) never get the same id; racing refills only add fresh ones."""
     while True:
@@ -150,7 +150,7 @@ class Shape:
     placeholder the encoder writes for the event's ``COMMON_KEY`` key.
 
     The defaults are spliced, not set in each event: setting five to ten keys
-    per event and encoding them was about a quarter of the sender's work for
+    per event and encoding them was a large share of the sender's work for
     an event (docs/decisions.md, "Defaults are spliced"). Events of a kind
     lack the same defaults, so a session has a handful of shapes."""
 
@@ -177,8 +177,8 @@ def prepare_events(events: list[dict[str, Any]]) -> set[Shape]:
     time and its shape (the defaults it lacks), in place, on the sender thread;
     return the shapes whose text the encoder's output needs spliced in (see
     :func:`splice_shapes`). Idempotent, so a retried batch keeps its ids.
-    One loop for the batch: the sender runs it for every event it ships, and
-    a function call per event was a tenth of it."""
+    One loop for the batch, not a function call per event: the sender runs it
+    for every event it ships."""
     shapes = set()
     for event in events:
         stamp = event.get("timestamp")
