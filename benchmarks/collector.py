@@ -29,9 +29,10 @@ from typing import Any
 
 from benchmarks._common import CALL_FIELDS, TOKEN, Collector, run_main, write_report
 from flightdeck_sensor._config import Config, resolve_config
-from flightdeck_sensor._session import Session, complete_event
+from flightdeck_sensor._session import Session
 from flightdeck_sensor._version import __version__
 from flightdeck_sensor.transport import Transport
+from flightdeck_sensor.transport._wire import complete_event
 
 BATCH_PATH = "/ingest/v1/events/batch"
 # The sender's serialisation before it spliced identities in (the fallback below).

@@ -35,8 +35,9 @@ from benchmarks._common import (
 )
 from fakes.ingest_server import IngestServer, Reply
 from flightdeck_sensor._config import Config, resolve_config
-from flightdeck_sensor._session import Session, complete_event
+from flightdeck_sensor._session import Session
 from flightdeck_sensor.transport import Transport
+from flightdeck_sensor.transport._wire import complete_event
 
 
 def config_for(server: str, spool_dir: str, compression: str = "auto") -> Config:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ._version import __version__
 
-TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~20 ms at start-up
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: typing is costly to import at start-up
 if TYPE_CHECKING:
     from typing import Any
 

@@ -44,6 +44,8 @@ def patch(providers: list[str] | tuple[str, ...] | set[str] | None = None) -> No
     """Instrument the given providers (default: the configured ones) now and on import."""
     try:
         from . import _hooks
+        from ._bootstrap import on_provider_import
+        from ._providers import HOOK_MODULES
         from .interceptors import patch_loaded
 
         sensor = _sensor.current()
@@ -52,7 +54,7 @@ def patch(providers: list[str] | tuple[str, ...] | set[str] | None = None) -> No
         else:
             chosen = sensor.config.providers if sensor is not None else frozenset(PROVIDER_NAMES)
         patch_loaded(chosen)
-        _hooks.install(chosen)
+        _hooks.install(chosen, HOOK_MODULES, on_provider_import)
     except Exception:
         logger.warning("flightdeck_sensor.patch() failed", exc_info=True)
 

@@ -4,7 +4,7 @@ Stdlib only, and cheap: resolve and validate the configuration, keep it with
 its warnings, and install the import finder for the configured providers.
 No thread, no network, no logging handler, no wrapt, no httpx, no
 importlib.metadata: all of that waits until an SDK is imported, when the
-finder's hook creates the sensor (DESIGN.md decisions 1-3).
+finder's hook creates the sensor (see :func:`on_provider_import`).
 
 The warnings are held, not logged: ``pip`` and every other process that never
 calls an LLM stays silent. They are logged when the session starts, or, when
@@ -46,8 +46,19 @@ def boot() -> None:
         boot_config, boot_warnings = config, warnings
     if config.enabled or warnings:
         from . import _hooks
+        from ._providers import HOOK_MODULES
 
-        _hooks.install(config.providers)
+        _hooks.install(config.providers, HOOK_MODULES, on_provider_import)
+
+
+def on_provider_import(provider: str, module_name: str) -> None:
+    """The import hook's callback, once a hooked module of ``provider`` has
+    loaded: create the sensor from the boot configuration, then patch."""
+    if not start_env_sensor():
+        return
+    from .interceptors import on_module_loaded
+
+    on_module_loaded(provider, module_name)
 
 
 def start_env_sensor() -> bool:

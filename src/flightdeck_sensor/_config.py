@@ -3,8 +3,9 @@
 Stdlib only, and only the cheapest of it: the ``.pth`` bootstrap imports this
 module at interpreter start, where ``dataclasses``, ``uuid``, ``socket``,
 ``urllib.parse`` or ``typing`` would each cost more than the whole start-up
-budget (DESIGN.md, budgets). Hence the hand-written ``Config`` class and the
-hand-written URL and UUID parsing.
+budget (BENCHMARKS.md, start-up). Hence the hand-written ``Config`` class, and
+the hand-written parsers of values (``_env_values``) and of the server URL
+(``_url``).
 
 ``resolve_config`` turns the environment plus ``init()`` keyword arguments
 (environment wins) into one frozen :class:`Config` and a list of warning
@@ -16,6 +17,23 @@ from __future__ import annotations
 
 import os
 
+from ._env_values import (
+    MAX_AGENT_ROLE_BYTES,
+    canonical_uuid,
+    parse_agent_type,
+    parse_bool,
+    parse_compression,
+    parse_log_level,
+    parse_path,
+    parse_positive_int,
+    parse_role,
+    parse_seconds,
+    parse_text,
+    parse_uuid,
+)
+from ._providers import PROVIDER_NAMES as PROVIDER_NAMES  # each provider is named once there
+from ._url import normalize_server_url, redact_url
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -23,25 +41,12 @@ if TYPE_CHECKING:
 
     T = TypeVar("T")
 
-from ._providers import PROVIDER_NAMES as PROVIDER_NAMES  # noqa: E402  (named once there)
-
-AGENT_TYPES: tuple[str, ...] = ("production", "coding")
-LOG_LEVELS: dict[str, int] = {
-    "CRITICAL": 50, "FATAL": 50, "ERROR": 40, "WARNING": 30, "WARN": 30, "INFO": 20, "DEBUG": 10,
-}
 DEFAULT_SHUTDOWN_TIMEOUT = 2.0
 # Beyond this an exit flush is no longer a budget; and past about 1e9 s the
 # thread join it bounds raises OverflowError and the exit flush never runs.
 MAX_SHUTDOWN_TIMEOUT = 300.0
-MAX_AGENT_ROLE_BYTES = 256
-COMPRESSIONS: tuple[str, ...] = ("auto", "gzip", "none")  # auto: gzip unless on loopback
 
-_TRUE = frozenset(("1", "true", "yes", "on", "y", "t"))
-_FALSE = frozenset(("0", "false", "no", "off", "n", "f"))
-_HEX = frozenset("0123456789abcdef")
-# Host-name suffixes that only resolve inside a private network (plain http is fine there).
-_PRIVATE_SUFFIXES = (".localhost", ".local", ".localdomain", ".internal", ".lan",
-                     ".home.arpa", ".svc", ".cluster.local", ".intranet", ".corp")
+
 
 _FIELDS: tuple[str, ...] = (
     "server", "token", "enabled", "session_id_hint", "agent_name", "agent_type", "user",
@@ -265,11 +270,11 @@ def _resolve(env: Mapping[str, str], kwargs: Mapping[str, object]) -> tuple[Conf
     token, token_usable = _resolve_token(src) if server else (None, True)
     if not token_usable:
         server = ""
-    hostname = src.first_valid(("FLIGHTDECK_HOSTNAME",), "hostname", _parse_text, "a host name",
+    hostname = src.first_valid(("FLIGHTDECK_HOSTNAME",), "hostname", parse_text, "a host name",
                                system_hostname())
     user = current_user(env)
     agent_name = src.first_valid(("FLIGHTDECK_AGENT_NAME", "AGENT_FLAVOR"), "agent_name",
-                                 _parse_text, "a name", default_agent_name(user, hostname))
+                                 parse_text, "a name", default_agent_name(user, hostname))
     flavor = env.get("AGENT_FLAVOR", "").strip() or agent_name
     config = Config(
         server=server,
@@ -278,14 +283,14 @@ def _resolve(env: Mapping[str, str], kwargs: Mapping[str, object]) -> tuple[Conf
         session_id_hint=_resolve_session_id(src),
         agent_name=agent_name,
         agent_type=src.first_valid(("FLIGHTDECK_AGENT_TYPE", "AGENT_TYPE"), "agent_type",
-                                   _parse_agent_type, "'production' or 'coding'", "production"),
+                                   parse_agent_type, "'production' or 'coding'", "production"),
         user=user,
         hostname=hostname,
         flavor=flavor,
-        agent_role=src.first_valid(("FLIGHTDECK_AGENT_ROLE",), "agent_role", _parse_role,
+        agent_role=src.first_valid(("FLIGHTDECK_AGENT_ROLE",), "agent_role", parse_role,
                                    f"a role of at most {MAX_AGENT_ROLE_BYTES} bytes", None),
         parent_session_id=src.first_valid(("FLIGHTDECK_PARENT_SESSION_ID",), "parent_session_id",
-                                          _parse_uuid, "a UUID", None),
+                                          parse_uuid, "a UUID", None),
         capture_prompts=src.first_valid(("FLIGHTDECK_CAPTURE_PROMPTS",), "capture_prompts",
                                         parse_bool, "true or false", False),
         inject_stream_usage=src.first_valid(("FLIGHTDECK_INJECT_STREAM_USAGE",),
@@ -295,22 +300,22 @@ def _resolve(env: Mapping[str, str], kwargs: Mapping[str, object]) -> tuple[Conf
         log_level=src.first_valid(("FLIGHTDECK_LOG_LEVEL",), "log_level", parse_log_level,
                                   "a log level (DEBUG, INFO, WARNING, ERROR)", None),
         shutdown_timeout=src.at_most(
-            ("FLIGHTDECK_SHUTDOWN_TIMEOUT",), "shutdown_timeout", _parse_seconds,
+            ("FLIGHTDECK_SHUTDOWN_TIMEOUT",), "shutdown_timeout", parse_seconds,
             "a number of seconds >= 0", DEFAULT_SHUTDOWN_TIMEOUT, MAX_SHUTDOWN_TIMEOUT),
         spool_enabled=src.first_valid(("FLIGHTDECK_SPOOL",), "spool", parse_bool,
                                       "on or off", True),
-        spool_dir=src.first_valid(("FLIGHTDECK_SPOOL_DIR",), "spool_dir", _parse_path,
+        spool_dir=src.first_valid(("FLIGHTDECK_SPOOL_DIR",), "spool_dir", parse_path,
                                   "a directory path", None),
         allow_insecure=allow_insecure,
         max_queue_events=src.first_valid(("FLIGHTDECK_MAX_QUEUE_EVENTS",), "max_queue_events",
-                                         _parse_positive_int, "a positive integer", 10_000),
+                                         parse_positive_int, "a positive integer", 10_000),
         max_queue_bytes=src.first_valid(("FLIGHTDECK_MAX_QUEUE_BYTES",), "max_queue_bytes",
-                                        _parse_positive_int, "a positive integer",
+                                        parse_positive_int, "a positive integer",
                                         16 * 1024 * 1024),
         max_content_bytes=src.first_valid(("FLIGHTDECK_MAX_CONTENT_BYTES",), "max_content_bytes",
-                                          _parse_positive_int, "a positive integer", 64 * 1024),
+                                          parse_positive_int, "a positive integer", 64 * 1024),
         compression=src.first_valid(("FLIGHTDECK_COMPRESSION",), "compression",
-                                    _parse_compression, "auto, gzip or none", "auto"),
+                                    parse_compression, "auto, gzip or none", "auto"),
     )
     return config, src.warnings
 
@@ -334,135 +339,6 @@ def _resolve_server(src: _Sources, allow_insecure: bool) -> str:
         src.warn(f"{source}={shown_url(str(raw))} contains a user name or password, which the "
                  "sensor never sends (it authenticates with FLIGHTDECK_TOKEN); it is ignored")
     return url
-
-
-MAX_URL_LENGTH = 2048
-
-
-def normalize_server_url(raw: str, allow_insecure: bool = False) -> tuple[str, str | None]:
-    """``(normalized URL, None)`` or ``("", what is wrong with it)`` (PROTOCOL.md, URLs).
-
-    The normalized URL never holds a ``user:password@`` part: the sensor never
-    sends one, and the URL appears in log lines, doctor's report and the spool's name.
-    """
-    text = raw.strip()
-    if len(text) > MAX_URL_LENGTH:
-        return "", f"is longer than {MAX_URL_LENGTH} characters"
-    if not (text.isascii() and text.isprintable()) or " " in text:
-        return "", "contains spaces, control characters or non-ASCII characters"
-    scheme, sep, rest = text.partition("://")
-    scheme = scheme.lower()
-    if not sep or scheme not in ("http", "https"):
-        return "", "is not an http:// or https:// URL"
-    for mark in ("#", "?"):
-        rest = rest.partition(mark)[0]
-    authority, _, path = rest.partition("/")
-    hostport = _host_and_port(authority.rpartition("@")[2])
-    if hostport is None:
-        return "", "has no valid host[:port] (the port must be 1-65535)"
-    host, hostport_text = hostport
-    if scheme == "http" and not allow_insecure and not is_private_host(host):
-        return "", ("uses plain http to a non-local host, which would send the token "
-                    "unencrypted (use https, or set FLIGHTDECK_ALLOW_INSECURE=true)")
-    segments = [s for s in path.split("/") if s]
-    if "ingest" not in segments:
-        segments.append("ingest")
-    return f"{scheme}://{hostport_text}/{'/'.join(segments)}", None
-
-
-_HOST_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-._~")
-_IPV6_CHARACTERS = frozenset("0123456789abcdef:.")
-
-
-def _host_and_port(hostport: str) -> tuple[str, str] | None:
-    """``(host, "host[:port]" as it goes into the URL)``, or None when either is invalid."""
-    if hostport.startswith("["):
-        inside, bracket, port = hostport[1:].partition("]")
-        host = inside.lower()
-        valid = bool(bracket) and ":" in host and _IPV6_CHARACTERS.issuperset(host)
-        if port and not port.startswith(":"):
-            return None
-        port = port[1:]
-        shown = f"[{host}]"
-    else:
-        host, _, port = hostport.lower().partition(":")
-        valid = bool(host) and _HOST_CHARACTERS.issuperset(host)
-        shown = host
-    if not valid or (port and not (port.isdigit() and len(port) <= 5 and 0 < int(port) <= 65535)):
-        return None
-    return host, f"{shown}:{port}" if port else shown
-
-
-def is_private_host(host: str) -> bool:
-    """Loopback, localhost, private ranges and private-network names (no DNS lookup).
-
-    Link-local addresses (169.254.0.0/16, fe80::/10) are not private: that is
-    where cloud metadata services listen, one hop from any process.
-    """
-    host = host.lower().rstrip(".")
-    if is_loopback_host(host) or host.endswith(_PRIVATE_SUFFIXES):
-        return True
-    address = _ipv4_address(host)
-    if address is not None:
-        a, b = address >> 24, (address >> 16) & 0xFF
-        return a == 10 or (a == 172 and 16 <= b <= 31) or (a, b) == (192, 168)
-    if ":" in host:  # IPv6: unique local fc00::/7 only
-        return host[:2] in ("fc", "fd")
-    # A single-label name (docker compose / kubernetes service) only resolves inside a network.
-    return "." not in host
-
-
-def _ipv4_address(host: str) -> int | None:
-    """The IPv4 address ``host`` spells, as the resolver reads it (``inet_aton``: one to
-    four parts, decimal, octal with a leading 0, hex with 0x), or None for a name.
-    ``http://2852039166`` is 169.254.169.254, not a single-label host name."""
-    parts = host.split(".")
-    if not 1 <= len(parts) <= 4:
-        return None
-    numbers = []
-    for part in parts:
-        number = _inet_aton_number(part)
-        if number is None:
-            return None
-        numbers.append(number)
-    *leading, last = numbers
-    if any(n > 255 for n in leading) or last >= 256 ** (5 - len(numbers)):
-        return None
-    address = 0
-    for number in leading:
-        address = address * 256 + number
-    return (address << 8 * (5 - len(numbers))) | last
-
-
-def _inet_aton_number(part: str) -> int | None:
-    try:
-        if part[:2] in ("0x", "0X"):
-            return int(part[2:] or "0", 16)
-        if len(part) > 1 and part.startswith("0"):
-            return int(part, 8)
-        return int(part, 10) if part.isdigit() and len(part) <= 12 else None
-    except ValueError:
-        return None
-
-
-def is_loopback_host(host: str) -> bool:
-    """``localhost``, 127.0.0.0/8 or ``::1``: a server on this machine."""
-    host = host.lower().rstrip(".")
-    if host in ("localhost", "::1") or host.endswith(".localhost"):
-        return True
-    address = _ipv4_address(host)
-    return address is not None and address >> 24 == 127
-
-
-def redact_url(url: str) -> str:
-    """``url`` without any user:password@ part."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    authority, slash, path = rest.partition("/")
-    if "@" in authority:
-        authority = "***@" + authority.rpartition("@")[2]
-    return f"{scheme}{sep}{authority}{slash}{path}"
 
 
 def shown_url(raw: str, limit: int = 120) -> str:
@@ -502,85 +378,6 @@ def _resolve_session_id(src: _Sources) -> str | None:
         src.warn(f"{source}={_shown(raw)} is not a UUID; using a fresh session id instead "
                  "(hash string identifiers with uuid.uuid5)")
     return canonical
-
-
-def canonical_uuid(value: str) -> str | None:
-    """The canonical lowercase 8-4-4-4-12 form of any UUID spelling, or None.
-
-    Accepts what ``uuid.UUID`` accepts (32 hex digits, hyphens, braces,
-    ``urn:uuid:``) without importing ``uuid`` at interpreter start.
-    """
-    if not isinstance(value, str):
-        return None
-    text = value.strip().lower().replace("urn:", "").replace("uuid:", "")
-    digits = text.strip("{}").replace("-", "")
-    if len(digits) != 32 or not _HEX.issuperset(digits):
-        return None
-    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
-
-
-# -- small parsers: value -> parsed value, or None when unusable ----------------
-
-
-def parse_bool(value: object) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    return True if text in _TRUE else False if text in _FALSE else None
-
-
-def parse_log_level(value: object) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value if value >= 0 else None
-    text = str(value).strip().upper()
-    if text.isascii() and text.isdigit():  # not "²" (isdigit, but int() refuses it)
-        return int(text) if len(text) <= 3 else None
-    return LOG_LEVELS.get(text)
-
-
-def _parse_text(value: object) -> str | None:
-    text = str(value).strip()
-    return text if text and text.isprintable() else None
-
-
-def _parse_agent_type(value: object) -> str | None:
-    text = str(value).strip().lower()
-    return text if text in AGENT_TYPES else None
-
-
-def _parse_compression(value: object) -> str | None:
-    text = str(value).strip().lower()
-    return text if text in COMPRESSIONS else None
-
-
-def _parse_role(value: object) -> str | None:
-    text = _parse_text(value)
-    return text if text and len(text.encode()) <= MAX_AGENT_ROLE_BYTES else None
-
-
-def _parse_uuid(value: object) -> str | None:
-    return canonical_uuid(value) if isinstance(value, str) else None
-
-
-def _parse_seconds(value: object) -> float | None:
-    try:
-        seconds = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return seconds if 0 <= seconds < float("inf") else None
-
-
-def _parse_positive_int(value: object) -> int | None:
-    try:
-        number = int(str(value).strip().replace("_", ""))
-    except ValueError:
-        return None
-    return number if number > 0 else None
-
-
-def _parse_path(value: object) -> str | None:
-    text = os.fspath(value).strip() if isinstance(value, (str, os.PathLike)) else ""
-    return os.path.expanduser(str(text)) if text else None
 
 
 def _resolve_providers(src: _Sources) -> frozenset[str]:

@@ -1,4 +1,4 @@
-"""The ``session_start`` fields: where this process runs (PROTOCOL.md, session_start).
+"""The ``session_start`` fields: where this process runs (docs/protocol.md, event types).
 
 Read from the process itself, the environment and a few files: no subprocess
 (git is read from ``.git`` directly), no network, no ``importlib.metadata``

@@ -26,8 +26,9 @@ import sys
 import tempfile
 from typing import Any
 
-from ._config import Config, mask_token, redact_url, resolve_config
+from ._config import Config, mask_token, resolve_config
 from ._printable import printable
+from ._url import redact_url
 from ._version import __version__
 
 PTH_NAME = "flightdeck_sensor.pth"

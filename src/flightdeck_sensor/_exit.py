@@ -28,12 +28,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ._sensor import Sensor
 
 _atexit_registered = False
 _sigterm_installed = False
@@ -44,8 +40,33 @@ _closed = threading.Event()
 _sigterm_deferred = False
 
 
-def install(sensor: Sensor) -> None:
-    """Make sure this process's sensor is shut down however the process ends."""
+def _nothing() -> None:
+    pass
+
+
+def _no_wait() -> float:
+    return 0.0
+
+
+# What the sensor registered (see register): this module does not import the
+# sensor, which sits above it.
+_on_shutdown: Callable[[], None] = _nothing
+_on_flush: Callable[[], None] = _nothing
+_budget: Callable[[], float] = _no_wait
+
+
+def register(shutdown: Callable[[], None], flush: Callable[[], None],
+             budget: Callable[[], float]) -> None:
+    """Set what runs at exit and on SIGTERM: ``shutdown`` (ends the current
+    sensor's session), ``flush`` (for an application's SIGTERM handler that
+    chains to ours) and ``budget`` (seconds a SIGTERM waits for a shutdown
+    already running)."""
+    global _on_shutdown, _on_flush, _budget
+    _on_shutdown, _on_flush, _budget = shutdown, flush, budget
+
+
+def install() -> None:
+    """Make sure the registered shutdown runs however the process ends."""
     global _atexit_registered
     if not _atexit_registered:
         _atexit_registered = True
@@ -55,12 +76,8 @@ def install(sensor: Sensor) -> None:
 
 
 def _shutdown_current() -> None:
-    from . import _sensor
-
-    sensor = _sensor.current()
-    if sensor is not None:
-        with contextlib.suppress(Exception):
-            sensor.shutdown()
+    with contextlib.suppress(Exception):
+        _on_shutdown()
 
 
 def install_sigterm() -> None:
@@ -123,19 +140,8 @@ def after_fork_in_child() -> None:
 
 
 def _flush_current() -> None:
-    from . import _sensor
-
-    sensor = _sensor.current()
-    if sensor is not None:
-        with contextlib.suppress(Exception):
-            sensor.flush()
-
-
-def _budget() -> float:
-    from . import _sensor
-
-    sensor = _sensor.current()
-    return sensor.config.shutdown_timeout if sensor is not None else 0.0
+    with contextlib.suppress(Exception):
+        _on_flush()
 
 
 def _install_multiprocessing_finalizer() -> None:

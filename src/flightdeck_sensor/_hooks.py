@@ -1,4 +1,4 @@
-"""Post-import hooks: our own tiny ``sys.meta_path`` finder (DESIGN.md decision 2).
+"""Post-import hooks: our own tiny ``sys.meta_path`` finder (docs/decisions.md).
 
 ``PostImportFinder`` calls ``hook(module_name)`` once the module has fully
 loaded, or at once when it is already imported. It wraps the real loader's
@@ -65,7 +65,7 @@ class PostImportFinder:
             sys.meta_path.insert(0, self)
 
     def _detach(self) -> None:
-        try:  # noqa: SIM105 (contextlib costs ~4 ms at interpreter start)
+        try:  # noqa: SIM105 (contextlib is costly to import at interpreter start)
             sys.meta_path.remove(self)
         except ValueError:
             pass
@@ -138,7 +138,7 @@ class _NotifyingLoader:
     def _give_module_its_real_loader(self, module: ModuleType) -> None:
         # importlib.resources, inspect and pkgutil read __loader__ / __spec__.loader.
         if getattr(module, "__loader__", None) in (None, self):
-            try:  # noqa: SIM105 (contextlib costs ~4 ms at interpreter start)
+            try:  # noqa: SIM105 (contextlib is costly to import at interpreter start)
                 module.__loader__ = self._loader
             except AttributeError:
                 pass
@@ -186,14 +186,16 @@ def finder() -> PostImportFinder:
         return _finder
 
 
-def install(providers: frozenset[str]) -> None:
-    """Patch ``providers`` when their modules load (at once for those already loaded)."""
-    from ._providers import HOOK_MODULES
-
+def install(providers: frozenset[str], modules_of: Mapping[str, Sequence[str]],
+            on_import: Callable[[str, str], None]) -> None:
+    """Call ``on_import(provider, module_name)`` when a module of one of
+    ``providers`` (``modules_of`` names each provider's) loads, at once for
+    those already loaded. The caller hands in what to run: this module sits
+    below the sensor and the interceptors and imports neither."""
     hooks: dict[str, Hook] = {}
     for provider in sorted(providers):
-        for module_name in HOOK_MODULES.get(provider, ()):
-            hooks[module_name] = _provider_hook(provider)
+        for module_name in modules_of.get(provider, ()):
+            hooks[module_name] = _provider_hook(provider, on_import)
     if hooks:
         finder().add(hooks)
 
@@ -204,14 +206,8 @@ def uninstall() -> None:
         _finder.clear()
 
 
-def _provider_hook(provider: str) -> Hook:
-    def on_import(module_name: str) -> None:
-        from . import _bootstrap
+def _provider_hook(provider: str, on_import: Callable[[str, str], None]) -> Hook:
+    def on_module_import(module_name: str) -> None:
+        on_import(provider, module_name)
 
-        if not _bootstrap.start_env_sensor():
-            return
-        from .interceptors import on_module_loaded
-
-        on_module_loaded(provider, module_name)
-
-    return on_import
+    return on_module_import

@@ -1,4 +1,4 @@
-"""Who is reporting: user, hostname, agent name and the derived agent_id (PROTOCOL.md).
+"""Who is reporting: user, hostname, agent name and the derived agent_id (docs/protocol.md).
 
 Imported at interpreter start by the configuration: ``socket``, ``getpass``
 and ``uuid`` are only imported when the cheap answers are not available.
@@ -44,10 +44,6 @@ def system_hostname() -> str:
 
         name = socket.gethostname()
     return name or "unknown"
-
-
-def current_hostname() -> str:
-    return os.environ.get("FLIGHTDECK_HOSTNAME") or system_hostname()
 
 
 def default_agent_name(user: str, hostname: str) -> str:

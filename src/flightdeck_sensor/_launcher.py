@@ -14,7 +14,8 @@ import os
 import sys
 from collections.abc import Mapping
 
-from ._config import canonical_uuid, resolve_config
+from ._config import resolve_config
+from ._env_values import canonical_uuid
 from ._token_file import (
     TokenError,
     add_token_options,

@@ -1,7 +1,7 @@
 """The one sensor of this process: configuration, session, transport, lifecycle.
 
 Created when the first provider hook fires (env boot) or by ``init()``; the
-session starts lazily on the first recorded event (DESIGN.md decision 7).
+session starts lazily on the first recorded event (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any
 
+from . import _exit
 from ._config import Config
+from ._printable import printable
 from ._session import Session
 
 if TYPE_CHECKING:
@@ -31,6 +33,24 @@ def active() -> Sensor | None:
 
 def current() -> Sensor | None:
     return _sensor
+
+
+# What _exit runs at exit and on SIGTERM (it does not import this module).
+def _shutdown_current() -> None:
+    sensor = _sensor
+    if sensor is not None:
+        sensor.shutdown()
+
+
+def _flush_current() -> None:
+    sensor = _sensor
+    if sensor is not None:
+        sensor.flush()
+
+
+def _shutdown_budget() -> float:
+    sensor = _sensor
+    return sensor.config.shutdown_timeout if sensor is not None else 0.0
 
 
 def ensure_sensor(config: Config, warnings: list[str], origin: str) -> Sensor:
@@ -71,8 +91,7 @@ class Sensor:
             self._held_warnings = list(warnings)
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._after_fork_in_child)
-        from . import _exit
-
+        _exit.register(_shutdown_current, _flush_current, _shutdown_budget)
         _exit.install_sigterm()
 
     # -- warnings ---------------------------------------------------------
@@ -125,9 +144,7 @@ class Sensor:
 
             self.transport.submit(self.session.build(
                 "session_start", session_start_fields(self.config)))
-            from . import _exit
-
-            _exit.install(self)
+            _exit.install()
 
     # -- server answers -----------------------------------------------------
     _attached_logged = False
@@ -138,7 +155,7 @@ class Sensor:
             logger.info("Attached to existing session %s.", self.session.id)
         directive = envelope.get("directive")
         if directive:
-            logger.debug("directive received (not acted on yet): %r", directive)
+            logger.debug("directive received (not acted on yet): %s", printable(directive))
 
     # -- lifecycle ------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:
@@ -148,8 +165,6 @@ class Sensor:
         """session_end (if a session started) and a flush bounded by ``timeout``."""
         if not self.accepting:
             return
-        from . import _exit
-
         with _exit.sigterm_waits():
             budget = self.config.shutdown_timeout if timeout is None else timeout
             if self._started:
@@ -175,6 +190,4 @@ class Sensor:
         self._started = False
         self._held_warnings = []
         self.transport.after_fork_in_child()
-        from . import _exit
-
         _exit.after_fork_in_child()

@@ -10,9 +10,19 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from flightdeck_sensor.transport._http import MAX_ANSWER_BYTES, IngestClient
+from flightdeck_sensor.transport._http import (
+    MAX_ANSWER_BYTES,
+    REQUEST_TIMEOUT,
+    Answer,
+    IngestClient,
+)
 
 OK = b'{"status":"ok","accepted":1,"rejected":[]}'
+
+
+def post(client: IngestClient, body: bytes, timeout: float = REQUEST_TIMEOUT) -> Answer:
+    """One batch request, as the sender makes it: send, then read the answer."""
+    return client.begin("/v1/events/batch", body, timeout) or client.finish()
 
 
 def _read_request(conn: socket.socket) -> bytes:
@@ -81,7 +91,7 @@ def test_requests_share_one_kept_alive_connection(raw_server: Callable[..., RawS
     server = raw_server(serve)
     client = IngestClient(f"http://127.0.0.1:{server.port}", "tok")
 
-    answers = [client.post("/v1/events/batch", b'{"events":[]}') for _ in range(3)]
+    answers = [post(client, b'{"events":[]}') for _ in range(3)]
 
     assert [a.status for a in answers] == [200, 200, 200]
     assert answers[0].body == OK
@@ -101,8 +111,8 @@ def test_a_connection_the_server_closed_while_idle_is_reopened_once(
     client = IngestClient(f"http://127.0.0.1:{server.port}", "tok")
 
     # When the client posts twice
-    first = client.post("/v1/events/batch", b'{"events":[]}')
-    second = client.post("/v1/events/batch", b'{"events":[]}')
+    first = post(client, b'{"events":[]}')
+    second = post(client, b'{"events":[]}')
 
     # Then the second post went through on a fresh connection, not as an error
     assert (first.status, second.status) == (200, 200), second.error
@@ -122,7 +132,7 @@ def test_a_flood_of_an_answer_is_read_only_up_to_the_cap(
     server = raw_server(serve)
     client = IngestClient(f"http://127.0.0.1:{server.port}", "tok")
 
-    result = client.post("/v1/events/batch", b'{"events":[]}')
+    result = post(client, b'{"events":[]}')
 
     assert result.status == 500
     assert len(result.body) == MAX_ANSWER_BYTES
@@ -139,7 +149,7 @@ def test_no_answer_within_the_timeout_is_status_0(raw_server: Callable[..., RawS
     server = raw_server(serve)
     client = IngestClient(f"http://127.0.0.1:{server.port}", "tok")
 
-    result = client.post("/v1/events/batch", b'{"events":[]}', timeout=0.2)
+    result = post(client, b'{"events":[]}', timeout=0.2)
     release.set()
 
     assert result.status == 0
@@ -156,7 +166,7 @@ def test_a_garbled_status_line_is_status_0_not_an_exception(
     server = raw_server(serve)
     client = IngestClient(f"http://127.0.0.1:{server.port}", "tok")
 
-    result = client.post("/v1/events/batch", b'{"events":[]}')
+    result = post(client, b'{"events":[]}')
 
     assert result.status == 0
     assert "BadStatusLine" in result.error or "RemoteDisconnected" in result.error

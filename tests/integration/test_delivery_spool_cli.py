@@ -62,6 +62,25 @@ def test_spool_flush_takes_its_token_from_a_file(tmp_path: Path, collector: Any)
     assert len(collector.wait_for_events(5)) == 5
 
 
+def test_the_server_option_wins_over_flightdeck_server(tmp_path: Path, collector: Any) -> None:
+    # given: the spool of the collector's URL, and FLIGHTDECK_SERVER naming another server
+    env = spool_of_a_dead_server_run(tmp_path, collector, calls=3)
+    env["FLIGHTDECK_SERVER"] = "http://127.0.0.1:9/ingest"
+    token_file = tmp_path / "token"
+    token_file.write_text(collector.token + "\n")
+
+    # when: the commands name the collector with --server
+    status = spool_command("status", "--json", "--server", collector.ingest_url, env=env)
+    flushed = spool_command("flush", "--json", "--server", collector.ingest_url,
+                            "--token-file", str(token_file), env=env)
+
+    # then: they act on the collector's spool, not on FLIGHTDECK_SERVER's
+    assert json.loads(status.stdout)["events"] == 5
+    assert flushed.returncode == 0, flushed.stderr
+    assert json.loads(flushed.stdout)["sent"] == 5
+    assert len(collector.wait_for_events(5)) == 5
+
+
 def test_spool_flush_refuses_a_token_on_the_command_line(tmp_path: Path, collector: Any) -> None:
     env = spool_of_a_dead_server_run(tmp_path, collector, calls=3)
 

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fakes.ingest_server import IngestServer, Reply
+from fakes.sensor_program import run_program
 from flightdeck_sensor._config import resolve_config
 from flightdeck_sensor._session import Session
 from flightdeck_sensor.transport import Transport
@@ -264,6 +265,21 @@ def test_rejection_messages_reach_the_log_sanitized_capped_and_rate_limited(
     assert "bad" in warning and len(warning) < 500
     assert not any(ch in warning for ch in "\x1b\r\n\x07")
     assert not any(ch in str(status["last_error"]) for ch in "\x1b\r\n\x07")
+
+
+def test_a_directive_reaches_the_debug_log_sanitized_and_capped(tmp_path: Path) -> None:
+    # Given a server whose answers carry a huge directive full of control characters
+    answer = {"status": "ok", "directive": {"action": HOSTILE_TEXT}, "attached": False}
+    with IngestServer([Reply(200, answer)]) as server:
+        # When a program logging at DEBUG delivers an event
+        result = run_program("call()\nflightdeck_sensor.flush(10)", server.url, tmp_path,
+                             FLIGHTDECK_LOG_LEVEL="DEBUG")
+    # Then each directive is one short printable line of the log
+    lines = [line for line in result.stderr.splitlines() if "directive received" in line]
+    assert lines, result.stderr[-2000:]
+    for line in lines:
+        assert "bad" in line and len(line) < 500
+        assert not any(ch in line for ch in "\x1b\r\x07")
 
 
 def test_a_flapping_server_gives_one_warning_not_one_per_outage(sensor_log: Records) -> None:

@@ -9,14 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flightdeck_sensor._config import (
-    PROVIDER_NAMES,
-    Config,
-    is_loopback_host,
-    is_private_host,
-    normalize_server_url,
-    resolve_config,
-)
+from flightdeck_sensor._config import PROVIDER_NAMES, Config, resolve_config
+from flightdeck_sensor._url import is_loopback_host, is_private_host, normalize_server_url
 
 BASE = {"FLIGHTDECK_SERVER": "http://127.0.0.1:4000", "FLIGHTDECK_TOKEN": "tok-SECRET-123",
         "USER": "alice", "FLIGHTDECK_HOSTNAME": "box"}

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 import flightdeck_sensor as fd
 from flightdeck_sensor import _sensor
-from flightdeck_sensor._config import canonical_uuid, resolve_config
+from flightdeck_sensor._config import resolve_config
+from flightdeck_sensor._env_values import canonical_uuid
 from flightdeck_sensor._session import Session
 
 CANONICAL = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

@@ -17,9 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flightdeck_sensor._config import resolve_config
-from flightdeck_sensor._session import _KEY_ORDERS_KEPT, Session, complete_event, utc_timestamp
+from flightdeck_sensor._session import Session
 from flightdeck_sensor.transport._queue import EventQueue
 from flightdeck_sensor.transport._sender import ENCODE_CHUNK, Sender
+from flightdeck_sensor.transport._wire import _KEY_ORDERS_KEPT, complete_event, utc_timestamp
 
 SERVER = "http://127.0.0.1:9"
 

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from flightdeck_sensor._session import new_event_id
+from flightdeck_sensor.transport._wire import new_event_id
 
 
 def test_ids_are_canonical_version_4_uuids() -> None:

@@ -7,7 +7,8 @@ import uuid
 
 from flightdeck_sensor._config import resolve_config
 from flightdeck_sensor._identity import agent_id, current_user, default_agent_name, system_hostname
-from flightdeck_sensor._session import Session, complete_event
+from flightdeck_sensor._session import Session
+from flightdeck_sensor.transport._wire import complete_event
 
 
 def test_agent_id_matches_the_protocol_test_vector() -> None:

@@ -30,10 +30,21 @@ following a redirect; for ``doctor``'s checks.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._config import Config
-from ._transport import Transport
+if TYPE_CHECKING:
+    from .._config import Config
+    from ._transport import Transport
+
+
+def __getattr__(name: str) -> Any:
+    """``Transport`` is imported on first use: the session imports this package's
+    wire format (``_wire``) without the sender, the spool or the HTTP client."""
+    if name == "Transport":
+        from ._transport import Transport
+
+        return Transport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def spool_summary(config: Config) -> dict[str, Any]:

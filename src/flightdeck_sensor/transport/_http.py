@@ -1,11 +1,11 @@
 """HTTP to the ingest endpoint: one keep-alive connection of the standard
 library's ``http.client``.
 
-Not httpx: importing it cost every process that imported an SDK about 25 ms
-(openai 3.x and anthropic 2.x speak through httpx2, so httpx was ours alone),
-its import on the sender thread raced openai 3.x's ``sys.modules["httpx"]``
-look-ups, and a POST through it costs several times the CPU of one through
-``http.client``. The sensor needs one connection, one method and two headers.
+Not httpx (docs/decisions.md): importing it cost every process that imported
+an SDK (openai 3.x and anthropic 2.x speak through httpx2, so httpx was ours
+alone), its import on the sender thread raced openai 3.x's
+``sys.modules["httpx"]`` look-ups, and a POST through it costs more CPU than
+one through ``http.client``. The sensor needs one connection, one method and two headers.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._config import is_loopback_host
+from .._url import is_loopback_host
 from .._version import __version__
 
 if TYPE_CHECKING:
@@ -79,8 +79,8 @@ class IngestClient:
         url = urllib.parse.urlsplit(server)
         self._https = url.scheme == "https"
         self._host = url.hostname or ""
-        # To a server on this machine gzip saves no bandwidth and costs a fifth
-        # of the sender's CPU per event (and the server's to inflate).
+        # To a server on this machine gzip saves no bandwidth and costs the
+        # sender's CPU per event (and the server's to inflate): docs/decisions.md.
         self._gzip = compression == "gzip" or (
             compression == "auto" and not is_loopback_host(self._host))
         self._port = url.port
@@ -95,22 +95,16 @@ class IngestClient:
         self._tls: ssl.SSLContext | None = None
         self._ends = 0.0  # the monotonic time the current request must be over by
 
-    def post(self, path: str, body: bytes, timeout: float = REQUEST_TIMEOUT,
-             deadline: float = REQUEST_DEADLINE) -> Answer:
-        """POST ``body`` (gzipped above 1 KiB where compression is on); never raises.
-        ``timeout`` bounds each step (connect, send, each read), ``deadline``
-        the whole request (at most :data:`REQUEST_DEADLINE`)."""
-        return self.begin(path, body, timeout, deadline) or self.finish()
-
     def begin(self, path: str, body: bytes, timeout: float = REQUEST_TIMEOUT,
               deadline: float = REQUEST_DEADLINE) -> Answer | None:
-        """Send the request; the answer is read by :meth:`finish`, so the caller
-        can work while the server does. ``timeout`` bounds each step, ``deadline``
-        the whole request. Returns an Answer only when sending failed (then
-        there is nothing to finish). Never raises."""
+        """POST ``body`` (gzipped above 1 KiB where compression is on); the answer
+        is read by :meth:`finish`, so the caller can work while the server does.
+        ``timeout`` bounds each step (connect, send, each read), ``deadline`` the
+        whole request (at most :data:`REQUEST_DEADLINE`). Returns an Answer only
+        when sending failed (then there is nothing to finish). Never raises."""
         headers = dict(self._headers)
         if self._gzip and len(body) > GZIP_ABOVE:
-            body = gzip.compress(body, compresslevel=1)  # 3x cheaper than 6, ~10% larger
+            body = gzip.compress(body, compresslevel=1)  # cheapest level: docs/decisions.md
             headers["Content-Encoding"] = "gzip"
         self._ends = time.monotonic() + max(0.05, min(deadline, REQUEST_DEADLINE))
         timeout = max(0.05, min(timeout, deadline, REQUEST_TIMEOUT))
@@ -186,7 +180,7 @@ class IngestClient:
 def _default_tls() -> ssl.SSLContext:
     import ssl
 
-    # Loading the system's certificates costs ~0.2 s: only for https.
+    # Loading the system's certificates is costly: only for https.
     return ssl.create_default_context()
 
 

@@ -18,12 +18,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._config import Config
-from .._log import Throttle
-from .._printable import printable
-from .._session import complete_event, encode_default, prepare_events, splice_shapes
+from ._answers import UNAUTHORIZED, Answers, Stats, is_retryable
 from ._http import REQUEST_DEADLINE
 from ._queue import EventQueue, estimate_size
 from ._spool import Claim, Spool
+from ._wire import complete_event, encode_default, prepare_events, splice_shapes
 
 if TYPE_CHECKING:
     from ._http import Answer, IngestClient
@@ -34,41 +33,15 @@ BATCH_EVENTS = 500
 ENCODE_CHUNK = 50  # events per JSON encoder call (see Sender._batch_body)
 BATCH_BYTES = 1024 * 1024  # before compression; Flightdeck reads at most 1 MiB
 BATCH_WINDOW = 1.0  # seconds: the sender's tick; an event waits at most this long
-BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
-RETRY_AFTER_MAX, RETRY_AFTER_DEFAULT = 60.0, 60.0
-# Warnings about the server, at most one per interval: a flapping server or a
-# stream of rejections gives one line, not one per request.
-OUTAGE_WARNING_INTERVAL = 300.0
-REJECTION_WARNING_INTERVAL = 60.0
 OVERFLOW_FRACTION = 0.5  # during an outage, spool what exceeds half the queue
 BATCH_PATH, SINGLE_PATH = "/v1/events/batch", "/v1/events"
-_TRANSIENT = frozenset((0, 408, 429))
-# ASCII output and no cycle check: 15 % cheaper than the defaults. Events are
+# ASCII output and no cycle check: cheaper than the defaults. Events are
 # acyclic (content is copied by _content.capped_content); a cycle would end
 # in RecursionError, caught like any unserializable value.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=encode_default, check_circular=False)
 _UNSERIALIZABLE = (ValueError, TypeError, RecursionError)
 
 Event = dict[str, Any]
-_UNAUTHORIZED = frozenset((401, 403))
-
-
-class Stats:
-    """The sender's counters, read by ``Transport.status()``."""
-
-    def __init__(self) -> None:
-        self.sent = 0
-        self.spooled = 0
-        self.internal_errors = 0  # bugs or inputs the sender survived
-        self.retries = 0
-        self.dropped: dict[str, int] = {}
-        self.last_error: str | None = None
-        self.mode = "batch"  # batch | single
-        self.server_state = "unknown"  # ok | unreachable | paused | unauthorized
-
-    def drop(self, reason: str, count: int = 1) -> None:
-        if count:
-            self.dropped[reason] = self.dropped.get(reason, 0) + count
 
 
 class Sender:
@@ -77,8 +50,8 @@ class Sender:
         self._config = config
         self._queue = queue
         self._spool = spool
-        self._on_envelope = on_envelope
         self.stats = Stats()
+        self._answers = Answers(config.server, self.stats, on_envelope)
         self._client: IngestClient | None = None
         self._carry: Event | None = None  # the event that did not fit the last batch
         self._in_flight: list[Event] = []
@@ -88,11 +61,6 @@ class Sender:
         self._next_body: bytes | None = None
         self._claim: Claim | None = None
         self._replay_due = True
-        self._backoff = BACKOFF_FIRST
-        self._outage = False
-        self._outage_warned = False  # this outage's warning was logged (so is its end)
-        self._outage_warnings = Throttle(OUTAGE_WARNING_INTERVAL)
-        self._rejection_warnings = Throttle(REJECTION_WARNING_INTERVAL)
         self.deadline: float | None = None  # set when the transport closes
         self.abandoned = False  # the closer took over what is left
         self.flush_wanted = False
@@ -201,7 +169,7 @@ class Sender:
             self.stats.internal_errors += 1
         if self._closing.is_set():
             return True  # the closer takes over what is left
-        self._closing.wait(self._retry_delay())
+        self._closing.wait(self._answers.retry_delay())
         return False
 
     def _set_aside_work(self) -> None:
@@ -298,13 +266,13 @@ class Sender:
 
     def _batch_body(self, events: list[Event]) -> tuple[list[Event], bytes]:
         """The batch body, each event's identity fields and the defaults it
-        lacks spliced in as text made once per shape (_session.Shape); events
+        lacks spliced in as text made once per shape (_wire.Shape); events
         that cannot be serialized are dropped, counted.
 
-        Encoded ENCODE_CHUNK events per call: one call for many events is about
-        twice as fast as one per event, but holds the GIL throughout (the C
+        Encoded ENCODE_CHUNK events per call: one call for many events is
+        cheaper than one per event, but holds the GIL throughout (the C
         encoder never lets it go), and a user's thread back from the network
-        waits for it. A chunk is about half a millisecond."""
+        waits for it (docs/decisions.md, "The sender never holds the GIL")."""
         shapes = prepare_events(events)
         kept: list[Event] = []
         parts = []
@@ -338,7 +306,7 @@ class Sender:
             if self._closing.is_set() or self.stats.server_state == "unauthorized":
                 break
             self.stats.retries += 1
-            self._pause(self._retry_delay())
+            self._pause(self._answers.retry_delay())
         with self._handoff:
             give_up = bool(events) and not self.abandoned and spool_leftovers
             if not self.abandoned:
@@ -368,26 +336,26 @@ class Sender:
             if len(events) > 1:
                 middle = len(events) // 2
                 return self._send(events[:middle]) + self._send(events[middle:])
-            self._reject_unsent("too_large", "an event is larger than 1 MiB")
+            self._answers.reject_unsent("too_large", "an event is larger than 1 MiB")
             return []
         if not events:
             return []
         answer = self._post(BATCH_PATH, body, self._prefetch if prefetch else None)
         status = answer.status
         if 200 <= status < 300:
-            self._accept_batch(events, answer)
+            self._answers.accept_batch(events, answer)
             return []
         if status in (404, 405):
             self.stats.mode = "single"
             logger.info("flightdeck-sensor: the server has no batch endpoint; "
                         "sending events one by one")
             return self._send_singly(events)
-        if self._is_retryable(answer) or status in _UNAUTHORIZED:
+        if is_retryable(answer) or status in UNAUTHORIZED:
             return events
         if len(events) > 1:  # 413 or a rejection without per-event detail: halve
             middle = len(events) // 2
             return self._send(events[:middle]) + self._send(events[middle:])
-        self._reject(1, status, answer, "too_large" if status == 413 else "rejected")
+        self._answers.reject(1, status, answer)
         return []
 
     def _send_singly(self, events: list[Event]) -> list[Event]:
@@ -399,14 +367,14 @@ class Sender:
             status = answer.status
             if 200 <= status < 300:
                 self.stats.sent += 1
-                self._read_envelope(answer.body)
+                self._answers.read_envelope(answer.body)
             elif status in (404, 405):
-                self._stop_sending(status, "has no ingest endpoint at this URL")
+                self._answers.stop_sending(status, "has no ingest endpoint at this URL")
                 return events[position:]
-            elif self._is_retryable(answer) or status in _UNAUTHORIZED:
+            elif is_retryable(answer) or status in UNAUTHORIZED:
                 return events[position:]
             else:
-                self._reject(1, status, answer, "too_large" if status == 413 else "rejected")
+                self._answers.reject(1, status, answer)
         return []
 
     def _connect(self) -> None:
@@ -438,62 +406,9 @@ class Sender:
                 meanwhile()
         finally:
             answer = failed or client.finish()  # read even if meanwhile raised
-        self._note_answer(answer)
+        if self._answers.note(answer):
+            self._replay_due = self._spool is not None
         return answer
-
-    def _is_retryable(self, answer: Answer) -> bool:
-        return answer.status in _TRANSIENT or answer.status >= 500 or 300 <= answer.status < 400
-
-    # -- what answers do to the sender's state ------------------------------------
-    def _note_answer(self, answer: Answer) -> None:
-        status = answer.status
-        if status in _UNAUTHORIZED:
-            self._stop_sending(status, "refused the token")
-        elif self._is_retryable(answer):
-            self.stats.last_error = printable(answer.error or f"HTTP {status}")
-            if status == 429:
-                self.stats.server_state = "paused"
-                self._pause_for = _retry_after_seconds(answer.retry_after)
-            elif not self._outage:
-                self._outage = True
-                self.stats.server_state = "unreachable"
-                self._warn_outage()
-        else:
-            if self._outage:
-                if self._outage_warned:
-                    logger.info("flightdeck-sensor delivery to %s recovered",
-                                _shown(self._config.server))
-                self._replay_due = self._spool is not None
-            self._outage = self._outage_warned = False
-            self._backoff = BACKOFF_FIRST
-            if self.stats.server_state != "unauthorized":
-                self.stats.server_state = "ok"
-
-    def _warn_outage(self) -> None:
-        """One WARNING per outage, and for a flapping server at most one per
-        interval (the outages in between are counted in the next one)."""
-        if not self._outage_warnings.allow():
-            return
-        self._outage_warned = True
-        also = self._outage_warnings.take_held_back()
-        logger.warning("flightdeck-sensor cannot deliver events to %s (%s); "
-                       "retrying in the background, events are kept%s",
-                       _shown(self._config.server), self.stats.last_error,
-                       f" ({also} more outages since the last warning)" if also else "")
-
-    _pause_for: float | None = None
-
-    def _retry_delay(self) -> float:
-        """The backoff's next delay (0.5 s doubling to 30 s, with jitter); a
-        Retry-After can lengthen it, never shorten it: a server answering 429
-        with ``Retry-After: 0`` (or a date in the past) would otherwise have
-        the sender retry in a tight loop."""
-        import random
-
-        delay = self._backoff * random.uniform(0.5, 1.0)
-        self._backoff = min(self._backoff * 2, BACKOFF_MAX)
-        asked, self._pause_for = self._pause_for, None
-        return delay if asked is None else max(asked, delay)
 
     def _pause(self, seconds: float) -> None:
         """Wait, interruptible by close; meanwhile move queue overflow to the spool."""
@@ -510,51 +425,6 @@ class Sender:
             return
         while self._queue.is_above(OVERFLOW_FRACTION) and not self.abandoned:
             self.to_spool(self._take_batch(hold="none"), "queue_full")
-
-    def _stop_sending(self, status: int, what: str) -> None:
-        if self.stats.server_state == "unauthorized":
-            return
-        self.stats.server_state = "unauthorized"
-        self.stats.last_error = f"HTTP {status}"
-        logger.error("flightdeck-sensor: %s %s (HTTP %d); sending stopped for this process, "
-                     "events are kept in the spool", _shown(self._config.server), what, status)
-
-    def _accept_batch(self, events: list[Event], answer: Answer) -> None:
-        envelope = self._read_envelope(answer.body)
-        rejected = _rejections(envelope, len(events))
-        if rejected:
-            messages = list(dict.fromkeys(rejected.values()))[:3]
-            self._warn_dropped(f"the server rejected {len(rejected)} event(s): "
-                               + "; ".join(messages))
-        self.stats.drop("rejected", len(rejected))
-        self.stats.sent += len(events) - len(rejected)
-
-    def _reject(self, count: int, status: int, answer: Answer, reason: str) -> None:
-        self.stats.drop(reason, count)
-        message = _error_message(answer.body) or f"HTTP {status}"
-        self.stats.last_error = f"HTTP {status}: {message}"
-        self._warn_dropped(f"the server rejected an event (HTTP {status}): {message}")
-
-    def _reject_unsent(self, reason: str, message: str) -> None:
-        self.stats.drop(reason)
-        self._warn_dropped(message)
-
-    def _warn_dropped(self, message: str) -> None:
-        """A WARNING for events the server refused, at most one per interval
-        (the drops are all counted in get_status()["dropped"])."""
-        if self._rejection_warnings.allow():
-            also = self._rejection_warnings.take_held_back()
-            logger.warning("flightdeck-sensor: %s; dropped and counted%s", message,
-                           f" ({also} more such warnings held back)" if also else "")
-
-    def _read_envelope(self, body: bytes) -> dict[str, Any] | None:
-        envelope = _parse_json_object(body)
-        if envelope is not None and self._on_envelope is not None:
-            try:
-                self._on_envelope(envelope)
-            except Exception:
-                logger.debug("envelope handler failed", exc_info=True)
-        return envelope
 
     # -- spool --------------------------------------------------------------------
     def to_spool(self, events: list[Event], reason: str) -> None:
@@ -593,56 +463,3 @@ class Sender:
     def close_client(self) -> None:
         if self._client is not None:
             self._client.close()
-
-
-def _shown(url: str) -> str:
-    """``url`` without any ``user:password@`` part, for log lines."""
-    scheme, sep, rest = url.partition("://")
-    host, slash, path = rest.partition("/")
-    return printable(f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}")
-
-
-def _parse_json_object(body: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: not an envelope
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _rejections(envelope: dict[str, Any] | None, batch_size: int) -> dict[int, str]:
-    """``{index: message}`` from a batch envelope's ``rejected`` list, defensively."""
-    items = envelope.get("rejected") if envelope else None
-    found: dict[int, str] = {}
-    if not isinstance(items, list):
-        return found
-    for item in items:
-        if isinstance(item, dict):
-            index = item.get("index")
-            if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < batch_size:
-                found[index] = printable(item.get("error") or "rejected")
-    return found
-
-
-def _error_message(body: bytes) -> str:
-    envelope = _parse_json_object(body)
-    message = envelope.get("error") if envelope else None
-    return printable(message) if message else ""
-
-
-def _retry_after_seconds(value: str | None) -> float:
-    """Seconds to wait from a Retry-After header (seconds or HTTP date), capped."""
-    if not value:
-        return RETRY_AFTER_DEFAULT
-    try:
-        seconds = float(value)
-    except ValueError:
-        from email.utils import parsedate_to_datetime  # ~5 ms: only when needed
-
-        try:
-            seconds = parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError, IndexError):
-            return RETRY_AFTER_DEFAULT
-    if seconds != seconds:  # NaN
-        return RETRY_AFTER_DEFAULT
-    return max(0.0, min(seconds, RETRY_AFTER_MAX))

@@ -16,48 +16,37 @@ after a crash is deduplicated by the server. The token is never written here.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
-import json
 import logging
 import os
 import stat
 import threading
 import time
 import uuid
-import zlib
-from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from .._printable import printable
+from ._spool_files import (
+    BATCH_SUFFIX,
+    MAX_FILE_BYTES,
+    NOFOLLOW,
+    QUARANTINE_SUFFIX,
+    UnreadableFile,
+    batch_name,
+    chunks,
+    effective_uid,
+    event_count,
+    events_in,
+    inflate,
+    opened_directory,
+)
 
 logger = logging.getLogger("flightdeck_sensor")
 
 SPOOL_CAP_BYTES = 64 * 1024 * 1024
 FILE_BYTES = 4 * 1024 * 1024  # events (uncompressed) per file written
-# A file is read back whole into memory: past this size (uncompressed) it is not
-# a file we wrote (a few KiB of deflate can inflate to gigabytes) and it is
-# quarantined instead. Files of 0.6.0 were not split, hence the margin.
-MAX_FILE_BYTES = 32 * 1024 * 1024
-MAX_EVENT_AGE = timedelta(hours=48) - timedelta(minutes=5)  # the server's window, with margin
 STALE_CLAIM_SECONDS = 600.0  # a claim older than this belonged to a crashed process
-_BATCH_SUFFIX = ".batch"
-_QUARANTINE_SUFFIX = ".bad"  # a file that could not be read: kept for a human, never sent
-# The directory's descriptor, where the platform can work relative to one.
-_DIR_FD = (hasattr(os, "O_NOFOLLOW") and hasattr(os, "O_DIRECTORY")
-           and {os.open, os.rename, os.unlink, os.utime} <= os.supports_dir_fd
-           and os.scandir in os.supports_fd)
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-
-
-def _euid() -> int | None:
-    return os.geteuid() if hasattr(os, "geteuid") else None
-
-
-class UnreadableFile(Exception):
-    """A spool file that cannot be read back: quarantined, not retried."""
 
 
 def default_spool_base() -> Path:
@@ -97,61 +86,7 @@ class Spool:
         self._written: set[str] = set()  # names of the files this process wrote
         self._lock = threading.RLock()
 
-    def after_fork(self) -> None:
-        self._lock = threading.RLock()
-
     # -- the directory ---------------------------------------------------------
-    @contextlib.contextmanager
-    def _opened(self, create: bool = False) -> Iterator[int | None]:
-        """The verified directory: its descriptor (None where the platform has
-        no ``dir_fd``); raises OSError when it is missing or not to be trusted."""
-        if create:
-            self._make_directory()
-        if os.path.islink(self.directory):
-            raise OSError(errno.ELOOP, "it is a symbolic link")
-        if not _DIR_FD:
-            self._check_owner(os.stat(self.directory), fix_mode=create)
-            yield None
-            return
-        fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW)
-        try:
-            self._check_owner(os.fstat(fd), fix_mode=create, fd=fd)
-            yield fd
-        finally:
-            os.close(fd)
-
-    def _check_owner(self, info: os.stat_result, fix_mode: bool, fd: int | None = None) -> None:
-        if not stat.S_ISDIR(info.st_mode):
-            raise OSError(errno.ENOTDIR, "it is not a directory")
-        euid = _euid()
-        if euid is not None and info.st_uid != euid:
-            raise OSError(errno.EPERM, f"it is owned by uid {info.st_uid}, not by this user")
-        if fix_mode and info.st_mode & 0o077:
-            if fd is not None:
-                os.fchmod(fd, 0o700)
-            else:
-                os.chmod(self.directory, 0o700)
-
-    def _make_directory(self) -> None:
-        """Create what is missing of the path, 0700. As root in another user's
-        home (``sudo`` keeps HOME), the parents we create are given to the owner
-        of the directory they are made in: a root-owned ``~/.cache`` would
-        otherwise break that user's own runs (their spool directory is a
-        sibling of ours, ``u<uid>-...``)."""
-        missing: list[Path] = []
-        path = self.directory
-        while not os.path.lexists(path) and path != path.parent:
-            missing.append(path)
-            path = path.parent
-        owner = os.stat(path) if missing and _euid() == 0 else None
-        for component in reversed(missing):
-            try:
-                os.mkdir(component, 0o700)
-            except FileExistsError:
-                continue
-            if owner is not None and owner.st_uid != 0 and component != self.directory:
-                os.chown(component, owner.st_uid, owner.st_gid, follow_symlinks=False)
-
     def _at(self, fd: int | None, name: str) -> str:
         """``name`` for an ``os`` call with ``dir_fd=fd``."""
         return name if fd is not None else str(self.directory / name)
@@ -168,8 +103,8 @@ class Spool:
             return False
         with self._lock:
             try:
-                with self._opened(create=True) as fd:
-                    for chunk in _chunks(events, FILE_BYTES):
+                with opened_directory(self.directory, create=True) as fd:
+                    for chunk in chunks(events, FILE_BYTES):
                         self._write_file(fd, chunk)
             except OSError as exc:
                 self._disable(exc)
@@ -182,20 +117,20 @@ class Spool:
 
         name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}-{len(events)}"
         temporary = f".{name}.tmp"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW
         file = os.open(self._at(fd, temporary), flags, 0o600, dir_fd=fd)
         with os.fdopen(file, "wb") as raw:
             raw.write(gzip.compress(b"\n".join(events) + b"\n", compresslevel=1))
-        os.replace(self._at(fd, temporary), self._at(fd, name + _BATCH_SUFFIX),
+        os.replace(self._at(fd, temporary), self._at(fd, name + BATCH_SUFFIX),
                    src_dir_fd=fd, dst_dir_fd=fd)
-        self._written.add(name + _BATCH_SUFFIX)
+        self._written.add(name + BATCH_SUFFIX)
 
     def waiting_from_this_process(self) -> int:
         """Events this process wrote that still wait in the spool (not shipped
         since, by this process or another)."""
         with self._lock:
             names = list(self._written)
-        return sum(_event_count(name) for name in names
+        return sum(event_count(name) for name in names
                    if os.path.lexists(self.directory / name))
 
     def _disable(self, exc: OSError) -> None:
@@ -215,14 +150,14 @@ class Spool:
             except OSError:
                 continue
             total -= size
-            self.dropped_oldest += _event_count(path.name)
+            self.dropped_oldest += event_count(path.name)
 
     # -- reading ------------------------------------------------------------
     def claim_next(self) -> Claim | None:
         """Atomically take the oldest unclaimed (or stale) file, or None.
         A file that cannot be read is quarantined and the next one taken."""
         try:
-            with self._opened() as fd:
+            with opened_directory(self.directory) as fd:
                 return self._claim_in(fd)
         except FileNotFoundError:
             return None
@@ -233,7 +168,7 @@ class Spool:
 
     def _claim_in(self, fd: int | None) -> Claim | None:
         for name in self._claimable(fd):
-            claimed = f"{_batch_name(name)}.claimed-{os.getpid()}"
+            claimed = f"{batch_name(name)}.claimed-{os.getpid()}"
             try:
                 os.rename(self._at(fd, name), self._at(fd, claimed), src_dir_fd=fd,
                           dst_dir_fd=fd)
@@ -254,45 +189,45 @@ class Spool:
     def _read_events(self, fd: int | None,
                      name: str) -> tuple[list[dict[str, Any]], int, int]:
         try:
-            file = os.open(self._at(fd, name), os.O_RDONLY | _NOFOLLOW, dir_fd=fd)
+            file = os.open(self._at(fd, name), os.O_RDONLY | NOFOLLOW, dir_fd=fd)
         except OSError as exc:
             raise UnreadableFile(exc.strerror or type(exc).__name__) from None
         with os.fdopen(file, "rb") as raw:
             info = os.fstat(raw.fileno())
-            euid = _euid()
+            euid = effective_uid()
             if not stat.S_ISREG(info.st_mode) or (euid is not None and info.st_uid != euid):
                 raise UnreadableFile("not a file of this user")
             if info.st_size > MAX_FILE_BYTES:
                 raise UnreadableFile("larger than a spool file can be")
             packed = raw.read(MAX_FILE_BYTES + 1)
-        return _events_in(_inflate(packed))
+        return events_in(inflate(packed))
 
     def release(self, claim: Claim) -> None:
         """Give a claimed file back, untouched, for a later process."""
-        self._rename_claim(claim, _BATCH_SUFFIX)
+        self._rename_claim(claim, BATCH_SUFFIX)
 
     def quarantine(self, claim: Claim) -> None:
         """Set a claimed file aside (``*.bad``): it will not be sent again."""
-        with contextlib.suppress(OSError), self._opened() as fd:
+        with contextlib.suppress(OSError), opened_directory(self.directory) as fd:
             self._quarantine_name(fd, claim.path.name, "the sender failed on it")
 
     def _quarantine_name(self, fd: int | None, name: str, why: str) -> None:
         with contextlib.suppress(OSError):
-            os.rename(self._at(fd, name), self._at(fd, _batch_name(name) + _QUARANTINE_SUFFIX),
+            os.rename(self._at(fd, name), self._at(fd, batch_name(name) + QUARANTINE_SUFFIX),
                       src_dir_fd=fd, dst_dir_fd=fd)
         self.quarantined += 1
         self._warn_once("quarantine", "flightdeck-sensor spool file %s set aside as %s (%s); "
                         "further ones are counted in get_status()['spool_quarantined']",
-                        _batch_name(name), _QUARANTINE_SUFFIX, why)
+                        batch_name(name), QUARANTINE_SUFFIX, why)
 
     def _rename_claim(self, claim: Claim, suffix: str) -> None:
-        with contextlib.suppress(OSError), self._opened() as fd:
+        with contextlib.suppress(OSError), opened_directory(self.directory) as fd:
             os.rename(self._at(fd, claim.path.name),
-                      self._at(fd, _batch_name(claim.path.name) + suffix),
+                      self._at(fd, batch_name(claim.path.name) + suffix),
                       src_dir_fd=fd, dst_dir_fd=fd)
 
     def done(self, claim: Claim) -> None:
-        with contextlib.suppress(OSError), self._opened() as fd:
+        with contextlib.suppress(OSError), opened_directory(self.directory) as fd:
             os.unlink(self._at(fd, claim.path.name), dir_fd=fd)
 
     def _claimable(self, fd: int | None) -> list[str]:
@@ -300,14 +235,14 @@ class Spool:
         anything else (another user's file, a symlink) is left alone, counted."""
         now = time.time()
         found = []
-        euid = _euid()
+        euid = effective_uid()
         try:
             entries = list(os.scandir(fd if fd is not None else self.directory))
         except OSError:
             return []
         for entry in entries:
             name = entry.name
-            if not (name.endswith(_BATCH_SUFFIX) or ".claimed-" in name):
+            if not (name.endswith(BATCH_SUFFIX) or ".claimed-" in name):
                 continue
             try:
                 info = entry.stat(follow_symlinks=False)
@@ -316,7 +251,7 @@ class Spool:
             if not stat.S_ISREG(info.st_mode) or (euid is not None and info.st_uid != euid):
                 self._skip_foreign(name)
                 continue
-            if name.endswith(_BATCH_SUFFIX) or now - info.st_mtime > STALE_CLAIM_SECONDS:
+            if name.endswith(BATCH_SUFFIX) or now - info.st_mtime > STALE_CLAIM_SECONDS:
                 found.append(name)
         return sorted(found)
 
@@ -336,7 +271,7 @@ class Spool:
         except OSError:
             return []
         for entry in entries:
-            if entry.name.endswith(_BATCH_SUFFIX):
+            if entry.name.endswith(BATCH_SUFFIX):
                 try:
                     files.append((Path(entry.path), entry.stat(follow_symlinks=False).st_size))
                 except OSError:
@@ -347,89 +282,11 @@ class Spool:
         files = self._batch_files()
         try:
             bad = sum(1 for e in os.scandir(self.directory)
-                      if e.name.endswith(_QUARANTINE_SUFFIX))
+                      if e.name.endswith(QUARANTINE_SUFFIX))
         except OSError:
             bad = 0
         return {"directory": str(self.directory), "enabled": self.enabled,
-                "files": len(files), "events": sum(_event_count(p.name) for p, _ in files),
+                "files": len(files), "events": sum(event_count(p.name) for p, _ in files),
                 "bytes": sum(size for _, size in files), "quarantined": bad}
 
 
-def _chunks(events: list[bytes], limit: int) -> Iterator[list[bytes]]:
-    """``events`` in runs of about ``limit`` bytes: each file stays well under
-    what a reader accepts."""
-    chunk: list[bytes] = []
-    size = 0
-    for line in events:
-        if chunk and size + len(line) > limit:
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(line)
-        size += len(line) + 1
-    if chunk:
-        yield chunk
-
-
-def _inflate(packed: bytes) -> bytes:
-    """The gzip members of ``packed``, inflated to at most MAX_FILE_BYTES."""
-    out: list[bytes] = []
-    total = 0
-    try:
-        while packed:
-            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            piece = inflater.decompress(packed, MAX_FILE_BYTES - total + 1)
-            total += len(piece)
-            if total > MAX_FILE_BYTES or inflater.unconsumed_tail:
-                raise UnreadableFile(f"inflates past {MAX_FILE_BYTES} bytes")
-            if not inflater.eof:
-                raise UnreadableFile("truncated")
-            out.append(piece)
-            packed = inflater.unused_data
-    except zlib.error as exc:
-        raise UnreadableFile(f"corrupt: {printable(exc, 80)}") from None
-    return b"".join(out)
-
-
-def _batch_name(name: str) -> str:
-    for marker in (".claimed-", _BATCH_SUFFIX, _QUARANTINE_SUFFIX):
-        if marker in name:
-            name = name[: name.index(marker)]
-    return name
-
-
-def _event_count(name: str) -> int:
-    try:
-        return int(_batch_name(name).rsplit("-", 1)[1])
-    except (IndexError, ValueError):
-        return 0
-
-
-def _events_in(text: bytes) -> tuple[list[dict[str, Any]], int, int]:
-    """The events still inside the server's window, how many were too old, and
-    how many lines were not an event (a torn line, or JSON nested too deep)."""
-    oldest = datetime.now(timezone.utc) - MAX_EVENT_AGE
-    fresh: list[dict[str, Any]] = []
-    expired = unreadable = 0
-    for line in text.splitlines():
-        try:
-            event = json.loads(line)
-        except (ValueError, RecursionError):
-            unreadable += 1
-            continue
-        if not isinstance(event, dict):
-            unreadable += 1
-        elif _is_fresh(event, oldest):
-            fresh.append(event)
-        else:
-            expired += 1
-    return fresh, expired, unreadable
-
-
-def _is_fresh(event: dict[str, Any], oldest: datetime) -> bool:
-    try:
-        stamp = datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00"))
-    except (ValueError, KeyError):
-        return True  # not ours to judge: let the server decide
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=timezone.utc)
-    return stamp >= oldest

@@ -46,7 +46,9 @@ def _config(args: argparse.Namespace) -> Config | None:
     except TokenError as error:
         print(f"flightdeck-sensor spool: {error}", file=sys.stderr)
         return None
-    config, _ = resolve_config(env, server=args.server)
+    if args.server is not None:  # the command line wins over the environment
+        env["FLIGHTDECK_SERVER"] = args.server
+    config, _ = resolve_config(env)
     if not config.server:
         print("flightdeck-sensor spool: no server: set FLIGHTDECK_SERVER or pass --server",
               file=sys.stderr)
