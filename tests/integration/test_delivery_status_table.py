@@ -1,4 +1,4 @@
-"""The sender against a misbehaving server: one test per row of PROTOCOL.md's
+"""The sender against a misbehaving server: one test per row of docs/protocol.md's
 status table, plus batching, the single-event fallback and garbage answers.
 
 The transport runs in-process (the real one: queue, sender thread, httpx)

@@ -1,4 +1,4 @@
-"""Configuration: every variable of DESIGN.md's table, environment over init() keywords,
+"""Configuration: every variable of the README's table, environment over init() keywords,
 and one clear warning per bad value; resolution never raises."""
 
 from __future__ import annotations
@@ -274,7 +274,7 @@ def test_config_is_immutable_and_replace_makes_a_copy() -> None:
     assert changed == config.replace(shutdown_timeout=9.0) and changed != config
 
 
-# -- server URL (PROTOCOL.md, URLs) -----------------------------------------------
+# -- server URL (docs/protocol.md, the server URL) -----------------------------------------------
 
 
 @pytest.mark.parametrize(("raw", "normalized"), [

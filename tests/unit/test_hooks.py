@@ -1,6 +1,6 @@
 """The post-import finder, on dummy target packages built per test.
 
-Specification (issue 2, DESIGN.md decision 2): a hook fires once, after its
+Specification (issue 2; docs/decisions.md, import hooks): a hook fires once, after its
 module has fully loaded, or at once when the module is already imported;
 concurrent imports fire it once and every importer sees the hooked module;
 a hook that raises never fails the user's import; the finder leaves

@@ -1,4 +1,4 @@
-"""Identity (PROTOCOL.md, common fields): agent_id, user, hostname, default agent name."""
+"""Identity (docs/protocol.md, common fields): agent_id, user, hostname, default agent name."""
 
 from __future__ import annotations
 

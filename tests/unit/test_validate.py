@@ -1,4 +1,4 @@
-"""The collector's event rules (Flightdeck's, per PROTOCOL.md), checked in-process."""
+"""The collector's event rules (Flightdeck's, per docs/protocol.md), checked in-process."""
 
 from __future__ import annotations
 

@@ -129,10 +129,10 @@ def run_collect(args: argparse.Namespace) -> int:
     return 0
 
 
-# A batch's parsed events (a dict each, their nested objects, the Events) live until it is
-# stored: ~2,000 containers for 500 events, more than CPython's first-generation threshold
-# (700), so every batch set off collections walking them all, 2-4 % of the collector's CPU.
-# They are freed by reference count; cycles are still collected, after this many allocations.
+# A batch's parsed events (a dict each, their nested objects) live until it is stored:
+# more containers than CPython's first-generation threshold, so every batch set off
+# collections walking them all (docs/decisions.md, Collector). They are freed by
+# reference count; cycles are still collected, after this many allocations.
 GC_THRESHOLD = 20_000
 
 

@@ -86,13 +86,23 @@ class StreamRecorder:
             self.call.sensor.note_internal_error(f"{self.call.adapter.provider} stream end")
 
 
-class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
-    """Transparent proxy of an SDK's sync stream: iteration is timed, ``close()``,
-    ``with`` and GC finalize. Everything else goes to the SDK object."""
+class _RecordedStream(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    """A stream with its recorder: one that is garbage-collected unfinished
+    was abandoned by its caller."""
 
     def __init__(self, wrapped: Any, recorder: StreamRecorder) -> None:
         super().__init__(wrapped)
         self._self_recorder = recorder
+
+    def __del__(self) -> None:
+        recorder = getattr(self, "_self_recorder", None)
+        if recorder is not None and not recorder.finished:
+            recorder.abort()
+
+
+class SyncStreamProxy(_RecordedStream):
+    """Transparent proxy of an SDK's sync stream: iteration is timed, ``close()``,
+    ``with`` and GC finalize. Everything else goes to the SDK object."""
 
     def __iter__(self) -> Iterator[Any]:
         # A generator, not ``self``: a for loop resumes a generator for a
@@ -139,18 +149,10 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         finally:
             self._self_recorder.abort()
 
-    def __del__(self) -> None:
-        recorder = getattr(self, "_self_recorder", None)
-        if recorder is not None and not recorder.finished:
-            recorder.abort()
 
-
-class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
+class AsyncStreamProxy(_RecordedStream):
     """The async twin of :class:`SyncStreamProxy`; cancellation counts as an abort."""
 
-    def __init__(self, wrapped: Any, recorder: StreamRecorder) -> None:
-        super().__init__(wrapped)
-        self._self_recorder = recorder
 
     def __aiter__(self) -> Any:
         return self
@@ -183,11 +185,6 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
             return await self.__wrapped__.close()
         finally:
             self._self_recorder.abort()
-
-    def __del__(self) -> None:
-        recorder = getattr(self, "_self_recorder", None)
-        if recorder is not None and not recorder.finished:
-            recorder.abort()
 
 
 def end_record(recorder: StreamRecorder, exc: BaseException | None) -> None:
