@@ -21,35 +21,36 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("flightdeck_sensor")
 
-_sensor: Sensor | None = None
+# The process's one sensor (None until created); read directly on the call path.
+process_sensor: Sensor | None = None
 _create_lock = threading.Lock()
 
 
 def active() -> Sensor | None:
     """The running sensor, or None when the sensor is off or shut down (hot path)."""
-    s = _sensor
+    s = process_sensor
     return s if s is not None and s.accepting else None
 
 
 def current() -> Sensor | None:
-    return _sensor
+    return process_sensor
 
 
 # What _exit runs at exit and on SIGTERM (it does not import this module).
 def _shutdown_current() -> None:
-    sensor = _sensor
+    sensor = process_sensor
     if sensor is not None:
         sensor.shutdown()
 
 
 def _flush_current() -> None:
-    sensor = _sensor
+    sensor = process_sensor
     if sensor is not None:
         sensor.flush()
 
 
 def _shutdown_budget() -> float:
-    sensor = _sensor
+    sensor = process_sensor
     return sensor.config.shutdown_timeout if sensor is not None else 0.0
 
 
@@ -59,13 +60,13 @@ def ensure_sensor(config: Config, warnings: list[str], origin: str) -> Sensor:
     ``origin`` is ``"env"`` (warnings are held until the session starts) or
     ``"init"`` (warnings are logged now, as the original documentation says).
     """
-    global _sensor
+    global process_sensor
     with _create_lock:
-        if _sensor is None:
-            _sensor = Sensor(config, warnings, origin)
+        if process_sensor is None:
+            process_sensor = Sensor(config, warnings, origin)
         elif origin == "init":
-            _sensor.log_warnings_now(warnings)
-        return _sensor
+            process_sensor.log_warnings_now(warnings)
+        return process_sensor
 
 
 class Sensor:

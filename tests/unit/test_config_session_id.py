@@ -98,12 +98,12 @@ def test_canonical_uuid_never_accepts_what_uuid_rejects(text: str) -> None:
 def no_sensor(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("FLIGHTDECK_SERVER", "FLIGHTDECK_TOKEN", "FLIGHTDECK_SESSION_ID"):
         monkeypatch.delenv(name, raising=False)
-    _sensor._sensor = None
+    _sensor.process_sensor = None
     yield
     sensor = _sensor.current()
     if sensor is not None:
         sensor.accepting = False
-    _sensor._sensor = None
+    _sensor.process_sensor = None
 
 
 def test_documented_uuid5_example_round_trips_and_warns_once(

@@ -151,8 +151,8 @@ def begin(adapter: Adapter, kind: str, args: tuple[Any, ...],
     (inside another recorded call, or no sensor running)."""
     if IN_CALL.get():
         return None
-    sensor = _sensor.active()
-    if sensor is None:
+    sensor = _sensor.process_sensor  # active(), inlined: a call more on every call's path
+    if sensor is None or not sensor.accepting:
         return None
     try:
         return Call(sensor, adapter, kind, args, kwargs)
