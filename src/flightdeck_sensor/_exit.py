@@ -31,6 +31,8 @@ import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
 
+from ._signal_watch import Watch
+
 _atexit_registered = False
 _sigterm_installed = False
 _finalizer_pid: int | None = None
@@ -38,6 +40,7 @@ _finalizer_pid: int | None = None
 _closing_thread: int | None = None
 _closed = threading.Event()
 _sigterm_deferred = False
+_watch: Watch | None = None  # makes sure our SIGTERM handler runs (see _signal_watch)
 
 
 def _nothing() -> None:
@@ -90,11 +93,26 @@ def install_sigterm() -> None:
         signal.signal(signal.SIGTERM, _on_sigterm)
         _sigterm_installed = True
     except (ValueError, OSError, AttributeError):
-        pass
+        return
+    _watch_sigterm()
+
+
+def _watch_sigterm() -> None:
+    global _watch
+    try:
+        watch = Watch(signal.SIGTERM, _on_sigterm)
+        if watch.start():
+            _watch = watch
+            if hasattr(os, "register_at_fork"):
+                os.register_at_fork(after_in_child=watch.after_fork_in_child)
+    except Exception:
+        pass  # without the watch, a SIGTERM landing as a blocking call starts waits for it
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     global _sigterm_deferred
+    if _watch is not None:
+        _watch.started = True
     if signal.getsignal(signal.SIGTERM) is not _on_sigterm:
         _flush_current()  # called by the application's handler: it decides the exit
         return

@@ -184,3 +184,35 @@ print(blocked(sender.native_id), blocked(threading.main_thread().native_id))
     for number in (signal.SIGTERM, signal.SIGINT):
         assert sender_mask & (1 << (number - 1))
         assert not main_mask & (1 << (number - 1))
+
+
+def test_a_sigterm_caught_while_the_main_thread_blocks_in_c_still_runs_the_handler(
+        tmp_path: Path, collector: Any) -> None:
+    # Given a program whose main thread sleeps in a lock's C wait when SIGTERM's
+    # C handler runs elsewhere (here another thread of the program takes it;
+    # likewise when it lands as the main thread goes into the wait, as a pool
+    # worker going to wait for a task when Pool.terminate() signals it): the
+    # wait is not interrupted, so Python's handler would wait for it to end
+    body = """
+import signal, threading, time
+call()
+held = threading.Lock()
+held.acquire()
+def take_sigterm_here():
+    time.sleep(0.5)
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+threading.Thread(target=take_sigterm_here).start()
+held.acquire(timeout=300)
+print("the wait ended before the handler ran", flush=True)
+"""
+
+    # When it runs
+    done = run_program(body, collector.ingest_url, tmp_path / "spool",
+                       TEST_TOKEN=collector.token, timeout=60)
+
+    # Then the sensor's handler ran during the wait: it flushed, and the
+    # process died of SIGTERM, as it would have without the sensor
+    assert done.returncode == -signal.SIGTERM, done.stderr
+    assert "before the handler ran" not in done.stdout
+    assert [e["event_type"] for e in collector.events()] == [
+        "session_start", "post_call", "session_end"]

@@ -24,6 +24,7 @@ SOURCE = Path(flightdeck_sensor.__file__).parent
 LAYERS: dict[str, int] = {
     # 0: leaves, stdlib only
     "_version": 0, "_printable": 0, "_identity": 0, "_token_file": 0, "_providers": 0,
+    "_signal_watch": 0,
     "_url": 0, "_env_values": 0,
     # 1: configuration
     "_config": 1, "_frameworks": 1,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import time
 import weakref
@@ -13,6 +12,7 @@ from typing import Any
 
 from .._config import Config
 from .._printable import printable
+from .._signal_watch import start_with_signals_blocked
 from ._http import IngestClient  # noqa: F401 - imported here, not on the sender thread
 from ._queue import EventQueue
 from ._sender import BATCH_EVENTS, Sender
@@ -24,17 +24,6 @@ THREAD_NAME = "flightdeck-sensor-sender"
 # No exit waits longer than this, whatever it is asked: a budget past
 # threading.TIMEOUT_MAX makes join() raise OverflowError, and every event is lost.
 CLOSE_TIMEOUT_MAX = 24 * 3600.0
-# Signals an application may handle. CPython runs Python signal handlers on
-# the main thread only, and a signal the kernel hands to another thread while
-# the main thread sleeps in C (a lock, a semaphore: a pool worker waiting for
-# a task) is handled only when the main thread wakes, maybe never: with the
-# sensor's SIGTERM handler installed, a pool worker then ignored the
-# SIGTERM of Pool.terminate() and its parent waited for ever. The sender thread
-# runs with them blocked, so the kernel hands them to a thread that handles them.
-_APPLICATION_SIGNALS = frozenset(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1",
-                                       "SIGUSR2", "SIGALRM", "SIGCHLD", "SIGWINCH")
-    if hasattr(signal, name))
 
 
 class Transport:
@@ -88,7 +77,7 @@ class Transport:
                 self._send_inline_at_exit()
                 return
             thread = threading.Thread(target=self._sender.run, name=THREAD_NAME, daemon=True)
-            _start_with_signals_blocked(thread)
+            start_with_signals_blocked(thread)
             self._thread = thread
         except RuntimeError:
             pass  # interpreter shutting down: close() sends inline
@@ -216,16 +205,3 @@ def _before_fork(transport: weakref.ref[Transport]) -> None:
     if live is not None and live._pid == os.getpid():
         live.wait_until_sender_ready(FORK_WAIT_SECONDS)
 
-
-def _start_with_signals_blocked(thread: threading.Thread) -> None:
-    """Start ``thread`` with the application's signals blocked: a new thread
-    inherits its creator's mask, which is put back at once."""
-    mask = getattr(signal, "pthread_sigmask", None)
-    if mask is None:  # Windows
-        thread.start()
-        return
-    previous = mask(signal.SIG_BLOCK, _APPLICATION_SIGNALS)
-    try:
-        thread.start()
-    finally:
-        mask(signal.SIG_SETMASK, previous)
