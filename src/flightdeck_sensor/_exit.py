@@ -103,8 +103,6 @@ def _watch_sigterm() -> None:
         watch = Watch(signal.SIGTERM, _on_sigterm)
         if watch.start():
             _watch = watch
-            if hasattr(os, "register_at_fork"):
-                os.register_at_fork(after_in_child=watch.after_fork_in_child)
     except Exception:
         pass  # without the watch, a SIGTERM landing as a blocking call starts waits for it
 
@@ -152,9 +150,21 @@ def sigterm_waits() -> Iterator[None]:
 
 
 def after_fork_in_child() -> None:
-    """A shutdown running in the parent is not running in the child."""
-    global _closing_thread, _closed, _sigterm_deferred
+    """A shutdown running in the parent is not running in the child. Nor is
+    the parent's signal watcher: the child runs with SIGTERM at its default
+    (it has nothing to flush yet) until its session starts and ``install()``
+    puts the handler and a watcher of its own back, after every at-fork hook
+    has run (asyncio's clears the wakeup fd in the child)."""
+    global _closing_thread, _closed, _sigterm_deferred, _sigterm_installed, _watch
     _closing_thread, _closed, _sigterm_deferred = None, threading.Event(), False
+    watch, _watch = _watch, None
+    if watch is not None:
+        watch.stop_in_child()
+    if _sigterm_installed:
+        _sigterm_installed = False
+        with contextlib.suppress(ValueError, OSError):
+            if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _flush_current() -> None:

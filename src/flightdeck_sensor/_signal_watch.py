@@ -83,21 +83,21 @@ class Watch:
             target=self._watch, args=(read,), name="flightdeck-sensor-signals", daemon=True))
         return True
 
-    def after_fork_in_child(self) -> None:
-        """The pipe is shared with the parent: give it back, and watch anew."""
+    def stop_in_child(self) -> None:
+        """In a fork child: the pipe is the parent's, and its watcher did not
+        come along. Give the wakeup fd back (unless someone else's is set now)."""
         fds, self._fds = self._fds, None
-        self.started, self._resent = False, 0
         if fds is None:
             return
         try:
-            if signal.set_wakeup_fd(-1) != fds[1]:  # someone else's now
-                return
+            previous = signal.set_wakeup_fd(-1)
+            if previous not in (fds[1], -1):  # someone else's: put it back
+                signal.set_wakeup_fd(previous)
         except (ValueError, OSError):
-            return
+            pass
         finally:
             for fd in fds:
                 os.close(fd)
-        self.start()
 
     def _watch(self, read: int) -> None:
         while True:

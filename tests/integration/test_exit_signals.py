@@ -216,3 +216,34 @@ print("the wait ended before the handler ran", flush=True)
     assert "before the handler ran" not in done.stdout
     assert [e["event_type"] for e in collector.events()] == [
         "session_start", "post_call", "session_end"]
+
+
+def test_a_forked_child_also_gets_its_sigterm_handler_run_while_it_blocks_in_c(
+        tmp_path: Path, collector: Any) -> None:
+    # Given the same wait in a forked child, asyncio loaded (its at-fork hook
+    # clears the wakeup fd the sensor watches in the child)
+    body = """
+import asyncio, os, signal, threading, time
+call()
+pid = os.fork()
+if pid == 0:
+    call()
+    held = threading.Lock()
+    held.acquire()
+    def take_sigterm_here():
+        time.sleep(0.5)
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+    threading.Thread(target=take_sigterm_here).start()
+    held.acquire(timeout=300)
+    os._exit(3)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status), flush=True)
+"""
+
+    # When it runs
+    done = run_program(body, collector.ingest_url, tmp_path / "spool",
+                       TEST_TOKEN=collector.token, timeout=60)
+
+    # Then the child's handler ran during the wait: the child died of SIGTERM
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(-signal.SIGTERM)]
