@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._log import Throttle
 from .._printable import printable
+from .._url import redact_url
 
 if TYPE_CHECKING:
     from ._http import Answer
@@ -167,10 +168,8 @@ class Answers:
 
 
 def shown(url: str) -> str:
-    """``url`` without any ``user:password@`` part, for log lines."""
-    scheme, sep, rest = url.partition("://")
-    host, slash, path = rest.partition("/")
-    return printable(f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}")
+    """``url`` for log lines: credentials masked, control characters replaced."""
+    return printable(redact_url(url))
 
 
 def parse_json_object(body: bytes) -> dict[str, Any] | None:

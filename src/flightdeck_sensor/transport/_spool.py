@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import stat
 import threading
 import time
 import uuid
@@ -35,10 +34,10 @@ from ._spool_files import (
     UnreadableFile,
     batch_name,
     chunks,
-    effective_uid,
     event_count,
     events_in,
     inflate,
+    is_own_file,
     opened_directory,
 )
 
@@ -194,8 +193,7 @@ class Spool:
             raise UnreadableFile(exc.strerror or type(exc).__name__) from None
         with os.fdopen(file, "rb") as raw:
             info = os.fstat(raw.fileno())
-            euid = effective_uid()
-            if not stat.S_ISREG(info.st_mode) or (euid is not None and info.st_uid != euid):
+            if not is_own_file(info):
                 raise UnreadableFile("not a file of this user")
             if info.st_size > MAX_FILE_BYTES:
                 raise UnreadableFile("larger than a spool file can be")
@@ -235,7 +233,6 @@ class Spool:
         anything else (another user's file, a symlink) is left alone, counted."""
         now = time.time()
         found = []
-        euid = effective_uid()
         try:
             entries = list(os.scandir(fd if fd is not None else self.directory))
         except OSError:
@@ -248,7 +245,7 @@ class Spool:
                 info = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            if not stat.S_ISREG(info.st_mode) or (euid is not None and info.st_uid != euid):
+            if not is_own_file(info):
                 self._skip_foreign(name)
                 continue
             if name.endswith(BATCH_SUFFIX) or now - info.st_mtime > STALE_CLAIM_SECONDS:

@@ -36,6 +36,12 @@ def effective_uid() -> int | None:
     return os.geteuid() if hasattr(os, "geteuid") else None
 
 
+def is_own_file(info: os.stat_result) -> bool:
+    """A regular file (not a link, not a device) of this user: what the spool sends."""
+    euid = effective_uid()
+    return stat.S_ISREG(info.st_mode) and (euid is None or info.st_uid == euid)
+
+
 class UnreadableFile(Exception):
     """A spool file that cannot be read back: quarantined, not retried."""
 
