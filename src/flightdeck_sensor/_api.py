@@ -45,7 +45,6 @@ def patch(providers: list[str] | tuple[str, ...] | set[str] | None = None) -> No
     try:
         from . import _hooks
         from ._bootstrap import on_provider_import
-        from ._providers import HOOK_MODULES
         from .interceptors import patch_loaded
 
         sensor = _sensor.current()
@@ -54,7 +53,7 @@ def patch(providers: list[str] | tuple[str, ...] | set[str] | None = None) -> No
         else:
             chosen = sensor.config.providers if sensor is not None else frozenset(PROVIDER_NAMES)
         patch_loaded(chosen)
-        _hooks.install(chosen, HOOK_MODULES, on_provider_import)
+        _hooks.install(chosen, on_provider_import)
     except Exception:
         logger.warning("flightdeck_sensor.patch() failed", exc_info=True)
 

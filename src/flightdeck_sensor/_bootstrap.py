@@ -46,9 +46,8 @@ def boot() -> None:
         boot_config, boot_warnings = config, warnings
     if config.enabled or warnings:
         from . import _hooks
-        from ._providers import HOOK_MODULES
 
-        _hooks.install(config.providers, HOOK_MODULES, on_provider_import)
+        _hooks.install(config.providers, on_provider_import)
 
 
 def on_provider_import(provider: str, module_name: str) -> None:

@@ -186,15 +186,16 @@ def finder() -> PostImportFinder:
         return _finder
 
 
-def install(providers: frozenset[str], modules_of: Mapping[str, Sequence[str]],
-            on_import: Callable[[str, str], None]) -> None:
+def install(providers: frozenset[str], on_import: Callable[[str, str], None]) -> None:
     """Call ``on_import(provider, module_name)`` when a module of one of
-    ``providers`` (``modules_of`` names each provider's) loads, at once for
-    those already loaded. The caller hands in what to run: this module sits
-    below the sensor and the interceptors and imports neither."""
+    ``providers`` (``_providers.HOOK_MODULES`` names each provider's) loads, at
+    once for those already loaded. The caller hands in what to run: this module
+    sits below the sensor and the interceptors and imports neither."""
+    from ._providers import HOOK_MODULES
+
     hooks: dict[str, Hook] = {}
     for provider in sorted(providers):
-        for module_name in modules_of.get(provider, ()):
+        for module_name in HOOK_MODULES.get(provider, ()):
             hooks[module_name] = _provider_hook(provider, on_import)
     if hooks:
         finder().add(hooks)
