@@ -23,6 +23,7 @@ from ._env_values import (
     parse_agent_type,
     parse_bool,
     parse_compression,
+    parse_fraction,
     parse_log_level,
     parse_path,
     parse_positive_int,
@@ -32,7 +33,7 @@ from ._env_values import (
     parse_uuid,
 )
 from ._providers import PROVIDER_NAMES as PROVIDER_NAMES  # each provider is named once there
-from ._url import normalize_server_url, redact_url
+from ._url import api_url_for, normalize_server_url, redact_url
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,6 +46,10 @@ DEFAULT_SHUTDOWN_TIMEOUT = 2.0
 # Beyond this an exit flush is no longer a budget; and past about 1e9 s the
 # thread join it bounds raises OverflowError and the exit flush never runs.
 MAX_SHUTDOWN_TIMEOUT = 300.0
+DEFAULT_HEARTBEAT_INTERVAL = 30.0
+MAX_HEARTBEAT_INTERVAL = 3600.0
+MIN_HEARTBEAT_INTERVAL = 1.0  # the sender's tick: it cannot beat faster
+DEFAULT_WARN_AT = 0.8
 
 
 
@@ -53,7 +58,7 @@ _FIELDS: tuple[str, ...] = (
     "hostname", "flavor", "agent_role", "parent_session_id", "capture_prompts",
     "inject_stream_usage", "providers", "log_level", "shutdown_timeout", "spool_enabled",
     "spool_dir", "allow_insecure", "max_queue_events", "max_queue_bytes", "max_content_bytes",
-    "compression",
+    "compression", "api_url", "heartbeat_interval", "token_limit", "warn_at",
 )
 
 
@@ -85,6 +90,10 @@ class Config:
     max_queue_bytes: int
     max_content_bytes: int
     compression: str  # auto (gzip unless the server is on loopback) | gzip | none
+    api_url: str  # control-plane API base (policy, directive registration); "" with no server
+    heartbeat_interval: float  # seconds between heartbeats of an idle session; 0: none
+    token_limit: int | None  # the local budget (warns only)
+    warn_at: float  # fraction of token_limit at which the local budget warns
 
     def __init__(
         self,
@@ -111,6 +120,10 @@ class Config:
         max_queue_bytes: int = 16 * 1024 * 1024,
         max_content_bytes: int = 64 * 1024,
         compression: str = "auto",
+        api_url: str = "",
+        heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+        token_limit: int | None = None,
+        warn_at: float = DEFAULT_WARN_AT,
     ) -> None:
         values = locals()
         for name in _FIELDS:
@@ -169,6 +182,7 @@ _KNOWN_KWARGS = frozenset((
     "capture_prompts", "inject_stream_usage", "providers", "log_level", "shutdown_timeout",
     "spool", "spool_dir", "allow_insecure", "agent_role", "parent_session_id",
     "max_queue_events", "max_queue_bytes", "max_content_bytes", "compression",
+    "api_url", "heartbeat_interval", "limit", "warn_at",
 ))
 
 
@@ -316,8 +330,39 @@ def _resolve(env: Mapping[str, str], kwargs: Mapping[str, object]) -> tuple[Conf
                                           parse_positive_int, "a positive integer", 64 * 1024),
         compression=src.first_valid(("FLIGHTDECK_COMPRESSION",), "compression",
                                     parse_compression, "auto, gzip or none", "auto"),
+        api_url=_resolve_api_url(src, server, allow_insecure) if server else "",
+        heartbeat_interval=_resolve_heartbeat(src),
+        token_limit=src.first_valid(("FLIGHTDECK_TOKEN_LIMIT",), "limit", parse_positive_int,
+                                    "a positive number of tokens", None),
+        warn_at=src.first_valid(("FLIGHTDECK_WARN_AT",), "warn_at", parse_fraction,
+                                "a fraction between 0 and 1 (or a percentage up to 100)",
+                                DEFAULT_WARN_AT),
     )
     return config, src.warnings
+
+
+def _resolve_api_url(src: _Sources, server: str, allow_insecure: bool) -> str:
+    """FLIGHTDECK_API_URL, else api_url=, else the ingest URL with ``/ingest``
+    replaced by ``/api``. A bad one is warned about and the derived one used:
+    the control plane is not worth losing the events for."""
+    derived = api_url_for(server)
+    for source, raw in src.candidates(("FLIGHTDECK_API_URL",), "api_url"):
+        url, problem = normalize_server_url(str(raw), allow_insecure, segment=None)
+        if not problem:
+            return url
+        src.warn(f"{source}={shown_url(str(raw))} {problem}; using {derived} instead")
+    return derived
+
+
+def _resolve_heartbeat(src: _Sources) -> float:
+    seconds = src.at_most(("FLIGHTDECK_HEARTBEAT_INTERVAL",), "heartbeat_interval", parse_seconds,
+                          "a number of seconds >= 0 (0: no heartbeat)",
+                          DEFAULT_HEARTBEAT_INTERVAL, MAX_HEARTBEAT_INTERVAL)
+    if 0 < seconds < MIN_HEARTBEAT_INTERVAL:
+        src.warn(f"FLIGHTDECK_HEARTBEAT_INTERVAL={seconds:g} is below the minimum of "
+                 f"{MIN_HEARTBEAT_INTERVAL:g} second; using {MIN_HEARTBEAT_INTERVAL:g}")
+        return MIN_HEARTBEAT_INTERVAL
+    return seconds
 
 
 # -- server, token, session id ------------------------------------------------

@@ -43,9 +43,12 @@ KNOWN_VARIABLES = (
     "FLIGHTDECK_SHUTDOWN_TIMEOUT", "FLIGHTDECK_SPOOL", "FLIGHTDECK_SPOOL_DIR",
     "FLIGHTDECK_ALLOW_INSECURE", "FLIGHTDECK_MAX_QUEUE_EVENTS", "FLIGHTDECK_MAX_QUEUE_BYTES",
     "FLIGHTDECK_MAX_CONTENT_BYTES", "FLIGHTDECK_COMPRESSION", "FLIGHTDECK_COLLECTOR_DB",
+    "FLIGHTDECK_API_URL", "FLIGHTDECK_HEARTBEAT_INTERVAL", "FLIGHTDECK_TOKEN_LIMIT",
+    "FLIGHTDECK_WARN_AT",
     "FLIGHTDECK_PYTHON",
 )
 _SECRET_NAME_PARTS = ("TOKEN", "KEY", "SECRET", "PASS")
+_NOT_SECRET = ("FLIGHTDECK_TOKEN_LIMIT",)  # a number of LLM tokens, not a credential
 # Secret-looking text anywhere in what doctor prints: a Flightdeck or provider key, a
 # bearer credential, the user:password@ of a URL.
 _SECRET_PATTERNS = (
@@ -138,8 +141,8 @@ def environment_variables(env: Any) -> dict[str, str]:
     for name in sorted(env):
         if name.startswith("FLIGHTDECK_") or name in _LEGACY_VARS:
             value = str(env[name])
-            secret = (name not in KNOWN_VARIABLES and name not in _LEGACY_VARS) or any(
-                part in name for part in _SECRET_NAME_PARTS)
+            secret = (name not in KNOWN_VARIABLES and name not in _LEGACY_VARS) or (
+                any(part in name for part in _SECRET_NAME_PARTS) and name not in _NOT_SECRET)
             shown[printable(name, 80)] = (str(mask_token(value)) if secret
                                           else printable(redact_url(value), 200))
     return shown

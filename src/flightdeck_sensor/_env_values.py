@@ -89,6 +89,17 @@ def parse_positive_int(value: object) -> int | None:
     return number if number > 0 else None
 
 
+def parse_fraction(value: object) -> float | None:
+    """A fraction in (0, 1], given as one (``0.8``) or as a percentage (``80``)."""
+    try:
+        number = float(str(value).strip().rstrip("%"))
+    except ValueError:
+        return None
+    if 1 < number <= 100:
+        number /= 100
+    return number if 0 < number <= 1 else None
+
+
 def parse_path(value: object) -> str | None:
     text = os.fspath(value).strip() if isinstance(value, (str, os.PathLike)) else ""
     return os.path.expanduser(str(text)) if text else None

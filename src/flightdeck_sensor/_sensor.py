@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import _exit
 from ._config import Config
-from ._printable import printable
+from ._control import ControlPlane
+from ._gate import Gate, local_budget
 from ._session import Session
 
 if TYPE_CHECKING:
@@ -80,6 +81,14 @@ class Sensor:
         self._started = False
         self._start_lock = threading.Lock()
         self.internal_errors = 0
+        # The control plane's gate, read by every intercepted call: None (one
+        # attribute test per call) until a budget or a directive needs one.
+        self.gate: Gate | None = None
+        self._gate_lock = threading.Lock()
+        if config.token_limit:
+            self.gate = Gate(local_budget(config.token_limit, config.warn_at))
+        self.last_model: str | None = None  # the model of the latest call (a directive's context)
+        self.control = ControlPlane(self)
         if transport is None:
             from .transport import Transport as _Transport
 
@@ -146,32 +155,66 @@ class Sensor:
             self.transport.submit(self.session.build(
                 "session_start", session_start_fields(self.config)))
             _exit.install()
+            self.control.session_started()
 
     # -- server answers -----------------------------------------------------
     _attached_logged = False
 
     def _on_envelope(self, envelope: dict[str, Any]) -> None:
+        """On the sender's thread: note an attachment, hand a directive over."""
         if envelope.get("attached") is True and not Sensor._attached_logged:
             Sensor._attached_logged = True
             logger.info("Attached to existing session %s.", self.session.id)
-        directive = envelope.get("directive")
-        if directive:
-            logger.debug("directive received (not acted on yet): %s", printable(directive))
+        self.control.on_envelope(envelope)
+
+    # -- the control plane ------------------------------------------------------
+    def ensure_gate(self) -> Gate:
+        with self._gate_lock:
+            if self.gate is None:
+                self.gate = Gate()
+            return self.gate
+
+    @property
+    def session_started(self) -> bool:
+        return self._started
+
+    def tokens_used(self) -> int:
+        return self.session.tokens_used
+
+    def session_id(self) -> str:
+        return self.session.id
+
+    def deliver_soon(self) -> None:
+        """Have the sender send what is queued now rather than at its next tick."""
+        self.transport.deliver_soon()
+
+    def shutdown_requested(self) -> bool:
+        gate = self.gate
+        return gate is not None and gate.stop is not None
+
+    def _close_reason(self) -> str:
+        gate = self.gate
+        if gate is not None and gate.stop is not None:
+            return "directive_shutdown"
+        if gate is not None and gate.blocked is not None:
+            return "policy_block"
+        return "normal_exit"
 
     # -- lifecycle ------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:
         return self.transport.flush(self.config.shutdown_timeout if timeout is None else timeout)
 
-    def shutdown(self, timeout: float | None = None, close_reason: str = "normal_exit") -> None:
+    def shutdown(self, timeout: float | None = None, close_reason: str | None = None) -> None:
         """session_end (if a session started) and a flush bounded by ``timeout``."""
         if not self.accepting:
             return
         with _exit.sigterm_waits():
             budget = self.config.shutdown_timeout if timeout is None else timeout
             if self._started:
-                self.transport.submit(self.session.build("session_end",
-                                                         {"close_reason": close_reason}))
+                self.transport.submit(self.session.build(
+                    "session_end", {"close_reason": close_reason or self._close_reason()}))
             self.accepting = False
+            self.control.close()
             self.transport.close(budget)
 
     def status(self) -> dict[str, Any]:
@@ -179,11 +222,36 @@ class Sensor:
             "enabled": self.accepting,
             "session_id": self.session.id,
             "session_started": self._started,
+            "flavor": self.session.flavor,
+            "agent_type": self.config.agent_type,
             "tokens_used_session": self.session.tokens_used,
             "internal_errors": self.internal_errors,
         }
+        status.update(self._control_status())
         status.update(self.transport.status())
         return status
+
+    def _control_status(self) -> dict[str, Any]:
+        gate = self.gate
+        budget = (gate.server or gate.local) if gate is not None else None
+        limit = budget.token_limit if budget is not None else None
+        used = self.session.tokens_used
+        if gate is not None and gate.stop is not None:
+            state = "stopped"
+        elif gate is not None and gate.blocked is not None:
+            state = "blocked"
+        else:
+            state = "active" if self.accepting else "closed"
+        return {
+            "state": state,
+            "shutdown_requested": gate is not None and gate.stop is not None,
+            "shutdown_reason": gate.stop.reason if gate is not None and gate.stop else None,
+            "token_limit": limit,
+            "pct_used": round(used * 100 / limit, 1) if limit else None,
+            "degraded_to": gate.degrade.model if gate is not None and gate.degrade else None,
+            "directives_received": self.control.received,
+            "directives_dropped": self.control.dropped,
+        }
 
     def _after_fork_in_child(self) -> None:
         self._start_lock = threading.Lock()
@@ -191,4 +259,10 @@ class Sensor:
         self._started = False
         self._held_warnings = []
         self.transport.after_fork_in_child()
+        # The child keeps the parent's gate (a stopped agent's child is stopped
+        # too), not its directive thread.
+        if self.gate is not None:
+            self.gate.after_fork_in_child()
+        self._gate_lock = threading.Lock()
+        self.control.after_fork_in_child()
         _exit.after_fork_in_child()

@@ -13,7 +13,9 @@ from ._config import Config
 from ._identity import CLIENT_TYPE, agent_id
 from .transport._wire import COMMON_KEY, Identity
 
-_COUNTED = frozenset(("post_call", "embeddings"))
+# The events whose tokens count toward the session's total (an error's partial
+# usage too: the budgets' checks read the total).
+_COUNTED = frozenset(("post_call", "embeddings", "llm_error"))
 
 
 # --------------------------------------------------------------------------
@@ -88,10 +90,14 @@ class Session:
             "user": c.user,
             "hostname": c.hostname,
             "host": c.hostname,
-            "flavor": c.flavor or c.agent_name,
+            "flavor": self.flavor,
             "parent_session_id": self.parent_session_id,
             "agent_role": c.agent_role if self.parent_session_id else None,
         }
+
+    @property
+    def flavor(self) -> str:
+        return self.config.flavor or self.config.agent_name
 
     @property
     def tokens_used(self) -> int:

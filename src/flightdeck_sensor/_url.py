@@ -10,9 +10,13 @@ _PRIVATE_SUFFIXES = (".localhost", ".local", ".localdomain", ".internal", ".lan"
 MAX_URL_LENGTH = 2048
 
 
-def normalize_server_url(raw: str, allow_insecure: bool = False) -> tuple[str, str | None]:
+def normalize_server_url(raw: str, allow_insecure: bool = False,
+                         segment: str | None = "ingest") -> tuple[str, str | None]:
     """``(normalized URL, None)`` or ``("", what is wrong with it)`` (docs/protocol.md).
 
+    ``segment`` is appended to the path when no path segment is already it
+    (the ingest base always holds ``/ingest``; the control-plane API base, with
+    ``None``, is taken as given).
     The normalized URL never holds a ``user:password@`` part: the sensor never
     sends one, and the URL appears in log lines, doctor's report and the spool's name.
     """
@@ -36,9 +40,19 @@ def normalize_server_url(raw: str, allow_insecure: bool = False) -> tuple[str, s
         return "", ("uses plain http to a non-local host, which would send the token "
                     "unencrypted (use https, or set FLIGHTDECK_ALLOW_INSECURE=true)")
     segments = [s for s in path.split("/") if s]
-    if "ingest" not in segments:
-        segments.append("ingest")
-    return f"{scheme}://{hostport_text}/{'/'.join(segments)}", None
+    if segment is not None and segment not in segments:
+        segments.append(segment)
+    return f"{scheme}://{hostport_text}/{'/'.join(segments)}".rstrip("/"), None
+
+
+def api_url_for(server: str) -> str:
+    """The control-plane API base of a normalized ingest URL: its ``ingest``
+    segment replaced by ``api`` (``https://fd.example/ingest`` ->
+    ``https://fd.example/api``), as Flightdeck lays its services out."""
+    scheme, _, rest = server.partition("://")
+    hostport, _, path = rest.partition("/")
+    segments = ["api" if s == "ingest" else s for s in path.split("/") if s]
+    return f"{scheme}://{hostport}/{'/'.join(segments)}".rstrip("/")
 
 
 _HOST_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-._~")

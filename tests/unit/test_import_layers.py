@@ -25,7 +25,7 @@ LAYERS: dict[str, int] = {
     # 0: leaves, stdlib only
     "_version": 0, "_printable": 0, "_identity": 0, "_token_file": 0, "_providers": 0,
     "_signal_watch": 0,
-    "_url": 0, "_env_values": 0,
+    "_url": 0, "_env_values": 0, "_exceptions": 0, "_directives": 0,
     # 1: configuration
     "_config": 1, "_frameworks": 1,
     # 2: what the configuration sets up
@@ -35,9 +35,9 @@ LAYERS: dict[str, int] = {
     # 4: the transport (every module of transport/ but its command line, below)
     "transport": 4,
     # 5: the session and the process's exit
-    "_session": 5, "_exit": 5,
+    "_session": 5, "_exit": 5, "_gate": 5,
     # 6: the one sensor of the process
-    "_sensor": 6,
+    "_sensor": 6, "_control": 6,
     # 7: the interceptors (every module of interceptors/)
     "interceptors": 7,
     # 8: start-up from the .pth: installs the finder at interpreter start; when an

@@ -48,6 +48,7 @@ from ._core import (
     result_kinds,
     stream_classes,
     sync_wrapper,
+    with_keyword_model,
 )
 
 logger = logging.getLogger("flightdeck_sensor")
@@ -261,6 +262,8 @@ def _captured_block(block: _Block) -> dict[str, Any]:
 class AnthropicAdapter:
     provider = PROVIDER
 
+    with_model = staticmethod(with_keyword_model)
+
     def request_model(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
         model = kwargs.get("model")  # as_text's check written in: on every call
         return model if isinstance(model, str) and model else None
@@ -387,6 +390,6 @@ class _AsyncCallOnEnterManager(_CallOnEnterManager):
 WRAPPERS: dict[str, Callable[..., Any]] = {
     "create": sync_wrapper(ADAPTER, handler=_finish_create),
     "async_create": async_wrapper(ADAPTER, handler=_finish_create),
-    "stream": manager_wrapper(_CallOnEnterManager),
-    "async_stream": manager_wrapper(_AsyncCallOnEnterManager),
+    "stream": manager_wrapper(_CallOnEnterManager, ADAPTER, swaps_model=True),
+    "async_stream": manager_wrapper(_AsyncCallOnEnterManager, ADAPTER, swaps_model=True),
 }

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import _sensor
+from .._exceptions import BudgetExceededError, DirectiveError
 from ._estimate import CHARS_PER_TOKEN, request_chars
 from ._fields import Adapter, Outcome
 
@@ -45,6 +46,7 @@ class Call:
         if sensor.config.capture_prompts:
             _attach_content(sensor, fields, {"request": content})
         sensor.record("pre_call", fields)
+        sensor.last_model = self.model_requested
         self.started_ns = time.perf_counter_ns()
 
     def latency_ms(self) -> int:
@@ -109,7 +111,7 @@ class Call:
         if stream_error:
             facts.error_type = "stream_error"
         fields: dict[str, Any] = {
-            "model": self.model_requested,
+            "model": self._sent_model(),
             "provider": self.adapter.provider,
             "latency_ms": self.latency_ms(),
             "retry_attempt": facts.attempt or 1,
@@ -124,6 +126,43 @@ class Call:
         if streaming is not None:
             fields["streaming"] = streaming
         self.sensor.record("llm_error", fields)
+
+
+    def _sent_model(self) -> str | None:
+        return self.model_requested
+
+
+class DegradedCall(Call):
+    """A call the control plane sent to another model than the one asked for:
+    its events record ``model_requested`` (the program's) and ``model`` (the
+    one served, or sent when the answer does not say)."""
+
+    __slots__ = ("model_sent",)
+
+    def __init__(self, sensor: _sensor.Sensor, adapter: Adapter, kind: str,
+                 args: tuple[Any, ...], kwargs: dict[str, Any], model_sent: str) -> None:
+        self.model_sent = model_sent
+        super().__init__(sensor, adapter, kind, args, kwargs)
+
+    def _outcome_fields(self, outcome: Outcome) -> dict[str, Any]:
+        if outcome.model is None:
+            outcome.model = self.model_sent
+        return super()._outcome_fields(outcome)
+
+    def _sent_model(self) -> str | None:
+        return self.model_sent
+
+
+class Swap(Exception):
+    """Raised by :func:`begin` for a degraded call: the wrapper sends the call
+    with these arguments (a copy of the program's, the model swapped). An
+    exception rather than a second return value: an ordinary call pays nothing
+    for it (a ``try`` costs nothing until something is raised)."""
+
+    def __init__(self, call: Call | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.call = call
+        self.args = args
+        self.kwargs = kwargs
 
 
 def _attach_content(sensor: _sensor.Sensor, fields: dict[str, Any],
@@ -154,11 +193,62 @@ def begin(adapter: Adapter, kind: str, args: tuple[Any, ...],
     sensor = _sensor.process_sensor  # active(), inlined: a call more on every call's path
     if sensor is None or not sensor.accepting:
         return None
+    if sensor.gate is not None:  # the control plane's one test on an ordinary call
+        return _gated(sensor, adapter, kind, args, kwargs)
     try:
         return Call(sensor, adapter, kind, args, kwargs)
     except Exception:
         sensor.note_internal_error(f"{adapter.provider} pre_call")
         return None
+
+
+def _gated(sensor: _sensor.Sensor, adapter: Adapter, kind: str, args: tuple[Any, ...],
+           kwargs: dict[str, Any]) -> Call | None:
+    """:func:`begin` under the control plane's gate: raises DirectiveError or
+    BudgetExceededError when the call may not go out (before the provider is
+    called, with no pre_call), :class:`Swap` when it goes to another model."""
+    target = admit(sensor, adapter, args, kwargs)
+    call: Call | None = None
+    try:
+        call = (Call(sensor, adapter, kind, args, kwargs) if target is None
+                else DegradedCall(sensor, adapter, kind, args, kwargs, target))
+    except Exception:
+        sensor.note_internal_error(f"{adapter.provider} pre_call")
+    if target is None:
+        return call
+    try:
+        swapped_args, swapped_kwargs = adapter.with_model(args, kwargs, target)
+    except Exception:
+        sensor.note_internal_error(f"{adapter.provider} degrade")
+        return call
+    raise Swap(call, swapped_args, swapped_kwargs)
+
+
+def admit(sensor: _sensor.Sensor, adapter: Adapter, args: tuple[Any, ...],
+          kwargs: dict[str, Any]) -> str | None:
+    """The gate's verdict on a call: raises the two exceptions an operator or a
+    budget asked for; else the model to send it to instead, or None. A failure
+    of the sensor's own lets the call through unchanged."""
+    gate = sensor.gate
+    if gate is None:
+        return None
+    try:
+        model = adapter.request_model(args, kwargs)
+        estimate = request_chars(adapter.request_content(args, kwargs)) // CHARS_PER_TOKEN
+        return gate.admit(sensor, adapter.provider, model, estimate)
+    except (DirectiveError, BudgetExceededError):
+        raise
+    except Exception:
+        sensor.note_internal_error(f"{adapter.provider} control plane check")
+        return None
+
+
+def with_keyword_model(args: tuple[Any, ...], kwargs: dict[str, Any],
+                       model: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The arguments of a call whose model is a keyword, with ``model`` instead:
+    a new dict (the program's, which a ``**params`` call hands over as it is,
+    stays untouched)."""
+    return args, {**kwargs, "model": model}
 
 
 def _record_failure(call: Call, exc: BaseException) -> None:
@@ -188,7 +278,10 @@ def sync_wrapper(adapter: Adapter, kind: str = "chat", handler: ResultHandler = 
     only, gives the arguments the SDK gets (an opt-in's, e.g. stream usage)."""
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        call = begin(adapter, kind, args, kwargs)
+        try:
+            call = begin(adapter, kind, args, kwargs)
+        except Swap as swap:  # degraded: the model swapped on a copy of the arguments
+            call, args, kwargs = swap.call, swap.args, swap.kwargs
         if call is None:
             return wrapped(*args, **kwargs)
         if prepare is not None:
@@ -216,7 +309,10 @@ def async_wrapper(adapter: Adapter, kind: str = "chat", handler: ResultHandler =
 
     async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...],
                       kwargs: dict[str, Any]) -> Any:
-        call = begin(adapter, kind, args, kwargs)
+        try:
+            call = begin(adapter, kind, args, kwargs)
+        except Swap as swap:  # degraded: the model swapped on a copy of the arguments
+            call, args, kwargs = swap.call, swap.args, swap.kwargs
         if call is None:
             return await wrapped(*args, **kwargs)
         if prepare is not None:
@@ -257,20 +353,38 @@ async def silenced_async(read: Callable[[Any], Any], stream: Any) -> Any:
         IN_CALL.reset(token)
 
 
-def manager_wrapper(proxy: Callable[[Any, tuple[Any, ...], dict[str, Any]], Any]
-                    ) -> Callable[..., Any]:
+def manager_wrapper(proxy: Callable[[Any, tuple[Any, ...], dict[str, Any]], Any],
+                    adapter: Adapter, swaps_model: bool) -> Callable[..., Any]:
     """The wrapper of a ``.stream()`` helper, which returns a manager that sends
     the request when entered: the manager, as ``proxy(manager, args, kwargs)``
-    gives it (outside another recorded call; the manager itself if that fails)."""
+    gives it (outside another recorded call; the manager itself if that fails).
+
+    Under the control plane's gate the call is checked here, as the stream is
+    made: a stopped agent's ``.stream()`` raises. ``swaps_model``: a degrade
+    is applied here, to the arguments the manager is made with (an Anthropic
+    manager keeps them for its request); OpenAI's helper sends through
+    ``create``, whose own wrapper swaps the model."""
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
-        manager = wrapped(*args, **kwargs)
         if IN_CALL.get():
-            return manager
-        try:
-            return proxy(manager, args, kwargs)
-        except Exception:
-            return manager
+            return wrapped(*args, **kwargs)
+        sensor = _sensor.process_sensor
+        if sensor is not None and sensor.gate is not None and sensor.accepting:
+            target = admit(sensor, adapter, args, kwargs)
+            if target is not None and swaps_model:
+                sent_args, sent_kwargs = adapter.with_model(args, kwargs, target)
+                return _proxied(proxy, wrapped(*sent_args, **sent_kwargs), args, kwargs)
+        return _proxied(proxy, wrapped(*args, **kwargs), args, kwargs)
 
     return wrapper
+
+
+def _proxied(proxy: Callable[[Any, tuple[Any, ...], dict[str, Any]], Any], manager: Any,
+             args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The manager as ``proxy`` gives it, made with the program's own arguments
+    (the call is recorded from them); the manager itself if that fails."""
+    try:
+        return proxy(manager, args, kwargs)
+    except Exception:
+        return manager

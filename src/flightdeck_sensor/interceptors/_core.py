@@ -16,12 +16,14 @@ from ._call import (
     Call,
     KwargsHook,
     ResultHandler,
+    Swap,
     async_wrapper,
     begin,
     manager_wrapper,
     silenced,
     silenced_async,
     sync_wrapper,
+    with_keyword_model,
 )
 from ._errors import ErrorFacts, classify, error_code, header, retry_after
 from ._fields import (
@@ -50,6 +52,7 @@ __all__ = [
     "RawResponseProxy",
     "ResultHandler",
     "StreamRecorder",
+    "Swap",
     "SyncStreamProxy",
     "ToolCall",
     "as_count",
@@ -69,4 +72,5 @@ __all__ = [
     "silenced_async",
     "stream_classes",
     "sync_wrapper",
+    "with_keyword_model",
 ]

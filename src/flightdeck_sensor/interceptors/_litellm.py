@@ -40,6 +40,7 @@ from ._core import (
     silenced,
     silenced_async,
     sync_wrapper,
+    with_keyword_model,
 )
 from ._litellm_read import (
     UNRESOLVED,
@@ -149,6 +150,15 @@ class LiteLLMAdapter:
 
     def request_model(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
         return as_text(_argument(args, kwargs, "model", self.entry.model_at))
+
+    def with_model(self, args: tuple[Any, ...], kwargs: dict[str, Any],
+                   model: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """``model=``, or the positional model (``completion("gpt-4o", ...)``), swapped
+        on copies of the arguments."""
+        at = self.entry.model_at
+        if "model" not in kwargs and len(args) > at:
+            return (*args[:at], model, *args[at + 1:]), kwargs
+        return with_keyword_model(args, kwargs, model)
 
     def request_content(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         entry = self.entry

@@ -53,6 +53,7 @@ from ._core import (
     manager_wrapper,
     result_kinds,
     sync_wrapper,
+    with_keyword_model,
 )
 from ._openai_read import (
     ChatStreamAccumulator,
@@ -93,6 +94,8 @@ class OpenAIAdapter:
         self.content_fields = content_fields
         self.response_outcome = outcome_of  # the function itself: one call fewer per call
         self.stream_accumulator = accumulator  # (capture prompts?) -> a stream's accumulator
+
+    with_model = staticmethod(with_keyword_model)
 
     def request_model(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
         model = kwargs.get("model")  # as_text's check written in: on every call
@@ -364,6 +367,6 @@ WRAPPERS: dict[str, Callable[..., Any]] = {
                                     prepare=_with_injected_usage),
     "async_text_completion": async_wrapper(TEXT_COMPLETION, handler=_finish,
                                            prepare=_with_injected_usage),
-    "stream": manager_wrapper(_EndsRecordsOnExit),
-    "async_stream": manager_wrapper(_AsyncEndsRecordsOnExit),
+    "stream": manager_wrapper(_EndsRecordsOnExit, CHAT, swaps_model=False),
+    "async_stream": manager_wrapper(_AsyncEndsRecordsOnExit, CHAT, swaps_model=False),
 }

@@ -94,6 +94,11 @@ class Transport:
             sender.begin_close(time.monotonic() + self.config.shutdown_timeout)
         sender.run(replay=False)
 
+    def deliver_soon(self) -> None:
+        """Ask the sender to send what is queued now (it does not wait for its tick)."""
+        self._sender.flush_wanted = True
+        self._sender.wake()
+
     def _sender_running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 

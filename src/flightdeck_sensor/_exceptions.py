@@ -1,0 +1,35 @@
+"""The exceptions of the published sensor's API.
+
+The sensor raises only two of them into the program, and only after an
+operator or a budget asked for it: :class:`DirectiveError` (the agent was
+stopped) and :class:`BudgetExceededError` (a token budget blocks further
+calls). :class:`ConfigurationError` is kept so that code written for the
+published sensor (``except flightdeck_sensor.ConfigurationError``) still
+imports; this sensor never raises it (docs/decisions.md, "Control plane").
+"""
+
+from __future__ import annotations
+
+
+class ConfigurationError(Exception):
+    """A configuration the published sensor refused. Never raised by this one."""
+
+
+class DirectiveError(Exception):
+    """An operator stopped this agent: the call was not sent to the provider."""
+
+    def __init__(self, action: str, reason: str) -> None:
+        self.action = action
+        self.reason = reason
+        super().__init__(f"Directive {action}: {reason}")
+
+
+class BudgetExceededError(Exception):
+    """The session's token budget blocks further calls: the call was not sent."""
+
+    def __init__(self, session_id: str, tokens_used: int, token_limit: int) -> None:
+        self.session_id = session_id
+        self.tokens_used = tokens_used
+        self.token_limit = token_limit
+        super().__init__(
+            f"Token budget exceeded: {tokens_used}/{token_limit} (session {session_id})")
