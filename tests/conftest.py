@@ -9,4 +9,5 @@ pytest_plugins = [
     "fixtures.fake_llm",
     "fixtures.venvs",
     "fixtures.sensor",
+    "fixtures.control",
 ]
