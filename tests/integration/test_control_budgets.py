@@ -13,8 +13,7 @@ import anthropic
 import httpx2
 import pytest
 
-from fakes.fake_llm import FakeLLM
-from fakes.fake_llm import anthropic_routes
+from fakes.fake_llm import FakeLLM, anthropic_routes
 from fixtures import anthropic_sdk as ant
 from fixtures import openai_sdk as oai
 from fixtures.control import ControlledSensor

@@ -14,8 +14,8 @@ from fakes.fake_llm import FakeLLM
 from fixtures import anthropic_sdk as ant
 from fixtures import openai_sdk as oai
 from fixtures.control import ControlledSensor
-from fixtures.litellm_calls import OPENAI as LITELLM_OPENAI
 from fixtures.litellm_calls import MESSAGES as LITELLM_MESSAGES
+from fixtures.litellm_calls import OPENAI as LITELLM_OPENAI
 from fixtures.litellm_calls import call_kwargs, litellm
 
 
