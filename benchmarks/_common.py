@@ -76,12 +76,12 @@ class Collector:
     """``flightdeck-sensor collect`` on 127.0.0.1, any free port, a fresh database:
     the sensor's real sink."""
 
-    def __init__(self, workdir: Path, token: str = TOKEN, **env: str) -> None:
+    def __init__(self, workdir: Path, *options: str, token: str = TOKEN, **env: str) -> None:
         ready = workdir / "collector-ready.json"
         self.db = workdir / "collector.db"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "flightdeck_sensor", "collect", "--host", "127.0.0.1",
-             "--port", "0", "--db", str(self.db), "--ready-file", str(ready)],
+             "--port", "0", "--db", str(self.db), "--ready-file", str(ready), *options],
             env=clean_env(FLIGHTDECK_TOKEN=token, **env),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         info = wait_for_ready_file(ready, self.process, "the collector")
