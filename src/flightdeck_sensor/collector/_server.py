@@ -1,8 +1,10 @@
-"""The ingest HTTP server: Flightdeck's ingestion paths, plus our batch endpoint.
+"""The ingest HTTP server: Flightdeck's ingestion paths (events, heartbeat), plus our
+batch endpoint, and the control-plane API under ``/api`` (policy, directive registration).
 
-Served both under ``/ingest`` (where Flightdeck's reverse proxy puts them)
-and at the root. Every request ends in a JSON answer or a closed connection:
-a bad body is a 4xx, never a crash. A connection holds one thread, and only
+The ingestion paths are served both under ``/ingest`` (where Flightdeck's reverse
+proxy puts them) and at the root; every answer to an events POST or a heartbeat
+carries the session's next directive. Every request ends in a JSON answer or a
+closed connection: a bad body is a 4xx, never a crash. A connection holds one thread, and only
 ``max_connections`` are served at once (more are answered 503 and closed at
 once); a client has ``request_timeout`` seconds for a whole request, however
 slowly it drips it, so slow clients cannot hold the threads for long.
