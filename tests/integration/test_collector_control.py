@@ -171,6 +171,19 @@ def test_an_agent_wide_stop_reaches_each_running_session_once_and_no_other(
         [None] * 4
 
 
+def test_an_agent_wide_degrade_reaches_each_running_session_with_its_model(
+        collector: CollectorProcess) -> None:
+    sessions = start_sessions(collector, 2)
+
+    ids = issue(collector, "degrade", "--agent", "bot", "--to", "claude-haiku-4-5",
+                "--reason", "cost")
+
+    handed = [heartbeat(collector, session) for session in sessions]
+    assert sorted(directive["id"] for directive in handed) == sorted(ids)
+    assert [(d["action"], d["degrade_to"], d["reason"]) for d in handed] == \
+        [("degrade", "claude-haiku-4-5", "cost")] * 2
+
+
 def test_stop_refuses_an_ended_unknown_or_ambiguous_session_and_an_agent_not_running(
         collector: CollectorProcess) -> None:
     [ended] = start_sessions(collector, 1)
