@@ -15,14 +15,16 @@ delivered in the same transaction, so each is given exactly once.
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._validate import Event, is_canonical_uuid, utc_text
+
+if TYPE_CHECKING:  # the command line's parsers import this module for its defaults
+    import sqlite3
 
 ACTIONS = ("shutdown", "shutdown_flavor", "warn", "degrade", "policy_update", "custom")
 RESULT_STATUSES = frozenset({"acknowledged", "success", "error"})
