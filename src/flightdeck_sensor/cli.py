@@ -12,6 +12,7 @@ _COMMAND_MODULES = (
     "flightdeck_sensor._doctor",            # doctor
     "flightdeck_sensor._launcher",          # run
     "flightdeck_sensor.collector._cli",     # collect, sessions, events
+    "flightdeck_sensor.collector._control_cli",  # stop, degrade, budget, directive(s)
     "flightdeck_sensor.transport._spool_cli",  # spool flush / status
 )
 

@@ -87,3 +87,54 @@ def test_a_schema_1_database_is_migrated_keeping_its_events_and_their_order(
     assert indexes == [("events_by_key", "CREATE UNIQUE INDEX events_by_key ON events"
                                          " (session_id, timestamp, id)")]
 
+
+
+def _schema_2_database(path: Path, session: str) -> None:
+    """A database as a schema-2 collector left it: no control-plane tables, no
+    sessions.control_state."""
+    store = EventStore(path)
+    try:
+        store.ingest(validate_batch([valid_event("session_start", session_id=session)],
+                                    datetime.now(timezone.utc))[0])
+    finally:
+        store.close()
+    with sqlite3.connect(path) as conn:
+        conn.executescript("""
+            DROP TABLE directives; DROP TABLE policies; DROP TABLE custom_directives;
+            ALTER TABLE sessions DROP COLUMN control_state;
+            PRAGMA user_version = 2;
+        """)
+
+
+def test_a_schema_2_database_gets_the_control_plane_and_keeps_its_sessions(
+        tmp_path: Path) -> None:
+    path = tmp_path / "schema2.db"
+    session = str(uuid.uuid4())
+    _schema_2_database(path, session)
+
+    store = EventStore(path)
+    try:
+        end = valid_event("session_end", session_id=session, close_reason="directive_shutdown")
+        store.ingest(validate_batch([end], datetime.now(timezone.utc))[0])
+    finally:
+        store.close()
+
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        assert conn.execute("SELECT session_id, state, control_state, events FROM sessions"
+                            ).fetchall() == [(session, "closed", "stopped", 2)]
+        tables = {name for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"directives", "policies", "custom_directives"} <= tables
+
+
+def test_the_hand_out_lookup_searches_the_undelivered_index(tmp_path: Path) -> None:
+    # Every ingest answer runs this query: it must not scan the directives table.
+    EventStore(tmp_path / "c.db").close()
+    with sqlite3.connect(tmp_path / "c.db") as conn:
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT seq, id, action, reason, grace_period_ms, degrade_to,"
+            " payload FROM directives WHERE session_id = ? AND delivered_at IS NULL"
+            " ORDER BY seq LIMIT 1", (str(uuid.uuid4()),)).fetchall()
+    assert [row[-1] for row in plan] == [
+        "SEARCH directives USING INDEX directives_undelivered (session_id=?)"]

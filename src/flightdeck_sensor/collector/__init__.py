@@ -3,5 +3,8 @@
 Flightdeck deployment. Run it with ``flightdeck-sensor collect``.
 
 Modules: ``_validate`` (Flightdeck's event rules), ``_store`` (SQLite),
-``_server`` (HTTP), ``_cli`` (commands), ``_report`` (the read side's text).
+``_server`` (HTTP), ``_cli`` (commands), ``_report`` (the read side's text);
+the control plane: ``_control`` (directives, policies, registered directives),
+``_control_api`` (its request bodies, checked), ``_control_cli`` and
+``_control_commands`` (stop, degrade, budget, directive, directives).
 """

@@ -52,11 +52,22 @@ def render_sessions(rows: Sequence[dict[str, Any]]) -> str:
          "ERRORS"],
         [[row["session_id"][:_SHORT_ID], _clip(row["agent_name"] or "-", 32),
           _local(row["started_at"], "%Y-%m-%d %H:%M:%S"),
-          _local(row["last_seen_at"], "%Y-%m-%d %H:%M:%S"), row["state"],
+          _local(row["last_seen_at"], "%Y-%m-%d %H:%M:%S"), shown_state(row),
           _count(row["calls"]), _count(row["tokens_in"]), _count(row["tokens_out"]),
           _count(row["errors"])] for row in rows],
         right_aligned={5, 6, 7, 8},
     )
+
+
+def shown_state(session: dict[str, Any]) -> str:
+    """active or closed; stopped or blocked (by a directive, by a budget) instead, with
+    the close reason once the session ended."""
+    control = session.get("control_state")
+    if not control:
+        return str(session["state"])
+    if session["state"] == "closed":
+        return f"{control} ({session.get('close_reason') or 'closed'})"
+    return str(control)
 
 
 def print_events(db: Path | None, session_prefix: str, as_json: bool) -> int:
@@ -84,28 +95,33 @@ def print_events(db: Path | None, session_prefix: str, as_json: bool) -> int:
 
 
 def _find_session(conn: sqlite3.Connection, prefix: str) -> dict[str, Any] | None:
+    session, problem = lookup_session(conn, prefix)
+    if session is None:
+        print(f"flightdeck-sensor events: {problem}", file=sys.stderr)
+    return session
+
+
+def lookup_session(conn: sqlite3.Connection, prefix: str) -> tuple[dict[str, Any] | None, str]:
+    """The one session whose id starts with ``prefix``, else None and why not."""
     if not _SESSION_PREFIX.fullmatch(prefix):
-        print(f"flightdeck-sensor events: {prefix!r} is not a session id or a prefix of one",
-              file=sys.stderr)
-        return None
+        return None, f"{printable(prefix, 60)!r} is not a session id or a prefix of one"
     matches = conn.execute("SELECT * FROM sessions WHERE session_id LIKE ? ORDER BY started_at"
                            " LIMIT 6", (prefix + "%",)).fetchall()
     if len(matches) == 1:
         found: dict[str, Any] = matches[0]
-        return found
+        return found, ""
     if not matches:
-        print(f"flightdeck-sensor events: no session starts with {prefix!r}", file=sys.stderr)
-    else:
-        listed = ", ".join(row["session_id"] for row in matches[:5])
-        print(f"flightdeck-sensor events: {prefix!r} is ambiguous: {listed}"
-              f"{', ...' if len(matches) > 5 else ''}", file=sys.stderr)
-    return None
+        return None, f"no session starts with {prefix!r}"
+    listed = ", ".join(row["session_id"] for row in matches[:5])
+    return None, f"{prefix!r} is ambiguous: {listed}{', ...' if len(matches) > 5 else ''}"
 
 
 def render_session_header(stored: dict[str, Any]) -> str:
     session = {key: value if isinstance(value, (int, float)) or value is None
                else printable(value, CELL_LIMIT) for key, value in stored.items()}
     state = str(session["state"])
+    if session.get("control_state"):
+        state = f"{session['control_state']}, {state}"
     if session["close_reason"]:
         state += f" ({session['close_reason']})"
     agent = f"{session['agent_name'] or '-'} ({session['agent_type'] or '-'})"
@@ -211,8 +227,43 @@ def _tool_detail(event: dict[str, Any], was_attached: bool) -> str:
 
 
 def _policy_detail(event: dict[str, Any], was_attached: bool) -> str:
-    decision = event.get("policy_decision") or {}
-    return f"{decision.get('decision')}: {decision.get('reason')} ({decision.get('policy_id')})"
+    """What was decided and why, against which budget: the threshold and the tokens used of
+    the limit; the models of a degrade or a block."""
+    decision = event.get("policy_decision")
+    decision = decision if isinstance(decision, dict) else {}
+    parts = [f"{decision.get('decision')}: {decision.get('reason')}"]
+    models = _models_text(event)
+    if models:
+        parts.append(models)
+    used, limit, threshold = (event.get("tokens_used"), event.get("token_limit"),
+                              event.get("threshold_pct"))
+    if isinstance(used, int) and isinstance(limit, int):
+        budget = f"{used:,} of {limit:,} tokens"
+        if isinstance(threshold, (int, float)):
+            budget += f" (threshold {threshold}%)"
+        parts.append(budget)
+    parts.append(f"policy {decision.get('policy_id')}, {decision.get('scope')}"
+                 + (f", {event['source']}" if event.get("source") else ""))
+    return "; ".join(parts)
+
+
+def _models_text(event: dict[str, Any]) -> str:
+    if event.get("from_model") or event.get("to_model"):
+        return f"{event.get('from_model') or '?'} -> {event.get('to_model') or '?'}"
+    if event.get("intended_model"):
+        return f"intended {event['intended_model']}"
+    return ""
+
+
+def _directive_result_detail(event: dict[str, Any], was_attached: bool) -> str:
+    """Which directive, what became of it, and what the agent said."""
+    name, action = event.get("directive_name"), event.get("directive_action")
+    text = f"{name}" + (f" ({action})" if action and action != name else "")
+    text += f" {event.get('directive_status')}"
+    said = event.get("error") if event.get("error") is not None else event.get("result")
+    if said is not None:
+        text += ": " + (said if isinstance(said, str) else json.dumps(said, default=str))
+    return text
 
 
 _DETAILS: dict[str, Callable[[dict[str, Any], bool], str]] = {
@@ -226,6 +277,7 @@ _DETAILS: dict[str, Callable[[dict[str, Any], bool], str]] = {
     "policy_warn": _policy_detail,
     "policy_degrade": _policy_detail,
     "policy_block": _policy_detail,
+    "directive_result": _directive_result_detail,
 }
 
 
@@ -268,3 +320,68 @@ def _count(value: object) -> str:
 
 def _clip(text: str, width: int) -> str:
     return printable(text, width)
+
+
+def printable_line(text: str) -> str:
+    return printable(text, 1000)
+
+
+def directive_state(row: dict[str, Any]) -> str:
+    """issued, delivered, then what the agent reported: acknowledged, success or error."""
+    if row.get("status"):
+        return str(row["status"])
+    return "delivered" if row.get("delivered_at") else "issued"
+
+
+def render_directives(rows: Sequence[dict[str, Any]]) -> str:
+    return _table(
+        ["ISSUED", "DIRECTIVE", "SESSION", "ACTION", "STATE", "SINCE", "DETAIL"],
+        [[_local(row["issued_at"], "%Y-%m-%d %H:%M:%S"), row["id"][:_SHORT_ID],
+          row["session_id"][:_SHORT_ID], _action_text(row), row["state"],
+          _local(row.get("status_at") or row.get("delivered_at") or row["issued_at"],
+                 "%H:%M:%S"),
+          _clip(_directive_detail(row), 80)] for row in rows],
+        right_aligned=set(),
+    )
+
+
+def _action_text(row: dict[str, Any]) -> str:
+    if row["action"] == "custom":
+        return f"custom:{row['name']}"
+    if row["action"] == "degrade" and row.get("degrade_to"):
+        return f"degrade -> {row['degrade_to']}"
+    return str(row["action"])
+
+
+def _directive_detail(row: dict[str, Any]) -> str:
+    """The agent's answer when it gave one, else what was asked."""
+    for key in ("error", "result"):
+        if row.get(key) is not None:
+            value = row[key]
+            return f"{key}: " + (value if isinstance(value, str) else json.dumps(value))
+    payload = row.get("payload")
+    if row["action"] == "custom" and isinstance(payload, dict):
+        return f"parameters {json.dumps(payload.get('parameters'), sort_keys=True)}"
+    if row["action"] == "policy_update" and isinstance(payload, dict):
+        return f"limit {payload.get('token_limit')}"
+    return f"reason: {row['reason']}" if row.get("reason") else ""
+
+
+def render_registered(rows: Sequence[dict[str, Any]]) -> str:
+    """Each registered directive, then its parameters, one line each."""
+    lines = []
+    for row in rows:
+        lines.append(printable_line(f"{row['name']}  (agent {row['flavor']!r}, fingerprint "
+                                    f"{str(row['fingerprint'])[:16]})"))
+        if row["description"]:
+            lines.append("    " + printable_line(row["description"]))
+        for parameter in row["parameters"]:
+            flags = "required" if parameter.get("required") else \
+                f"default {json.dumps(parameter.get('default'))}"
+            options = f", one of {json.dumps(parameter['options'])}" \
+                if parameter.get("options") else ""
+            described = f": {parameter['description']}" if parameter.get("description") else ""
+            lines.append("    --param " + printable_line(
+                f"{parameter.get('name')}=<{parameter.get('type')}>  ({flags}{options})"
+                f"{described}"))
+    return "\n".join(lines)

@@ -1,8 +1,10 @@
-"""The ingest HTTP server: Flightdeck's ingestion paths, plus our batch endpoint.
+"""The ingest HTTP server: Flightdeck's ingestion paths (events, heartbeat), plus our
+batch endpoint, and the control-plane API under ``/api`` (policy, directive registration).
 
-Served both under ``/ingest`` (where Flightdeck's reverse proxy puts them)
-and at the root. Every request ends in a JSON answer or a closed connection:
-a bad body is a 4xx, never a crash. A connection holds one thread, and only
+The ingestion paths are served both under ``/ingest`` (where Flightdeck's reverse
+proxy puts them) and at the root; every answer to an events POST or a heartbeat
+carries the session's next directive. Every request ends in a JSON answer or a
+closed connection: a bad body is a 4xx, never a crash. A connection holds one thread, and only
 ``max_connections`` are served at once (more are answered 503 and closed at
 once); a client has ``request_timeout`` seconds for a whole request, however
 slowly it drips it, so slow clients cannot hold the threads for long.
@@ -23,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._version import __version__
+from . import _control_api
 from ._batch import validate_batch
 from ._http_body import MAX_BODY_BYTES, HttpError, decode_body, parse_json, split_batch
 from ._store import EventStore
@@ -44,7 +47,16 @@ LINGER_SECONDS, LINGER_BYTES = 2.0, 8 * 1024 * 1024
 HEALTH_PATH = "/health"
 SINGLE_PATH = "/v1/events"
 BATCH_PATH = "/v1/events/batch"
-_KNOWN_PATHS = {HEALTH_PATH: "GET", SINGLE_PATH: "POST", BATCH_PATH: "POST"}
+HEARTBEAT_PATH = "/v1/heartbeat"
+_KNOWN_PATHS = {HEALTH_PATH: "GET", SINGLE_PATH: "POST", BATCH_PATH: "POST",
+                HEARTBEAT_PATH: "POST"}
+# The control-plane API: Flightdeck serves it under /api (the sensor's ingest URL with
+# /ingest replaced by /api), and so do we, and only there.
+API_PREFIX = "/api"
+POLICY_PATH = "/api/v1/policy"
+SYNC_PATH = "/api/v1/directives/sync"
+REGISTER_PATH = "/api/v1/directives/register"
+_API_PATHS = {POLICY_PATH: "GET", SYNC_PATH: "POST", REGISTER_PATH: "POST"}
 
 
 class CollectorServer(ThreadingHTTPServer):
@@ -191,6 +203,9 @@ class IngestHandler(BaseHTTPRequestHandler):
         self._send_json(status, answer)
 
     def _route(self, method: str, path: str) -> tuple[int, dict[str, Any]]:
+        api_path = urlsplit(self.path).path.rstrip("/")
+        if api_path == API_PREFIX or api_path.startswith(API_PREFIX + "/"):
+            return self._route_api(method, api_path)
         allowed = _KNOWN_PATHS.get(path)
         if allowed is None or (path == BATCH_PATH and not self.server.batch_endpoint):
             raise HttpError(404, f"no such path: {path[:100]}")
@@ -206,15 +221,42 @@ class IngestHandler(BaseHTTPRequestHandler):
             if split is not None:
                 return 200, self._ingest_events(*split)
             return 200, self._ingest_batch(parse_json(body))
+        if path == HEARTBEAT_PATH:
+            session_id = _control_api.heartbeat_session(parse_json(body))
+            # Flightdeck's heartbeat answer has no "attached".
+            return 200, {"status": "ok", "directive": self.server.store.heartbeat(session_id)}
         return 200, self._ingest_single(parse_json(body))
+
+    def _route_api(self, method: str, path: str) -> tuple[int, dict[str, Any]]:
+        allowed = _API_PATHS.get(path)
+        if allowed is None:
+            raise HttpError(404, f"no such path: {path[:100]}")
+        if method != allowed:
+            raise HttpError(405, f"{path} accepts {allowed} only")
+        if not self.server.is_authorized(self.headers.get("Authorization")):
+            raise HttpError(401, "missing or invalid token")
+        body = decode_body(self._read_body(), self.headers.get("Content-Encoding"))
+        store = self.server.store
+        if path == POLICY_PATH:
+            flavor, session_id = _control_api.policy_query(urlsplit(self.path).query)
+            policy = store.effective_policy(flavor, session_id)
+            if policy is None:
+                raise HttpError(404, "no policy")
+            return 200, policy
+        if path == SYNC_PATH:
+            flavor, fingerprints = _control_api.sync_request(parse_json(body))
+            return 200, {"unknown_fingerprints": store.unknown_fingerprints(flavor, fingerprints)}
+        flavor, definitions = _control_api.register_request(parse_json(body))
+        store.register_directives(flavor, definitions)
+        return 200, {"status": "ok", "registered": len(definitions)}
 
     def _ingest_single(self, payload: object) -> dict[str, Any]:
         try:
             event = validate_event(payload, _now())
         except InvalidEvent as invalid:
             raise HttpError(400, str(invalid)) from None
-        attached = self.server.store.ingest([event])
-        return {"status": "ok", "directive": None, "attached": attached}
+        attached, directive = self.server.store.ingest_and_hand_out([event], event.session_id)
+        return {"status": "ok", "directive": directive, "attached": attached}
 
     def _ingest_batch(self, payload: object) -> dict[str, Any]:
         events = payload.get("events") if isinstance(payload, dict) else None
@@ -229,10 +271,13 @@ class IngestHandler(BaseHTTPRequestHandler):
         accepted, rejected = validate_batch(events, _now(), texts)
         for index, error in rejected:
             logger.info("rejected event %d of a batch: %s", index, error)
-        attached = self.server.store.ingest(accepted)
+        # The directive for the session of the batch's last accepted event (a sensor's
+        # batch is one session's; Flightdeck answers each event for its own session).
+        session_id = accepted[-1].session_id if accepted else None
+        attached, directive = self.server.store.ingest_and_hand_out(accepted, session_id)
         return {"status": "ok", "accepted": len(accepted),
                 "rejected": [{"index": index, "error": error} for index, error in rejected],
-                "directive": None, "attached": attached}
+                "directive": directive, "attached": attached}
 
     def _read_body(self) -> bytes:
         self._body_read = True

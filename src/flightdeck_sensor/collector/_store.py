@@ -7,20 +7,23 @@ survives a killed collector (only a power cut can lose the last commits).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from . import _control
 from ._validate import MAX_COUNT, Event, utc_text
 
-SCHEMA_VERSION = 2
+# 3: the control plane's tables (_control.py) and sessions.control_state.
+SCHEMA_VERSION = 3
 WAL_CHECKPOINT_PAGES = 10_000  # 4 KiB pages
 CACHE_KIB = 64 * 1024
 
@@ -69,7 +72,8 @@ _OTHER_TABLES = (
     tokens_out        INTEGER NOT NULL DEFAULT 0,
     errors            INTEGER NOT NULL DEFAULT 0,
     attachments       INTEGER NOT NULL DEFAULT 0,
-    last_attached_at  TEXT
+    last_attached_at  TEXT,
+    control_state     TEXT
 )""",
     """CREATE TABLE IF NOT EXISTS attachments (
     event_id    TEXT PRIMARY KEY,
@@ -114,6 +118,8 @@ class _SessionDelta:
     attachments: int = 0
     attached: bool = False
     last_attached_at: str | None = None
+    control_changed: bool = False
+    control_state: str | None = None  # "stopped", "blocked"; None: neither (see _control_word)
 
 
 class EventStore:
@@ -148,18 +154,41 @@ class EventStore:
         that had already started (for a re-sent session_start, the answer its
         first delivery got).
         """
+        return self.ingest_and_hand_out(events, None)[0]
+
+    def ingest_and_hand_out(self, events: Iterable[Event], session_id: str | None,
+                            ) -> tuple[bool, dict[str, Any] | None]:
+        """:meth:`ingest`, and in the same transaction the oldest undelivered directive
+        of ``session_id`` (None: none asked), marked delivered: ``(attached, directive)``."""
         received_at = utc_text(datetime.now(timezone.utc))
         events = list(events)
+        with self._lock, write_transaction(self._conn) as conn:
+            attached = self._ingest_locked(conn, events, received_at)
+            directive = None if session_id is None else \
+                _control.take_directive(conn, session_id, received_at)
+        return attached, directive
+
+    def heartbeat(self, session_id: str) -> dict[str, Any] | None:
+        """The session seen now (when known), and its oldest undelivered directive, marked
+        delivered; None when it has none."""
+        now = utc_text(datetime.now(timezone.utc))
+        with self._lock, write_transaction(self._conn) as conn:
+            conn.execute("UPDATE sessions SET last_seen_at = max(last_seen_at, ?)"
+                         " WHERE session_id = ?", (now, session_id))
+            return _control.take_directive(conn, session_id, now)
+
+    def effective_policy(self, flavor: str | None, session_id: str | None,
+                         ) -> dict[str, Any] | None:
         with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                attached = self._ingest_locked(conn, events, received_at)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        return attached
+            return _control.effective_policy(self._conn, flavor, session_id)
+
+    def unknown_fingerprints(self, flavor: str, fingerprints: list[str]) -> list[str]:
+        with self._lock:
+            return _control.unknown_fingerprints(self._conn, flavor, fingerprints)
+
+    def register_directives(self, flavor: str, directives: list[dict[str, Any]]) -> None:
+        with self._lock, write_transaction(self._conn) as conn:
+            _control.register(conn, flavor, directives)
 
     def _ingest_locked(self, conn: sqlite3.Connection, events: list[Event],
                        received_at: str) -> bool:
@@ -221,7 +250,43 @@ def _session_delta(conn: sqlite3.Connection, events: list[Event],
                 delta.sensor_version = _text(event.raw.get("sensor_version"))
             elif event.event_type == "session_end":
                 delta.state, delta.close_reason = "closed", _text(event.raw.get("close_reason"))
+    if counts["directive_result"] or counts["policy_block"] or counts["session_end"] \
+            or counts["session_start"]:
+        _control_delta(delta, events)
+    if counts["directive_result"]:
+        _control.record_results(conn, events[0].session_id, (
+            event for event in events if event.event_type == "directive_result"), received_at)
     return delta
+
+
+_SHUTDOWN_ACTIONS = frozenset({"shutdown", "shutdown_flavor"})
+_CLOSE_REASON_STATES = {"directive_shutdown": "stopped", "policy_block": "blocked"}
+
+
+def _control_delta(delta: _SessionDelta, events: list[Event]) -> None:
+    """What the session's events say of the control plane, the last word winning:
+    stopped (a shutdown acknowledged, or ended by one), blocked (a policy_block, or ended
+    by one); a session_start (a new process attaching) clears it."""
+    for event in events:
+        word = _control_word(event)
+        if word is not None:
+            delta.control_changed = True
+            delta.control_state = word or None
+
+
+def _control_word(event: Event) -> str | None:
+    """"stopped" or "blocked"; "" to clear; None: this event says nothing of it."""
+    kind, raw = event.event_type, event.raw
+    if kind == "session_start":
+        return ""
+    if kind == "policy_block":
+        return "blocked"
+    if kind == "session_end":
+        return _CLOSE_REASON_STATES.get(str(raw.get("close_reason")))
+    if kind == "directive_result" and raw.get("directive_action") in _SHUTDOWN_ACTIONS \
+            and raw.get("directive_status") == "acknowledged":
+        return "stopped"
+    return None
 
 
 def _split_new_events(conn: sqlite3.Connection, events: list[Event],
@@ -283,12 +348,13 @@ def _apply_delta(conn: sqlite3.Connection, session_id: str, delta: _SessionDelta
         " tokens_out = tokens_out + ?, errors = errors + ?, state = coalesce(?, state),"
         " close_reason = CASE WHEN ? = 'active' THEN NULL ELSE coalesce(?, close_reason) END,"
         " has_start = max(has_start, ?), sensor_version = coalesce(?, sensor_version),"
-        " attachments = attachments + ?, last_attached_at = coalesce(?, last_attached_at)"
+        " attachments = attachments + ?, last_attached_at = coalesce(?, last_attached_at),"
+        " control_state = CASE WHEN ? THEN ? ELSE control_state END"
         " WHERE session_id = ?",
         (delta.started_at, delta.last_seen_at, delta.events, delta.calls, delta.tokens_in,
          delta.tokens_out, delta.errors, delta.state, delta.state, delta.close_reason,
          int(delta.has_start), delta.sensor_version, delta.attachments, delta.last_attached_at,
-         session_id),
+         int(delta.control_changed), delta.control_state, session_id),
     )
 
 
@@ -320,12 +386,27 @@ def _create_or_migrate(conn: sqlite3.Connection) -> None:
         conn.execute(_EVENTS_KEY)
         for table in _OTHER_TABLES:
             conn.execute(table)
+        _add_missing_columns(conn)
+        for statement in _control.CONTROL_TABLES:
+            conn.execute(statement)
         if version < SCHEMA_VERSION:
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+# Columns added to an existing table since schema 2: (table, column, declaration).
+_ADDED_COLUMNS = (("sessions", "control_state", "TEXT"),)
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """An older database's tables get the newer columns (ALTER TABLE is cheap: no rewrite)."""
+    for table, column, declaration in _ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
 def _migrate_events(conn: sqlite3.Connection) -> None:
@@ -345,6 +426,35 @@ def _create_private_file(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     os.close(fd)
+
+
+def open_for_commands(path: Path) -> sqlite3.Connection:
+    """A connection for the command line's writes (stop, budget, ...), beside a running
+    collector: WAL lets both work, the busy timeout waits out the collector's transaction.
+    The tables are brought to this version first. Rows come back as dicts."""
+    if not path.exists():
+        raise FileNotFoundError(str(path))
+    conn = sqlite3.connect(str(path), isolation_level=None, timeout=5.0)
+    try:
+        conn.execute("PRAGMA busy_timeout=5000")
+        _create_or_migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
+    conn.row_factory = _dict_row
+    return conn
+
+
+@contextlib.contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def open_readonly(path: Path) -> sqlite3.Connection:

@@ -174,7 +174,16 @@ def _check_field_types(raw: dict[str, Any]) -> None:
             continue
         expected, described = kind
         if not (_is_count(value) if expected is int else isinstance(value, expected)):
+            if _is_directive_error_text(raw, field, value):
+                continue
             raise InvalidEvent(f"{field}: must be {described} or null, got {_shown(value)}")
+
+
+def _is_directive_error_text(raw: dict[str, Any], field: str, value: object) -> bool:
+    # A directive_result's "error" is the handler's failure as text ("timeout",
+    # "handler not found", ...): Flightdeck stores it as sent; only llm_error's is an object.
+    return field == "error" and isinstance(value, str) and raw.get("event_type") == \
+        "directive_result"
 
 
 def _one_of(value: object, vocabulary: frozenset[str]) -> bool:
