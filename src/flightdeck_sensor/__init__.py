@@ -30,7 +30,12 @@ if TYPE_CHECKING:
         wrap,
     )
     from ._directives import DirectiveContext, DirectiveParameter, Parameter, directive
-    from ._exceptions import BudgetExceededError, ConfigurationError, DirectiveError
+    from ._exceptions import (
+        BudgetExceededError,
+        ConfigurationError,
+        DirectiveError,
+        MCPPolicyBlocked,
+    )
     from ._provider_enum import Provider
     from ._status import Status
 
@@ -40,6 +45,7 @@ __all__ = [
     "DirectiveContext",
     "DirectiveError",
     "DirectiveParameter",
+    "MCPPolicyBlocked",
     "Parameter",
     "Provider",
     "Status",
@@ -71,8 +77,8 @@ _LAZY = {
          "unpatch_litellm_functions"), "_api"),
     **dict.fromkeys(("directive", "Parameter", "DirectiveParameter", "DirectiveContext"),
                     "_directives"),
-    **dict.fromkeys(("ConfigurationError", "DirectiveError", "BudgetExceededError"),
-                    "_exceptions"),
+    **dict.fromkeys(("ConfigurationError", "DirectiveError", "BudgetExceededError",
+                     "MCPPolicyBlocked"), "_exceptions"),
     "Provider": "_provider_enum",
     "Status": "_status",
 }

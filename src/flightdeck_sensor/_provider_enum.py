@@ -6,7 +6,8 @@ members, of strings, or of both mean the same. ``(str, Enum)`` rather than
 
 ``MCP``, ``CREWAI`` and ``LANGGRAPH`` are kept so that code written for the
 published sensor still runs; this sensor does not instrument them
-(docs/decisions.md, "Published API"): ``patch()`` says so once and goes on.
+(docs/decisions.md, "Control plane: the published API"): ``patch()`` says so
+once and goes on.
 The LLM calls that CrewAI and LangGraph make through the Anthropic SDK, the
 OpenAI SDK or litellm are reported all the same.
 """

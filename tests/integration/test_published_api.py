@@ -106,7 +106,7 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
 
 PUBLISHED_NAMES = (
     "init", "wrap", "patch", "unpatch", "get_status", "teardown", "directive", "Parameter",
-    "Provider", "BudgetExceededError", "ConfigurationError", "DirectiveError",
+    "Provider", "BudgetExceededError", "ConfigurationError", "DirectiveError", "MCPPolicyBlocked",
     "patch_anthropic_classes", "unpatch_anthropic_classes", "patch_openai_classes",
     "unpatch_openai_classes", "patch_litellm_functions", "unpatch_litellm_functions",
 )
@@ -117,6 +117,7 @@ def test_every_published_name_imports_from_the_package_and_is_listed_in_all() ->
         BudgetExceededError,
         ConfigurationError,
         DirectiveError,
+        MCPPolicyBlocked,
         Parameter,
         Provider,
         directive,
@@ -157,6 +158,9 @@ def test_the_exceptions_are_the_ones_the_sensor_raises_and_carry_the_published_f
     assert (stop.action, stop.reason) == ("shutdown", "operator pressed stop")
     assert (budget.session_id, budget.tokens_used, budget.token_limit) == ("sid", 1200, 1000)
     assert issubclass(fd.ConfigurationError, Exception)
+    blocked = fd.MCPPolicyBlocked(server_url="stdio://x", server_name="x", fingerprint="f",
+                                  policy_id="p", decision_path="mode_default")
+    assert "MCP policy blocked tool call to x" in str(blocked)
     assert fd.Parameter is fd.DirectiveParameter
 
 
@@ -232,6 +236,16 @@ def test_init_passes_api_url_limit_and_warn_at_to_the_sensor(published: Collecto
     assert sensor is not None
     assert (sensor.config.api_url, sensor.config.token_limit, sensor.config.warn_at) == (
         "http://127.0.0.1:9/control", 5000, 0.5)
+
+
+def test_init_takes_provider_members_for_the_providers_it_patches(
+        published: CollectorProcess, fake_llm: FakeLLM) -> None:
+    init_here(published, providers=[fd.Provider.OPENAI])
+    fd.patch()
+    ask_anthropic(sync_client(fake_llm))
+    ask_openai(openai_client(fake_llm))
+
+    assert providers_recorded(published) == ["openai"]
 
 
 # -- get_status() -----------------------------------------------------------------------
