@@ -33,3 +33,19 @@ class BudgetExceededError(Exception):
         self.token_limit = token_limit
         super().__init__(
             f"Token budget exceeded: {tokens_used}/{token_limit} (session {session_id})")
+
+
+class MCPPolicyBlocked(Exception):
+    """An MCP tool call the published sensor's MCP policy blocked. This sensor
+    does not instrument MCP and never raises it; kept so that code catching it
+    still imports (docs/decisions.md, "Control plane: the published API")."""
+
+    def __init__(self, *, server_url: str, server_name: str, fingerprint: str, policy_id: str,
+                 decision_path: str, message: str | None = None) -> None:
+        self.server_url = server_url
+        self.server_name = server_name
+        self.fingerprint = fingerprint
+        self.policy_id = policy_id
+        self.decision_path = decision_path
+        super().__init__(message or f"MCP policy blocked tool call to {server_name} "
+                                    f"({server_url}) via {decision_path}")

@@ -60,6 +60,14 @@ class PostImportFinder:
             self._pending.clear()
             self._detach()
 
+    def discard(self, names: Sequence[str]) -> None:
+        """Forget the pending hooks of ``names``; leave ``sys.meta_path`` if none is left."""
+        with self._lock:
+            for name in names:
+                self._pending.pop(name, None)
+            if not self._pending:
+                self._detach()
+
     def _attach(self) -> None:
         if self._pending and self not in sys.meta_path:
             sys.meta_path.insert(0, self)
@@ -201,10 +209,17 @@ def install(providers: frozenset[str], on_import: Callable[[str, str], None]) ->
         finder().add(hooks)
 
 
-def uninstall() -> None:
-    """Stop hooking imports (``unpatch()``)."""
-    if _finder is not None:
+def uninstall(providers: frozenset[str] | None = None) -> None:
+    """Stop hooking the imports of ``providers`` (default: every provider)."""
+    if _finder is None:
+        return
+    if providers is None:
         _finder.clear()
+        return
+    from ._providers import HOOK_MODULES
+
+    for provider in providers:
+        _finder.discard(HOOK_MODULES.get(provider, ()))
 
 
 def _provider_hook(provider: str, on_import: Callable[[str, str], None]) -> Hook:

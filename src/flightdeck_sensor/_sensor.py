@@ -55,6 +55,36 @@ def _shutdown_budget() -> float:
     return sensor.config.shutdown_timeout if sensor is not None else 0.0
 
 
+_fork_hook_registered = False
+
+
+def _register_fork_hook() -> None:
+    """One at-fork hook for the process, acting for whichever sensor is the
+    process's then: one that ``teardown()`` retired (os.register_at_fork cannot
+    take a hook back) must not come back to life in a child."""
+    global _fork_hook_registered
+    if not _fork_hook_registered and hasattr(os, "register_at_fork"):
+        _fork_hook_registered = True
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _after_fork_in_child() -> None:
+    sensor = process_sensor
+    if sensor is not None:
+        sensor._after_fork_in_child()
+    else:  # a retired sensor's exit handling (signal watch, SIGTERM handler) is the parent's
+        _exit.after_fork_in_child()
+
+
+def retire(sensor: Sensor) -> None:
+    """``sensor`` is no longer the process's (``teardown()``): the next
+    ``init()`` or env boot creates a new one."""
+    global process_sensor
+    with _create_lock:
+        if process_sensor is sensor:
+            process_sensor = None
+
+
 def ensure_sensor(config: Config, warnings: list[str], origin: str) -> Sensor:
     """Create the process's sensor once; later calls return the existing one.
 
@@ -99,8 +129,7 @@ class Sensor:
             self._warn_custom_session_id()
         else:
             self._held_warnings = list(warnings)
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._after_fork_in_child)
+        _register_fork_hook()
         _exit.register(_shutdown_current, _flush_current, _shutdown_budget)
         _exit.install_sigterm()
 

@@ -30,3 +30,10 @@ def unpatch_all() -> None:
     from ._registry import unpatch_all as restore_all
 
     restore_all()
+
+
+def unpatch_provider(provider: str) -> None:
+    """Restore every original entry point of ``provider`` that was patched."""
+    from ._registry import unpatch_provider as restore_provider
+
+    restore_provider(provider)

@@ -37,10 +37,10 @@ class SensorWrapper(wrapt.FunctionWrapper):  # type: ignore[misc,type-arg,unused
     """The flightdeck sensor's layer around one SDK entry point."""
 
 
-# (provider, module) pairs already patched; (owner, attribute, our layer) of
-# every row patched, in the order patched.
+# (provider, module) pairs already patched; (provider, owner, attribute, our
+# layer) of every row patched, in the order patched.
 _done: set[tuple[str, str]] = set()
-_patched: list[tuple[Any, str, SensorWrapper]] = []
+_patched: list[tuple[str, Any, str, SensorWrapper]] = []
 
 
 def implementation(provider: str) -> ModuleType:
@@ -59,7 +59,7 @@ def on_module_loaded(provider: str, module_name: str) -> None:
     for row_module, path, kind in table(provider):
         if row_module == module_name or (row_module not in hooks and row_module in sys.modules):
             module = sys.modules.get(row_module) or importlib.import_module(row_module)
-            patch(module, path, wrappers[kind])
+            patch(module, path, wrappers[kind], provider)
     _done.add((provider, module_name))
 
 
@@ -75,9 +75,10 @@ def patch_loaded(providers: frozenset[str] | set[str]) -> None:
                                    "not be reported", module_name, exc_info=True)
 
 
-def patch(module: ModuleType, path: str, wrapper: Any) -> None:
+def patch(module: ModuleType, path: str, wrapper: Any, provider: str = "") -> None:
     """Wrap ``module``'s ``path`` ("Class.method" or "function") with ``wrapper``
-    (wrapt's ``(wrapped, instance, args, kwargs)`` shape), unless ours is there."""
+    (wrapt's ``(wrapped, instance, args, kwargs)`` shape), unless ours is there;
+    ``provider`` names whose row it is (for :func:`unpatch_provider`)."""
     owner_name, _, attribute = path.rpartition(".")
     owner = getattr(module, owner_name, None) if owner_name else module
     if owner is None:
@@ -92,14 +93,14 @@ def patch(module: ModuleType, path: str, wrapper: Any) -> None:
     if _layer_above(original, lambda layer: isinstance(layer, SensorWrapper)) is not None:
         return
     if isinstance(original, _WRAPT_LAYER) and _wrap_beneath(original, wrapper, owner,
-                                                                 attribute):
+                                                                 attribute, provider):
         return
     ours = SensorWrapper(original, wrapper)
     setattr(owner, attribute, ours)
-    _patched.append((owner, attribute, ours))
+    _patched.append((provider, owner, attribute, ours))
 
 
-def _wrap_beneath(theirs: Any, wrapper: Any, owner: Any, attribute: str) -> bool:
+def _wrap_beneath(theirs: Any, wrapper: Any, owner: Any, attribute: str, provider: str) -> bool:
     """Another tool's wrapt layer is there: ours goes beneath it, so that its
     unpatch, which puts back what its layer wraps (OpenTelemetry's ``unwrap``),
     leaves ours in place. False if its layer does not let us."""
@@ -108,20 +109,32 @@ def _wrap_beneath(theirs: Any, wrapper: Any, owner: Any, attribute: str) -> bool
         theirs.__wrapped__ = ours
     except (AttributeError, TypeError):
         return False
-    _patched.append((owner, attribute, ours))
+    _patched.append((provider, owner, attribute, ours))
     return True
 
 
 def unpatch_all() -> None:
     """Restore, in reverse order, every entry point patched."""
     while _patched:
-        owner, attribute, ours = _patched.pop()
-        try:
-            _restore(owner, attribute, ours)
-        except Exception:
-            logger.warning("flightdeck-sensor could not unpatch %s.%s",
-                           getattr(owner, "__name__", owner), attribute, exc_info=True)
+        _unpatch_row(*_patched.pop()[1:])
     _done.clear()
+
+
+def unpatch_provider(provider: str) -> None:
+    """Restore, in reverse order, every entry point of ``provider`` patched."""
+    mine = [row for row in _patched if row[0] == provider]
+    _patched[:] = [row for row in _patched if row[0] != provider]
+    for row in reversed(mine):
+        _unpatch_row(*row[1:])
+    _done.difference_update({done for done in _done if done[0] == provider})
+
+
+def _unpatch_row(owner: Any, attribute: str, ours: SensorWrapper) -> None:
+    try:
+        _restore(owner, attribute, ours)
+    except Exception:
+        logger.warning("flightdeck-sensor could not unpatch %s.%s",
+                       getattr(owner, "__name__", owner), attribute, exc_info=True)
 
 
 def _restore(owner: Any, attribute: str, ours: SensorWrapper) -> None:
