@@ -27,8 +27,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import ROOT, TOKEN, Collector, clean_env, measure_abba, run_main, \
-    write_report
+from benchmarks._common import (
+    ROOT,
+    TOKEN,
+    Collector,
+    clean_env,
+    measure_abba,
+    run_main,
+    write_report,
+)
 from benchmarks._provider import Provider
 from benchmarks.calls import IDLE_SENDER_CALLS, isolated_cases, isolated_entry
 
@@ -69,8 +76,10 @@ def measure_gate(blocks: int, calls: int) -> list[dict[str, Any]]:
             def call(bound: Any = bound, kwargs: Any = case.kwargs) -> Any:
                 return bound(**kwargs)
 
-            result = measure_abba(call, blocks, calls, switch,
-                                  before_block=lambda: sensor.flush(60))
+            def drained() -> None:
+                sensor.flush(60)
+
+            result = measure_abba(call, blocks, calls, switch, before_block=drained)
             rows.append({"case": case.name, "label": case.label, "gate": name,
                          "cpu": result["cpu"], "wall": result["wall"]})
             print(f"  {case.label:32} {name:8} added {result['cpu']['added_median_us']:6.2f} us"

@@ -52,7 +52,7 @@ AGENT_WITH_DIRECTIVE = textwrap.dedent("""
 
 def _agent(collector: CollectorProcess, fake: FakeLLM, tmp_path: Path, name: str,
            calls: int = 10_000, pause: float = 0.02, program: str = AGENT,
-           **env: str) -> tuple[subprocess.Popen[str], Path]:
+           **env: str) -> subprocess.Popen[str]:
     progress = tmp_path / f"{name}.progress"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTDECK_")}
     environment.update(collector.env(), FLIGHTDECK_AGENT_NAME=name, FLIGHTDECK_SPOOL="off",
@@ -60,7 +60,7 @@ def _agent(collector: CollectorProcess, fake: FakeLLM, tmp_path: Path, name: str
     process = subprocess.Popen(
         [sys.executable, "-c", program, fake.url + "/v1", str(progress), str(calls), str(pause)],
         env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return process, progress
+    return process
 
 
 def _wait(condition: Callable[[], bool], timeout: float = 60, what: str = "") -> None:
@@ -68,13 +68,6 @@ def _wait(condition: Callable[[], bool], timeout: float = 60, what: str = "") ->
     while not condition():
         assert time.monotonic() < end, f"timed out waiting for {what}"
         time.sleep(0.05)
-
-
-def _calls_made(progress: Path) -> int:
-    try:
-        return int(progress.read_text() or 0)
-    except (FileNotFoundError, ValueError):
-        return 0
 
 
 def _known(collector: CollectorProcess, name: str) -> bool:
@@ -95,7 +88,7 @@ def test_a_busy_agent_is_stopped_by_the_stop_command(
     # given: an agent busy calling, against a collector (or one that speaks only
     # Flightdeck's single-event API)
     collector = collector_factory(extra_args=("--no-batch",) if server != "batch" else ())
-    agent, progress = _agent(collector, fake_llm, tmp_path, "busy-agent")
+    agent = _agent(collector, fake_llm, tmp_path, "busy-agent")
     _wait(lambda: _known(collector, "busy-agent"), what="the agent's session")
 
     # when the operator stops it
@@ -122,7 +115,7 @@ def test_a_budget_warns_once_degrades_once_then_blocks(
     assert budget.returncode == 0, budget.stderr
 
     # when the agent calls, slowly enough for the policy to arrive first
-    agent, progress = _agent(collector, fake_llm, tmp_path, "budgeted", calls=40, pause=0.05,
+    agent = _agent(collector, fake_llm, tmp_path, "budgeted", calls=40, pause=0.05,
                              FLIGHTDECK_LOG_LEVEL="WARNING")
     _, stderr = agent.communicate(timeout=120)
 
@@ -143,12 +136,13 @@ def test_a_budget_warns_once_degrades_once_then_blocks(
 def test_a_custom_directive_registered_by_the_agent_runs_from_the_command_line(
         collector: CollectorProcess, fake_llm: FakeLLM, tmp_path: Path) -> None:
     # given: a running agent that registered a directive
-    agent, progress = _agent(collector, fake_llm, tmp_path, "tunable", calls=600, pause=0.05,
+    agent = _agent(collector, fake_llm, tmp_path, "tunable", calls=600, pause=0.05,
                              program=AGENT_WITH_DIRECTIVE)
     try:
         _wait(lambda: "set_temperature" in collector.cli("directive", "list", "--agent",
                                                          "tunable").stdout,
               what="the registration")
+        _wait(lambda: _known(collector, "tunable"), what="the agent's session")
 
         # when the operator runs it
         ran = collector.cli("directive", "run", "set_temperature", "--agent", "tunable",
@@ -173,7 +167,7 @@ def test_a_custom_directive_registered_by_the_agent_runs_from_the_command_line(
 def test_an_idle_agent_is_stopped_through_the_heartbeat(
         collector: CollectorProcess, fake_llm: FakeLLM, tmp_path: Path) -> None:
     # given: an agent that made one call, then waits (no events to carry a directive)
-    agent, progress = _agent(collector, fake_llm, tmp_path, "idle-agent", calls=2, pause=60,
+    agent = _agent(collector, fake_llm, tmp_path, "idle-agent", calls=2, pause=60,
                              FLIGHTDECK_HEARTBEAT_INTERVAL="1")
     try:
         _wait(lambda: _known(collector, "idle-agent"), what="the agent's session")
@@ -197,7 +191,7 @@ def test_an_idle_agent_is_stopped_through_the_heartbeat(
 def test_the_session_id_of_an_agent_is_enough_to_stop_it(
         collector: CollectorProcess, fake_llm: FakeLLM, tmp_path: Path) -> None:
     session_id = str(uuid.uuid4())
-    agent, progress = _agent(collector, fake_llm, tmp_path, "by-session",
+    agent = _agent(collector, fake_llm, tmp_path, "by-session",
                              FLIGHTDECK_SESSION_ID=session_id)
     _wait(lambda: _known(collector, "by-session"), what="the agent's session")
 
