@@ -139,7 +139,60 @@ def main() -> None:
     cli("sessions")
     left = sum(f.stat().st_size for f in (WORK / "spool").rglob("*") if f.is_file())
     print(f"   spool now holds {left} bytes")
+    control_plane(server, fake_url)
     banner("Done. Explore: .venv/bin/flightdeck-sensor sessions --db .demo/collector.db")
+
+
+def start_worker(env: dict[str, str], tasks: int, pause: float) -> subprocess.Popen[str]:
+    worker = subprocess.Popen([PY, str(ROOT / "examples" / "worker.py"), str(tasks), str(pause)],
+                              env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    processes.append(worker)  # type: ignore[arg-type]
+    return worker
+
+
+def wait_for_session(agent: str) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        out = subprocess.run([PY, "-m", "flightdeck_sensor", "sessions", "--json", "--db",
+                              str(WORK / "collector.db")], capture_output=True, text=True)
+        found = [s for s in json.loads(out.stdout or "[]") if s.get("agent_name") == agent]
+        if found:
+            return str(found[0]["session_id"])
+        time.sleep(0.2)
+    sys.exit(f"demo: the session of {agent} never reached the collector")
+
+
+def show_end(worker: subprocess.Popen[str], stopped_at: float | None = None) -> None:
+    stdout, stderr = worker.communicate(timeout=120)
+    lines = stdout.splitlines()
+    for line in lines[-3:]:
+        print(f"   | {line}")
+    last = (stderr.strip().splitlines() or ["(no error)"])[-1]
+    print(f"   | {last}")
+    if stopped_at is not None:
+        print(f"   the worker stopped {time.monotonic() - stopped_at:.1f} s after the command "
+              f"(exit status {worker.returncode})")
+
+
+def control_plane(server: str, fake_url: str) -> None:
+    banner("5. The operator stops a running agent: `flightdeck-sensor stop --agent NAME`")
+    worker = start_worker(agent_env(server, fake_url, FLIGHTDECK_AGENT_NAME="research-worker"),
+                          tasks=1000, pause=0.2)
+    wait_for_session("research-worker")
+    time.sleep(1.0)
+    stopped_at = time.monotonic()
+    cli("stop", "--agent", "research-worker", "--reason", "demo: the operator pressed stop")
+    show_end(worker, stopped_at)
+    cli("directives", "--agent", "research-worker")
+
+    banner("6. A token budget warns, moves the agent to a cheaper model, then blocks it")
+    cli("budget", "set", "--agent", "budgeted-worker", "--limit", "300", "--warn", "50",
+        "--degrade", "70", "--to", "gpt-4o-mini", "--block", "90")
+    worker = start_worker(agent_env(server, fake_url, FLIGHTDECK_AGENT_NAME="budgeted-worker"),
+                          tasks=200, pause=0.05)
+    show_end(worker)
+    cli("events", wait_for_session("budgeted-worker"))
 
 
 if __name__ == "__main__":

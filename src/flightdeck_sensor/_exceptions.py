@@ -23,6 +23,11 @@ class DirectiveError(Exception):
         self.reason = reason
         super().__init__(f"Directive {action}: {reason}")
 
+    def __reduce__(self) -> tuple[type[DirectiveError], tuple[str, str]]:
+        # A pool worker's exception is pickled to its parent: rebuilt from the
+        # constructor's own arguments, not from the message.
+        return type(self), (self.action, self.reason)
+
 
 class BudgetExceededError(Exception):
     """The session's token budget blocks further calls: the call was not sent."""
@@ -33,6 +38,9 @@ class BudgetExceededError(Exception):
         self.token_limit = token_limit
         super().__init__(
             f"Token budget exceeded: {tokens_used}/{token_limit} (session {session_id})")
+
+    def __reduce__(self) -> tuple[type[BudgetExceededError], tuple[str, int, int]]:
+        return type(self), (self.session_id, self.tokens_used, self.token_limit)
 
 
 class MCPPolicyBlocked(Exception):
@@ -49,3 +57,8 @@ class MCPPolicyBlocked(Exception):
         self.decision_path = decision_path
         super().__init__(message or f"MCP policy blocked tool call to {server_name} "
                                     f"({server_url}) via {decision_path}")
+
+
+# Tracebacks and reprs name them where the program imports them from.
+for _exception in (ConfigurationError, DirectiveError, BudgetExceededError, MCPPolicyBlocked):
+    _exception.__module__ = "flightdeck_sensor"

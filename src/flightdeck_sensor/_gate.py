@@ -161,7 +161,7 @@ class Gate:
                 self.degrade = Degrade(budget.degrade_to, None)
                 recorder.record("policy_degrade", policy_fields(
                     budget, "degrade", budget.degrade_pct, used, model,
-                    f"model {model or '?'} swapped for {budget.degrade_to}",
+                    f"degrade at {budget.degrade_pct}%: {model or '?'} -> {budget.degrade_to}",
                     from_model=model, to_model=budget.degrade_to))
         if (budget.warn_at is not None and projected >= budget.warn_at
                 and budget.source not in self._warned):
@@ -173,7 +173,7 @@ class Gate:
                                "used (warn at %d%%)", budget.source, used, budget.token_limit,
                                budget.warn_pct)
                 recorder.record("policy_warn", policy_fields(
-                    budget, "warn", budget.warn_pct, used, model, "warn threshold reached"))
+                    budget, "warn", budget.warn_pct, used, model, f"warn at {budget.warn_pct}%"))
 
     def _block(self, recorder: Recorder, budget: Budget, used: int, model: str | None) -> None:
         with self._lock:
@@ -184,7 +184,7 @@ class Gate:
             logger.warning("flightdeck-sensor: token budget exhausted (%d of %d tokens): every "
                            "LLM call now raises BudgetExceededError", used, budget.token_limit)
             recorder.record("policy_block", policy_fields(
-                budget, "block", budget.block_pct, used, model, "block threshold reached",
+                budget, "block", budget.block_pct, used, model, f"block at {budget.block_pct}%",
                 intended_model=model))
             recorder.deliver_soon()
         blocked = self.blocked or (used, budget.token_limit)
@@ -216,8 +216,7 @@ def policy_fields(budget: Budget, decision: str, threshold_pct: int | None, used
     """A ``policy_*`` event's fields, with the four-key ``policy_decision`` that
     Flightdeck's ingestion requires (every key a non-empty string)."""
     limit = budget.token_limit
-    reason = (f"{budget.source} budget: {used} of {limit} tokens used "
-              f"({used * 100 // max(limit, 1)}%), {decision} at {threshold_pct}%; {why}")
+    reason = f"{budget.source} budget: {used} of {limit} tokens used, {why}"
     fields: dict[str, Any] = {
         "source": budget.source,
         "threshold_pct": threshold_pct,

@@ -197,3 +197,25 @@ def test_registered_directives_are_synced_and_the_unknown_ones_registered(
     assert (registered["name"], registered["description"]) == ("explode",
                                                                "A handler that fails")
     assert seen[0].headers["Authorization"] == "Bearer tok-test"
+
+
+def _call_in_worker(base_url: str) -> str:
+    import openai
+
+    openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0).chat.completions.create(
+        model=oai.MODEL, messages=oai.MESSAGES)
+    return "called"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_pool_worker_of_a_stopped_agent_raises_directive_error_in_the_parent(
+        controlled: ControlledSensor, fake_llm: FakeLLM) -> None:
+    import multiprocessing
+
+    _started(controlled, fake_llm)
+    controlled.deliver("shutdown", reason="pool stop", until=lambda s: s["state"] == "stopped")
+
+    with multiprocessing.get_context("fork").Pool(1) as pool, \
+            pytest.raises(DirectiveError) as raised:
+        pool.apply(_call_in_worker, (fake_llm.url + "/v1",))
+    assert raised.value.reason == "pool stop"
