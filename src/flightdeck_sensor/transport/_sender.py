@@ -88,7 +88,9 @@ class Sender:
         self._wake.acquire()
         self._session_id = session_id
         self._beat_every = config.heartbeat_interval if session_id is not None else 0.0
-        self._last_post = time.monotonic()  # the session's first event is posted at once
+        # Reset by every POST. The thread starts with the session's first event
+        # waiting, and no heartbeat goes while an event waits: that one goes first.
+        self._last_post = time.monotonic()
         # Guards "a heartbeat is on the connection", so that the closer aborts
         # only a heartbeat, never the request after it.
         self._beat_lock = threading.RLock()  # re-entrant: a SIGTERM handler may close
@@ -217,7 +219,8 @@ class Sender:
         trickle of calls costs the caller no thread wake-up (a woken thread
         waits for the GIL, and a caller that releases it briefly in every
         request, as the SDKs do, starves it meanwhile and runs slower; see
-        docs/decisions.md)."""
+        docs/decisions.md). With nothing waiting, it sends the heartbeat
+        when one is due."""
         tick = time.monotonic() + BATCH_WINDOW
         while not (self._closing.is_set() or self.flush_wanted or self.abandoned):
             waiting = len(self._queue)
