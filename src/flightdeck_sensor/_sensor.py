@@ -122,7 +122,8 @@ class Sensor:
         if transport is None:
             from .transport import Transport as _Transport
 
-            transport = _Transport(config, on_envelope=self._on_envelope)
+            transport = _Transport(config, on_envelope=self._on_envelope,
+                                   session_id=lambda: self.session.id if self._started else None)
         self.transport = transport
         if origin == "init":
             self.log_warnings_now(warnings)

@@ -8,6 +8,10 @@ events of its (gunzipped) body.
     with IngestServer([Reply(503), Reply(200)]) as server:
         ... run a sensor with server=server.url ...
         server.events()  # every event received with a 2xx answer
+
+Heartbeats (``POST .../v1/heartbeat``) carry no events; by default they are
+answered ``{"status":"ok","directive":null}``. :class:`DirectiveOnce` is a
+responder that hands one directive out, in the first answer after it is armed.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+HEARTBEAT_PATH = "/ingest/v1/heartbeat"
 
 
 @dataclass
@@ -104,6 +110,11 @@ class IngestServer:
             found = [e for r in self.requests if 200 <= r.status < 300 for e in r.events]
         return [e for e in found if event_type is None or e.get("event_type") == event_type]
 
+    def heartbeats(self) -> list[Received]:
+        """Every heartbeat request, whatever it was answered."""
+        with self._lock:
+            return [r for r in self.requests if r.path == HEARTBEAT_PATH]
+
     def paths(self) -> list[str]:
         with self._lock:
             return [r.path for r in self.requests]
@@ -132,9 +143,10 @@ class IngestServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
+                events = [] if self.path == HEARTBEAT_PATH else _decode_events(
+                    raw, self.headers.get("Content-Encoding"))
                 received = Received("POST", self.path, dict(self.headers.items()), raw,
-                                    _decode_events(raw, self.headers.get("Content-Encoding")),
-                                    0, time.time())
+                                    events, 0, time.time())
                 reply = server._next_reply(received)
                 received.status = 0 if (reply.never_answer or reply.close_connection) \
                     else reply.status
@@ -155,9 +167,7 @@ class IngestServer:
             def _answer(self, reply: Reply, raw: bytes, received: Received | None = None) -> None:
                 body = reply.body
                 if body is None:
-                    count = len(received.events) if received else 0
-                    body = {"status": "ok", "accepted": count, "rejected": [],
-                            "directive": None, "attached": False}
+                    body = envelope(received)
                 data = json.dumps(body).encode() if isinstance(body, dict) else body
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
@@ -185,6 +195,39 @@ class IngestServer:
                         return
 
         return Handler
+
+
+def envelope(received: Received | None, directive: dict[str, Any] | None = None,
+             ) -> dict[str, Any]:
+    """The accepting answer to ``received``: a heartbeat's has no ``attached``."""
+    if received is not None and received.path == HEARTBEAT_PATH:
+        return {"status": "ok", "directive": directive}
+    return {"status": "ok", "accepted": len(received.events) if received else 0,
+            "rejected": [], "directive": directive, "attached": False}
+
+
+class DirectiveOnce:
+    """A responder that hands ``directive`` out once, as the server does: in the
+    first answer (to one of ``paths``, or any) after :meth:`arm`. ``handed_to``
+    is the request whose answer carried it."""
+
+    def __init__(self, directive: dict[str, Any], paths: tuple[str, ...] = ()) -> None:
+        self.directive = directive
+        self.paths = paths
+        self.handed_to: Received | None = None
+        self._armed = False
+        self._lock = threading.Lock()
+
+    def arm(self) -> None:
+        self._armed = True
+
+    def __call__(self, received: Received) -> Reply | None:
+        with self._lock:
+            if not self._armed or self.handed_to is not None or (
+                    self.paths and received.path not in self.paths):
+                return None
+            self.handed_to = received
+        return Reply(200, envelope(received, self.directive))
 
 
 def _decode_events(raw: bytes, encoding: str | None) -> list[dict[str, Any]]:

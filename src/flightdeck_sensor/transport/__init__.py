@@ -2,9 +2,11 @@
 
 Contract used by the rest of the sensor (``_sensor.Sensor``):
 
-- ``Transport(config, on_envelope=callable)``: starts no thread until the
-  first ``submit``; it is built when an SDK is imported or ``init()`` runs,
-  never at boot, and imports its HTTP client (``http.client``) then.
+- ``Transport(config, on_envelope=callable, session_id=callable)``: starts no
+  thread until the first ``submit``; it is built when an SDK is imported or
+  ``init()`` runs, never at boot, and imports its HTTP client (``http.client``)
+  then. ``session_id()`` gives the session id once a session started (else
+  None): the sender keeps an idle session alive with heartbeats.
 - ``submit(event: dict) -> None``: O(1), never blocks, never raises; safe from
   any thread and from a GC finalizer.
 - ``flush(timeout: float) -> bool``: wait until everything queued so far is
@@ -14,11 +16,12 @@ Contract used by the rest of the sensor (``_sensor.Sensor``):
 - ``status() -> dict``: queued, sent, dropped (by reason), spooled, retries,
   last_error, mode ("batch" / "single"), server_state, sender_errors (errors
   the sender survived), spool_quarantined (unreadable files set aside as
-  ``*.bad``), spool_foreign (files of another user, left alone).
+  ``*.bad``), spool_foreign (files of another user, left alone), heartbeats
+  and heartbeats_failed.
 - ``after_fork_in_child() -> None``: drop the inherited queue, fresh locks,
   sender restarted lazily.
 - ``on_envelope(envelope: dict)`` is called (from the sender thread) with each
-  parsed response envelope.
+  parsed response envelope (event and heartbeat answers).
 
 Also ``spool_summary(config) -> dict`` for ``flightdeck-sensor doctor``: the
 spool's directory, whether it is on, its files, events and bytes, and how many

@@ -42,6 +42,8 @@ class Stats:
         self.last_error: str | None = None
         self.mode = "batch"  # batch | single
         self.server_state = "unknown"  # ok | unreachable | paused | unauthorized
+        self.heartbeats = 0  # answered with an envelope
+        self.heartbeats_failed = 0  # no answer, an error status, or not an envelope
 
     def drop(self, reason: str, count: int = 1) -> None:
         if count:
@@ -156,6 +158,26 @@ class Answers:
             also = self._rejection_warnings.take_held_back()
             logger.warning("flightdeck-sensor: %s; dropped and counted%s", message,
                            f" ({also} more such warnings held back)" if also else "")
+
+    def heartbeat_answered(self, answer: Answer) -> bool:
+        """Take in a heartbeat's answer: its envelope goes to ``on_envelope``
+        like an event answer's; anything else is counted, and changes nothing
+        else (no outage, no backoff, no pause: a heartbeat is best effort and
+        must not hold events back). False when the server has no heartbeat
+        endpoint: the process sends no more."""
+        status = answer.status
+        if 200 <= status < 300 and self.read_envelope(answer.body) is not None:
+            self.stats.heartbeats += 1
+            return True
+        self.stats.heartbeats_failed += 1
+        if status in (404, 405):
+            logger.info("flightdeck-sensor: %s has no heartbeat endpoint (HTTP %d); an idle "
+                        "agent receives directives only with its next event", shown(self._server),
+                        status)
+            return False
+        logger.debug("flightdeck-sensor heartbeat failed: %s",
+                     printable(answer.error or f"HTTP {status}"))
+        return True
 
     def read_envelope(self, body: bytes) -> dict[str, Any] | None:
         envelope = parse_json_object(body)

@@ -94,6 +94,7 @@ class IngestClient:
         self._request: tuple[str, bytes, dict[str, str], float] = ("", b"", {}, REQUEST_TIMEOUT)
         self._tls: ssl.SSLContext | None = None
         self._ends = 0.0  # the monotonic time the current request must be over by
+        self._aborted = False  # abort() ended the current request: it is not sent again
 
     def begin(self, path: str, body: bytes, timeout: float = REQUEST_TIMEOUT,
               deadline: float = REQUEST_DEADLINE) -> Answer | None:
@@ -107,6 +108,7 @@ class IngestClient:
             body = gzip.compress(body, compresslevel=1)  # cheapest level: docs/decisions.md
             headers["Content-Encoding"] = "gzip"
         self._ends = time.monotonic() + max(0.05, min(deadline, REQUEST_DEADLINE))
+        self._aborted = False
         timeout = max(0.05, min(timeout, deadline, REQUEST_TIMEOUT))
         self._request = (path, body, headers, timeout)
         return self._guarded(self._send_request)
@@ -123,7 +125,7 @@ class IngestClient:
             try:
                 return step(False)
             except _STALE_CONNECTION:
-                if not reused:
+                if not reused or self._aborted:
                     raise
                 return step(True)
         except Exception as exc:
@@ -168,6 +170,19 @@ class IngestClient:
         if self._https and self._tls is None:
             self._tls = _default_tls()
         return _connection(self._https, self._host, self._port, timeout, self._tls)
+
+    def abort(self) -> None:
+        """From another thread: end the request in progress now (its answer is
+        lost and it is not sent again); the next request opens a new connection.
+        The socket is shut down, not closed: the thread reading it owns it."""
+        self._aborted = True
+        connection = self._connection
+        sock = connection.sock if connection is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                # socket.socket's own shutdown, also for TLS: SSLSocket.shutdown
+                # would drop the TLS state under the reading thread.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
     def close(self) -> None:
         connection, self._connection = self._connection, None

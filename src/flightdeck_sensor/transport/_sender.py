@@ -4,7 +4,9 @@ It runs in one daemon thread (``flightdeck-sensor-sender``) started on the
 first event, or inline on the exiting thread when no thread is running at
 exit (Python 3.12 refuses to start threads during interpreter shutdown).
 Every wait is bounded; once the transport closes, every wait ends at its
-deadline.
+deadline. While it has nothing to send it beats: a session that posted nothing
+for a heartbeat interval posts its id to the heartbeat endpoint, whose answer
+carries the control plane's directives like an event answer.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ BATCH_BYTES = 1024 * 1024  # before compression; Flightdeck reads at most 1 MiB
 BATCH_WINDOW = 1.0  # seconds: the sender's tick; an event waits at most this long
 OVERFLOW_FRACTION = 0.5  # during an outage, spool what exceeds half the queue
 BATCH_PATH, SINGLE_PATH = "/v1/events/batch", "/v1/events"
+HEARTBEAT_PATH = "/v1/heartbeat"
+# A heartbeat is best effort: it gives up sooner than an event request, since
+# events that come in meanwhile wait for the connection it holds.
+HEARTBEAT_DEADLINE = 2.0
 # ASCII output and no cycle check: cheaper than the defaults. Events are
 # acyclic (content is copied by _content.capped_content); a cycle would end
 # in RecursionError, caught like any unserializable value.
@@ -46,7 +52,10 @@ Event = dict[str, Any]
 
 class Sender:
     def __init__(self, config: Config, queue: EventQueue, spool: Spool | None,
-                 on_envelope: Callable[[dict[str, Any]], None] | None) -> None:
+                 on_envelope: Callable[[dict[str, Any]], None] | None,
+                 session_id: Callable[[], str | None] | None = None) -> None:
+        """``session_id``: the session to keep alive with heartbeats (None while
+        no session started); without it the sender sends none."""
         self._config = config
         self._queue = queue
         self._spool = spool
@@ -77,6 +86,15 @@ class Sender:
         # ever blocking (Lock.release never blocks, unlike Event.set).
         self._wake = threading.Lock()
         self._wake.acquire()
+        self._session_id = session_id
+        self._beat_every = config.heartbeat_interval if session_id is not None else 0.0
+        # Reset by every POST. The thread starts with the session's first event
+        # waiting, and no heartbeat goes while an event waits: that one goes first.
+        self._last_post = time.monotonic()
+        # Guards "a heartbeat is on the connection", so that the closer aborts
+        # only a heartbeat, never the request after it.
+        self._beat_lock = threading.RLock()  # re-entrant: a SIGTERM handler may close
+        self._beating = False
 
     # -- signals from other threads ------------------------------------------
     def wake(self) -> None:
@@ -86,7 +104,12 @@ class Sender:
 
     def begin_close(self, deadline: float) -> None:
         self.deadline = deadline
-        self._closing.set()
+        with self._beat_lock:
+            self._closing.set()
+            if self._beating and self._client is not None:
+                # A heartbeat left waiting would hold the connection the last
+                # events need; its answer matters no more to a closing process.
+                self._client.abort()
         self.wake()
 
     def wait_idle(self, timeout: float) -> bool:
@@ -196,18 +219,51 @@ class Sender:
         trickle of calls costs the caller no thread wake-up (a woken thread
         waits for the GIL, and a caller that releases it briefly in every
         request, as the SDKs do, starves it meanwhile and runs slower; see
-        docs/decisions.md)."""
+        docs/decisions.md). With nothing waiting, it sends the heartbeat
+        when one is due."""
         tick = time.monotonic() + BATCH_WINDOW
         while not (self._closing.is_set() or self.flush_wanted or self.abandoned):
             waiting = len(self._queue)
             if waiting >= BATCH_EVENTS or self._queue.bytes >= BATCH_BYTES:
                 return
-            left = tick - time.monotonic()
+            now = time.monotonic()
+            left = tick - now
             if left <= 0:
                 if waiting:
                     return
-                tick, left = time.monotonic() + BATCH_WINDOW, BATCH_WINDOW  # idle: sleep on
+                tick, left = now + BATCH_WINDOW, BATCH_WINDOW  # idle: sleep on
+            if not waiting and self._carry is None and self._beat_every:
+                beat_in = self._last_post + self._beat_every - now
+                if beat_in <= 0:
+                    self._heartbeat()
+                    continue
+                left = min(left, beat_in)
             self._wake.acquire(timeout=left)
+
+    def _heartbeat(self) -> None:
+        """POST the session's id to the heartbeat endpoint, once; hand the
+        answer's envelope on. Best effort: a failure is counted, never retried
+        nor spooled, and leaves the server's state (outage, backoff, pause,
+        token refused) to the event requests. A server without the endpoint
+        gets no more heartbeats from this process."""
+        session_id = self._session_id() if self._session_id is not None else None
+        if session_id is None or self.stats.server_state == "unauthorized":
+            self._last_post = time.monotonic()  # look again an interval later
+            return
+        body = _ENCODER.encode({"session_id": session_id}).encode()
+        with self._beat_lock:
+            if self._closing.is_set():
+                return
+            self._beating = True
+        try:
+            answer = self._exchange(HEARTBEAT_PATH, body, deadline=HEARTBEAT_DEADLINE)
+        finally:
+            with self._beat_lock:
+                self._beating = False
+        # From its end: a server that lets heartbeats time out gets one an interval.
+        self._last_post = time.monotonic()
+        if not self._answers.heartbeat_answered(answer):
+            self._beat_every = 0.0
 
     def _take_prefetched(self) -> tuple[list[Event], bytes | None]:
         with self._handoff:
@@ -391,23 +447,30 @@ class Sender:
 
     def _post(self, path: str, body: bytes,
               meanwhile: Callable[[], None] | None = None) -> Answer:
-        """POST ``body``; ``meanwhile`` runs after the request is sent, before
-        the answer is read."""
+        """POST events; ``meanwhile`` runs after the request is sent, before
+        the answer is read. The answer sets the server's state."""
+        answer = self._exchange(path, body, meanwhile)
+        if self._answers.note(answer):
+            self._replay_due = self._spool is not None
+        return answer
+
+    def _exchange(self, path: str, body: bytes, meanwhile: Callable[[], None] | None = None,
+                  deadline: float = REQUEST_DEADLINE) -> Answer:
+        """POST ``body`` on the keep-alive connection and read the answer."""
         if self._client is None:
             self._connect()
         client = self._client
         assert client is not None
-        left = REQUEST_DEADLINE
+        left = deadline
         if self.deadline is not None:  # closing: no request outlives the exit budget
-            left = self.deadline - time.monotonic()
+            left = min(left, self.deadline - time.monotonic())
+        self._last_post = time.monotonic()
         failed = client.begin(path, body, deadline=left)
         try:
             if failed is None and meanwhile is not None:
                 meanwhile()
         finally:
             answer = failed or client.finish()  # read even if meanwhile raised
-        if self._answers.note(answer):
-            self._replay_due = self._spool is not None
         return answer
 
     def _pause(self, seconds: float) -> None:

@@ -28,9 +28,14 @@ CLOSE_TIMEOUT_MAX = 24 * 3600.0
 
 class Transport:
     def __init__(self, config: Config,
-                 on_envelope: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_envelope: Callable[[dict[str, Any]], None] | None = None,
+                 session_id: Callable[[], str | None] | None = None) -> None:
+        """``on_envelope`` gets every envelope the server answers with;
+        ``session_id`` gives the session that heartbeats keep alive (None
+        while none started); without it there are no heartbeats."""
         self.config = config
         self._on_envelope = on_envelope
+        self._session_id = session_id
         self._reset()
         if hasattr(os, "register_at_fork"):
             this = weakref.ref(self)
@@ -45,7 +50,8 @@ class Transport:
         self._queue = EventQueue(config.max_queue_events, config.max_queue_bytes)
         self._spool = (Spool(spool_dir_for(config.server, config.spool_dir))
                        if config.spool_enabled else None)
-        self._sender = Sender(config, self._queue, self._spool, self._on_envelope)
+        self._sender = Sender(config, self._queue, self._spool, self._on_envelope,
+                              self._session_id)
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
@@ -184,6 +190,8 @@ class Transport:
             "mode": stats.mode,
             "server_state": stats.server_state,
             "sender_errors": stats.internal_errors,
+            "heartbeats": stats.heartbeats,
+            "heartbeats_failed": stats.heartbeats_failed,
             "spool_quarantined": spool.quarantined if spool is not None else 0,
             "spool_foreign": spool.foreign if spool is not None else 0,
         }
