@@ -39,7 +39,6 @@ from benchmarks._common import (
 from benchmarks._provider import Provider
 from benchmarks.calls import IDLE_SENDER_CALLS, isolated_cases, isolated_entry
 
-AGENT = Path(__file__).with_name("_control_agent.py")
 GATE_CASES = ("openai.chat", "anthropic.messages")
 
 
@@ -105,8 +104,9 @@ def _agent(collector: Collector, name: str, mode: str, out: Path,
                     FLIGHTDECK_AGENT_NAME=name, FLIGHTDECK_SPOOL="off",
                     FLIGHTDECK_HEARTBEAT_INTERVAL=str(heartbeat),
                     PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
-    return subprocess.Popen([sys.executable, str(AGENT), mode, str(out)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # -m, not the file: run from benchmarks/, its http.py would shadow the stdlib's
+    return subprocess.Popen([sys.executable, "-m", "benchmarks._control_agent", mode, str(out)],
+                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def enforcement_latency(mode: str, rounds: int, heartbeat: float,

@@ -162,6 +162,33 @@ def sender_exit(data: dict[str, Any], state: str) -> Figure:
     return Figure(value, "s", spread_text(low, high, "s", "min-max"))
 
 
+def control_latency(data: dict[str, Any], mode: str, server: str = "batch") -> Figure:
+    """Issue to enforcement (benchmarks/control.py): the worst of the rounds."""
+    rows = [r for r in data.get("issue_to_enforcement") or []
+            if r["mode"] == mode and r["server"] == server]
+    if not rows:
+        return Figure(None, "s")
+    row = rows[0]
+    note = f"median {fmt(row['median_s'])} s over {row['rounds']} agents"
+    if mode == "idle":
+        note += f", heartbeat every {fmt(row['heartbeat_interval_s'])} s"
+    return Figure(row["max_s"], "s", spread_text(row["min_s"], row["max_s"], "s", "min-max"),
+                  note=note)
+
+
+def control_gate(data: dict[str, Any], gate: str) -> Figure:
+    """The gate's added CPU time per call over no gate, worst case (benchmarks/control.py)."""
+    rows = [r for r in data.get("gate") or [] if r["gate"] == gate]
+    if not rows:
+        return Figure(None, "us")
+    worst = max(rows, key=lambda r: r["cpu"]["added_median_us"])
+    cpu = worst["cpu"]
+    return Figure(cpu["added_median_us"], "us",
+                  spread_text(cpu.get("added_block_p10_us"), cpu.get("added_block_p90_us"),
+                              "us", "blocks p10-p90"),
+                  note=f"worst: {worst['label']}, caller's CPU time")
+
+
 @dataclass
 class Budget:
     what: str
@@ -213,6 +240,23 @@ BUDGETS = [
            lambda r: sender_memory(r["sender"]), lambda v: v < 64.0),
     Budget("exit with the server down", "within shutdown budget (2 s) + 0.2 s",
            lambda r: sender_exit(r["sender"], "down"), lambda v: v <= 2.2),
+    Budget("control plane: the check before a call with a token budget in force, over no "
+           "budget (sensor path isolated)", "integer comparisons: < 2 us",
+           lambda r: control_gate(r["control"], "budget"), lambda v: v < 2.0),
+    Budget("control plane: a degraded call (the model swapped on a copy of the arguments), "
+           "over no degrade (sensor path isolated)",
+           "< 12 us (with the isolated call's ~8 us: under the 20 us per-call budget)",
+           lambda r: control_gate(r["control"], "degrade"), lambda v: v < 12.0),
+    Budget("control plane: `flightdeck-sensor stop` to the busy agent's first DirectiveError "
+           "(local collector)", "< 3 s", lambda r: control_latency(r["control"], "busy"),
+           lambda v: v < 3.0),
+    Budget("control plane: the same against a server of Flightdeck's single-event API "
+           "(collector --no-batch)", "< 3 s",
+           lambda r: control_latency(r["control"], "busy", "single-event"), lambda v: v < 3.0),
+    Budget("control plane: `stop` to an idle agent acting on it (through the heartbeat)",
+           "within one heartbeat interval",
+           lambda r: control_latency(r["control"], "idle"),
+           lambda v: v <= 6.0),
 ]
 
 
@@ -316,6 +360,7 @@ def markdown(rows: list[dict[str, Any]], results: dict[str, dict[str, Any]],
     lines += generic_section("Sender and exit (benchmarks/sender.py)", results.get("sender", {}))
     lines += generic_section("The collector's own ingest rate (benchmarks/collector.py)",
                              results.get("collector", {}))
+    lines += generic_section("Control plane (benchmarks/control.py)", results.get("control", {}))
     lines += soak_section()
     return "\n".join(lines) + "\n"
 
