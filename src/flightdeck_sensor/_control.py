@@ -396,7 +396,9 @@ def _count(raw: dict[str, Any], name: str, default: int | None) -> int | None:
 
 
 def _pct(raw: dict[str, Any], name: str, default: int | None) -> int | None:
-    value = raw.get(name, default)
+    value = raw.get(name)
+    if value is None:  # absent or null: the default (or the budget's current value)
+        value = default
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1000:

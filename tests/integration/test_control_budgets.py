@@ -134,3 +134,20 @@ def test_streams_and_errors_with_partial_usage_count_toward_the_budget(
     assert sensor.status()["tokens_used_session"] == (streamed["tokens_total"]
                                                       + failed["tokens_total"])
     assert failed["tokens_used_session"] == sensor.status()["tokens_used_session"]
+
+
+def test_a_policy_whose_thresholds_are_null_gets_the_default_thresholds(
+        controlled: ControlledSensor, fake_llm: FakeLLM) -> None:
+    # given: a policy as a server sends one with no thresholds set (null: the defaults)
+    controlled.init()
+    oai.sync_client(fake_llm).embeddings.create(model=oai.EMBEDDING_MODEL, input="x")
+    controlled.deliver("policy_update", payload={
+        "id": "pol-2", "scope": "flavor", "scope_value": "x", "token_limit": 60,
+        "warn_at_pct": None, "degrade_at_pct": None, "degrade_to": None, "block_at_pct": None})
+
+    # then: it warns at 80 % and blocks at 100 %
+    with pytest.raises(BudgetExceededError):
+        for _ in range(20):
+            _chat(fake_llm)
+    assert [(e["event_type"], e["threshold_pct"]) for e in _policy_events(controlled)] == [
+        ("policy_warn", 80), ("policy_block", 100)]
