@@ -98,6 +98,24 @@ def _stop(collector: Collector, agent: str) -> float:
     return issued
 
 
+def _wait_for_session(collector: Collector, agent: str) -> None:
+    """Until the collector stored the agent's session (its events ship on a 1 s tick):
+    `stop --agent` reaches only the sessions the collector knows."""
+    import sqlite3
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with sqlite3.connect(f"file:{collector.db}?mode=ro", uri=True) as conn:
+                if conn.execute("SELECT 1 FROM sessions WHERE agent_name = ?",
+                                (agent,)).fetchone():
+                    return
+        except sqlite3.Error:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"the session of {agent} never reached the collector")
+
+
 def _agent(collector: Collector, name: str, mode: str, out: Path,
            heartbeat: float) -> subprocess.Popen[bytes]:
     env = clean_env(FLIGHTDECK_SERVER=collector.ingest_url, FLIGHTDECK_TOKEN=TOKEN,
@@ -130,6 +148,7 @@ def enforcement_latency(mode: str, rounds: int, heartbeat: float,
                         raise RuntimeError(f"agent did not start: {agent.stderr.read()!r}"
                                            if agent.stderr else "agent did not start")
                     time.sleep(0.05)
+                _wait_for_session(collector, name)
                 time.sleep(0.5 if mode == "busy" else min(heartbeat, 3.0) * 0.37)
                 issued = _stop(collector, name)
                 agent.wait(timeout=max(60, 3 * heartbeat))
