@@ -267,19 +267,20 @@ def test_rejection_messages_reach_the_log_sanitized_capped_and_rate_limited(
     assert not any(ch in str(status["last_error"]) for ch in "\x1b\r\n\x07")
 
 
-def test_a_directive_reaches_the_debug_log_sanitized_and_capped(tmp_path: Path) -> None:
-    # Given a server whose answers carry a huge directive full of control characters
-    answer = {"status": "ok", "directive": {"action": HOSTILE_TEXT}, "attached": False}
+def test_a_hostile_directive_gets_one_short_printable_warning(tmp_path: Path) -> None:
+    # Given a server whose every answer carries a huge directive full of control characters
+    answer = {"status": "ok", "attached": False,
+              "directive": {"id": "d-1", "action": HOSTILE_TEXT, "reason": HOSTILE_TEXT}}
     with IngestServer([Reply(200, answer)]) as server:
-        # When a program logging at DEBUG delivers an event
-        result = run_program("call()\nflightdeck_sensor.flush(10)", server.url, tmp_path,
-                             FLIGHTDECK_LOG_LEVEL="DEBUG")
-    # Then each directive is one short printable line of the log
-    lines = [line for line in result.stderr.splitlines() if "directive received" in line]
-    assert lines, result.stderr[-2000:]
-    for line in lines:
-        assert "bad" in line and len(line) < 500
-        assert not any(ch in line for ch in "\x1b\r\x07")
+        # When a program delivers events in several posts
+        result = run_program("for _ in range(3):\n    call()\n    flightdeck_sensor.flush(10)",
+                             server.url, tmp_path)
+    # Then the directive is refused with one warning, one short printable line
+    lines = [line for line in result.stderr.splitlines() if "directive" in line]
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert "wrong shape" in lines[0] and "bad" in lines[0] and len(lines[0]) < 500
+    assert not any(ch in lines[0] for ch in "\x1b\r\x07")
+    assert result.returncode == 0
 
 
 def test_a_flapping_server_gives_one_warning_not_one_per_outage(sensor_log: Records) -> None:
