@@ -219,3 +219,59 @@ def test_a_pool_worker_of_a_stopped_agent_raises_directive_error_in_the_parent(
             pytest.raises(DirectiveError) as raised:
         pool.apply(_call_in_worker, (fake_llm.url + "/v1",))
     assert raised.value.reason == "pool stop"
+
+
+class _Misbehaving:
+    """A control-plane API on loopback that hangs (accepts, never answers) or
+    answers garbage to every request."""
+
+    def __init__(self, garbage: bool) -> None:
+        import socket
+
+        self._garbage = garbage
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(16)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/api"
+        self.requests = 0
+        self._held: list[Any] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            self.requests += 1
+            connection.recv(65536)
+            if self._garbage:
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{not json")
+                connection.close()
+            else:
+                self._held.append(connection)  # never answered
+
+    def close(self) -> None:
+        self._listener.close()
+        for connection in self._held:
+            connection.close()
+
+
+@pytest.mark.parametrize("garbage", [False, True], ids=["hangs", "answers garbage"])
+def test_a_control_plane_api_that_hangs_or_answers_garbage_changes_nothing_for_the_program(
+        controlled: ControlledSensor, fake_llm: FakeLLM, garbage: bool) -> None:
+    api = _Misbehaving(garbage)
+    try:
+        sensor = controlled.init(api_url=api.url)
+        for _ in range(5):
+            oai.sync_client(fake_llm).chat.completions.create(model=oai.MODEL,
+                                                              messages=oai.MESSAGES)
+        end = time.monotonic() + 10
+        while api.requests < 2 and time.monotonic() < end:  # the policy and the sync
+            time.sleep(0.05)
+        assert api.requests >= 2
+        assert len(controlled.events("post_call")) == 5
+        assert sensor.status()["state"] == "active" and sensor.gate is None
+        assert sensor.status()["internal_errors"] == 0
+    finally:
+        api.close()
