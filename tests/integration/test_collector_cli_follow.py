@@ -120,7 +120,7 @@ def test_follow_json_prints_one_event_object_a_line_with_its_cost(
     collector.post(BATCH, {"events": [later, valid_event("session_end", session_id=session)]})
 
     rest = [json.loads(line) for line in follower.read_until('"session_end"') + follower.rest()]
-    assert [event["id"] for event in rest][0] == later["id"]
+    assert rest[0]["id"] == later["id"]
     assert [event["event_type"] for event in rest] == ["post_call", "session_end"]
     assert rest[0]["cost_usd"] > first[1]["cost_usd"]
     assert follower.process.returncode == 0
