@@ -33,11 +33,17 @@ def print_sessions(db: Path | None, as_json: bool, limit: int, agent: str | None
         return 1
     now = datetime.now(timezone.utc)
     where, params = session_filter(agent, states, since, now)
-    with conn:
-        total = conn.execute("SELECT count(*) AS n FROM sessions" + where, params).fetchone()["n"]
-        query = f"SELECT * FROM sessions{where} ORDER BY started_at DESC, session_id"
-        rows = conn.execute(query + (" LIMIT :limit" if limit > 0 else ""),
-                            {**params, "limit": limit}).fetchall()
+    try:
+        with conn:
+            total = conn.execute("SELECT count(*) AS n FROM sessions" + where,
+                                 params).fetchone()["n"]
+            query = f"SELECT * FROM sessions{where} ORDER BY started_at DESC, session_id"
+            rows = conn.execute(query + (" LIMIT :limit" if limit > 0 else ""),
+                                {**params, "limit": limit}).fetchall()
+    except sqlite3.OperationalError as error:  # a database an older collector still writes
+        print(f"flightdeck-sensor sessions: cannot filter this database ({error}); "
+              "restart its collector with this version to upgrade it", file=sys.stderr)
+        return 1
     for row in rows:
         with_cost(row)
         row["status"] = session_state(row, now)
