@@ -44,7 +44,7 @@ KNOWN_VARIABLES = (
     "FLIGHTDECK_ALLOW_INSECURE", "FLIGHTDECK_MAX_QUEUE_EVENTS", "FLIGHTDECK_MAX_QUEUE_BYTES",
     "FLIGHTDECK_MAX_CONTENT_BYTES", "FLIGHTDECK_COMPRESSION", "FLIGHTDECK_COLLECTOR_DB",
     "FLIGHTDECK_API_URL", "FLIGHTDECK_HEARTBEAT_INTERVAL", "FLIGHTDECK_TOKEN_LIMIT",
-    "FLIGHTDECK_WARN_AT",
+    "FLIGHTDECK_WARN_AT", "FLIGHTDECK_EXPORT",
     "FLIGHTDECK_PYTHON",
 )
 _SECRET_NAME_PARTS = ("TOKEN", "KEY", "SECRET", "PASS")
@@ -99,7 +99,7 @@ def diagnose(env: Any, timeout: float = 3.0) -> dict[str, Any]:
     config, warnings = resolve_config(env)
     if not config.enabled:
         problems.append(_why_off(env))
-    server = check_server(config, timeout) if config.enabled else None
+    server = check_server(config, timeout) if config.enabled and config.server else None
     if server is not None and server["problem"]:
         problems.append(server["problem"])
     if server is not None and server["note"]:
@@ -365,7 +365,8 @@ def render(report: dict[str, Any]) -> str:
     config = report["config"]
     lines.append(f"config       server={config['server'] or '(none)'} "
                  f"enabled={config['enabled']} token={config['token'] or '(none)'}")
-    for key in ("agent_name", "agent_type", "session_id_hint", "providers", "capture_prompts",
+    for key in ("export", "otlp_endpoint", "otlp_protocol", "otlp_headers", "agent_name",
+                "agent_type", "session_id_hint", "providers", "capture_prompts",
                 "log_level", "shutdown_timeout", "spool_enabled", "spool_dir"):
         lines.append(f"             {key}={config[key]}")
     lines.append("warnings     " + ("(none)" if not report["warnings"] else ""))
@@ -389,7 +390,7 @@ def render(report: dict[str, Any]) -> str:
 
 def _render_server(server: dict[str, Any] | None) -> list[str]:
     if server is None:
-        return ["server       (not checked: the sensor is off)"]
+        return ["server       (not checked: the sensor is off, or sends to OTLP only)"]
     lines = []
     for label, answer in (("server      ", server["health"]), ("token       ", server["auth"])):
         if answer is not None:

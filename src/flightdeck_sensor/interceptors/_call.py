@@ -12,8 +12,10 @@ from typing import Any
 
 from .. import _sensor
 from .._exceptions import BudgetExceededError, DirectiveError
+from ..transport._wire import OTEL_KEY
 from ._estimate import CHARS_PER_TOKEN, request_chars
 from ._fields import Adapter, Outcome
+from ._trace import active_parent
 
 # True while an instrumented call is running in this context: inner layers
 # (litellm -> openai SDK, openai .stream() -> create) stay silent: the user
@@ -26,7 +28,8 @@ class Call:
     one terminal event (post_call / embeddings / llm_error) follows, whatever path
     ends the call (``_done`` guards it)."""
 
-    __slots__ = ("_done", "adapter", "kind", "model_requested", "sensor", "started_ns")
+    __slots__ = ("_done", "adapter", "kind", "model_requested", "parent", "request_content",
+                 "sensor", "started_ns")
 
     def __init__(self, sensor: _sensor.Sensor, adapter: Adapter, kind: str,
                  args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -45,6 +48,7 @@ class Call:
         }
         if sensor.config.capture_prompts:
             _attach_content(sensor, fields, {"request": content})
+            self.request_content = fields["content"]
         sensor.record("pre_call", fields)
         sensor.last_model = self.model_requested
         self.started_ns = time.perf_counter_ns()
@@ -107,6 +111,11 @@ class Call:
         if self._done:
             return
         self._done = True
+        self.sensor.record("llm_error", self._failure_fields(exc, partial, streaming,
+                                                             stream_error))
+
+    def _failure_fields(self, exc: BaseException, partial: Outcome | None,
+                        streaming: dict[str, Any] | None, stream_error: bool) -> dict[str, Any]:
         facts = self.adapter.error_facts(exc)
         if stream_error:
             facts.error_type = "stream_error"
@@ -125,8 +134,7 @@ class Call:
                 fields[key] = partial_fields[key]
         if streaming is not None:
             fields["streaming"] = streaming
-        self.sensor.record("llm_error", fields)
-
+        return fields
 
     def _sent_model(self) -> str | None:
         return self.model_requested
@@ -151,6 +159,38 @@ class DegradedCall(Call):
 
     def _sent_model(self) -> str | None:
         return self.model_sent
+
+
+class TracedCall(Call):
+    """A call whose span goes to OTLP (``FLIGHTDECK_EXPORT`` otlp or both): it
+    notes the application's active span as it starts, and its terminal event
+    carries, under ``_otel``, what the span needs beyond the event's fields
+    (the operation, that parent, the tool calls, the request's content when
+    captured). The sender turns it into the span; Flightdeck never sees it."""
+
+    __slots__ = ()
+
+    def __init__(self, *arguments: Any) -> None:  # Call's, or DegradedCall's
+        self.parent = active_parent()  # before the call: the span it is made under
+        super().__init__(*arguments)
+
+    def _outcome_fields(self, outcome: Outcome) -> dict[str, Any]:
+        fields = super()._outcome_fields(outcome)
+        fields[OTEL_KEY] = (self.kind, self.parent, outcome.tool_calls,
+                            getattr(self, "request_content", None))
+        return fields
+
+    def _failure_fields(self, exc: BaseException, partial: Outcome | None,
+                        streaming: dict[str, Any] | None, stream_error: bool) -> dict[str, Any]:
+        fields = super()._failure_fields(exc, partial, streaming, stream_error)
+        fields[OTEL_KEY] = (self.kind, self.parent, (), getattr(self, "request_content", None))
+        return fields
+
+
+class TracedDegradedCall(TracedCall, DegradedCall):
+    """A degraded call whose span goes to OTLP."""
+
+    __slots__ = ()
 
 
 class Swap(Exception):
@@ -196,6 +236,8 @@ def begin(adapter: Adapter, kind: str, args: tuple[Any, ...],
     if sensor.gate is not None:  # the control plane's one test on an ordinary call
         return _gated(sensor, adapter, kind, args, kwargs)
     try:
+        if sensor.traced:
+            return TracedCall(sensor, adapter, kind, args, kwargs)
         return Call(sensor, adapter, kind, args, kwargs)
     except Exception:
         sensor.note_internal_error(f"{adapter.provider} pre_call")
@@ -210,8 +252,11 @@ def _gated(sensor: _sensor.Sensor, adapter: Adapter, kind: str, args: tuple[Any,
     target = admit(sensor, adapter, args, kwargs)
     call: Call | None = None
     try:
-        call = (Call(sensor, adapter, kind, args, kwargs) if target is None
-                else DegradedCall(sensor, adapter, kind, args, kwargs, target))
+        if target is None:
+            call = (TracedCall if sensor.traced else Call)(sensor, adapter, kind, args, kwargs)
+        else:
+            call = (TracedDegradedCall if sensor.traced else DegradedCall)(
+                sensor, adapter, kind, args, kwargs, target)
     except Exception:
         sensor.note_internal_error(f"{adapter.provider} pre_call")
     if target is None:
