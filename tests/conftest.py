@@ -11,4 +11,5 @@ pytest_plugins = [
     "fixtures.sensor",
     "fixtures.control",
     "fixtures.otlp",
+    "fixtures.phoenix",
 ]
