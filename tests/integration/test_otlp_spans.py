@@ -7,12 +7,14 @@ with the official OTLP protobuf definitions."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import openai
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
+from fakes.ingest_server import IngestServer
 from fakes.otlp_receiver import Span, unknown_attribute_names
 from fixtures import anthropic_sdk
 from fixtures.litellm_calls import ANTHROPIC, OPENAI, call_kwargs, litellm
@@ -207,3 +209,21 @@ def test_the_name_check_flags_a_replaced_or_unknown_name() -> None:
 
     assert [problem.split(":")[0] for problem in problems] == [
         "gen_ai.system", "gen_ai.usage.input_token", "gen_ai.usage.prompt_tokens"]
+
+
+def test_a_degraded_call_is_named_by_the_model_asked_for_and_answered_by_the_other(
+        otlp: Any, fake_llm: Any) -> None:
+    with IngestServer() as flightdeck:
+        sensor = otlp.init(env={"FLIGHTDECK_EXPORT": "both", "FLIGHTDECK_SERVER": flightdeck.url,
+                                "FLIGHTDECK_TOKEN": "tok"})
+        sensor.control.on_envelope({"directive": {
+            "id": str(uuid.uuid4()), "action": "degrade", "degrade_to": "gpt-fake-mini",
+            "reason": "over budget", "grace_period_ms": 0}})
+        assert flightdeck.wait_for(lambda _: sensor.gate is not None
+                                   and sensor.gate.degrade is not None)
+
+        openai_client(fake_llm).chat.completions.create(model=MODEL, messages=MESSAGES)
+        [span] = otlp.spans(1)
+
+    assert span.name == f"chat {MODEL}"
+    assert span.attributes["gen_ai.response.model"] == "gpt-fake-mini-2025-01-01"

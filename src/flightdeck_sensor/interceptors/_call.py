@@ -6,6 +6,7 @@ point as one: the re-entrancy guard, the sensor's "never raise" boundary.
 from __future__ import annotations
 
 import contextvars
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,8 @@ from ..transport._wire import OTEL_KEY
 from ._estimate import CHARS_PER_TOKEN, request_chars
 from ._fields import Adapter, Outcome
 from ._trace import active_parent
+
+_modules = sys.modules
 
 # True while an instrumented call is running in this context: inner layers
 # (litellm -> openai SDK, openai .stream() -> create) stay silent: the user
@@ -46,6 +49,10 @@ class Call:
             "tokens_input": request_chars(content) // CHARS_PER_TOKEN,
             "estimated_via": "heuristic",
         }
+        if sensor.traced:  # its span goes to OTLP: note the span it is made under
+            trace = _modules.get("opentelemetry.trace")  # only if the application traces
+            self.parent = None if trace is None else active_parent(trace)
+            self.request_content = None
         if sensor.config.capture_prompts:
             _attach_content(sensor, fields, {"request": content})
             self.request_content = fields["content"]
@@ -104,6 +111,8 @@ class Call:
         }
         if self.sensor.config.capture_prompts and outcome.content is not None:
             _attach_content(self.sensor, fields, {"response": outcome.content})
+        if self.sensor.traced:  # what its OTLP span needs beyond the event
+            fields[OTEL_KEY] = _traced(self, outcome.tool_calls)
         return fields
 
     def fail(self, exc: BaseException, partial: Outcome | None = None,
@@ -134,6 +143,8 @@ class Call:
                 fields[key] = partial_fields[key]
         if streaming is not None:
             fields["streaming"] = streaming
+        if self.sensor.traced:
+            fields[OTEL_KEY] = _traced(self, ())
         return fields
 
     def _sent_model(self) -> str | None:
@@ -161,36 +172,14 @@ class DegradedCall(Call):
         return self.model_sent
 
 
-class TracedCall(Call):
-    """A call whose span goes to OTLP (``FLIGHTDECK_EXPORT`` otlp or both): it
-    notes the application's active span as it starts, and its terminal event
-    carries, under ``_otel``, what the span needs beyond the event's fields
-    (the operation, that parent, the tool calls, the request's content when
-    captured). The sender turns it into the span; Flightdeck never sees it."""
-
-    __slots__ = ()
-
-    def __init__(self, *arguments: Any) -> None:  # Call's, or DegradedCall's
-        self.parent = active_parent()  # before the call: the span it is made under
-        super().__init__(*arguments)
-
-    def _outcome_fields(self, outcome: Outcome) -> dict[str, Any]:
-        fields = super()._outcome_fields(outcome)
-        fields[OTEL_KEY] = (self.kind, self.parent, outcome.tool_calls,
-                            getattr(self, "request_content", None))
-        return fields
-
-    def _failure_fields(self, exc: BaseException, partial: Outcome | None,
-                        streaming: dict[str, Any] | None, stream_error: bool) -> dict[str, Any]:
-        fields = super()._failure_fields(exc, partial, streaming, stream_error)
-        fields[OTEL_KEY] = (self.kind, self.parent, (), getattr(self, "request_content", None))
-        return fields
-
-
-class TracedDegradedCall(TracedCall, DegradedCall):
-    """A degraded call whose span goes to OTLP."""
-
-    __slots__ = ()
+def _traced(call: Call, tool_calls: Any) -> str | tuple[Any, ...]:
+    """What a call's OTLP span needs beyond its terminal event: the operation
+    alone (a string: no object made, none kept alive in the queue) for the
+    common call, with no parent span, no tool call and no captured content."""
+    parent, content = call.parent, call.request_content
+    if parent is None and not tool_calls and content is None:
+        return call.kind
+    return (call.kind, parent, tool_calls, content)
 
 
 class Swap(Exception):
@@ -236,8 +225,6 @@ def begin(adapter: Adapter, kind: str, args: tuple[Any, ...],
     if sensor.gate is not None:  # the control plane's one test on an ordinary call
         return _gated(sensor, adapter, kind, args, kwargs)
     try:
-        if sensor.traced:
-            return TracedCall(sensor, adapter, kind, args, kwargs)
         return Call(sensor, adapter, kind, args, kwargs)
     except Exception:
         sensor.note_internal_error(f"{adapter.provider} pre_call")
@@ -252,11 +239,8 @@ def _gated(sensor: _sensor.Sensor, adapter: Adapter, kind: str, args: tuple[Any,
     target = admit(sensor, adapter, args, kwargs)
     call: Call | None = None
     try:
-        if target is None:
-            call = (TracedCall if sensor.traced else Call)(sensor, adapter, kind, args, kwargs)
-        else:
-            call = (TracedDegradedCall if sensor.traced else DegradedCall)(
-                sensor, adapter, kind, args, kwargs, target)
+        call = (Call(sensor, adapter, kind, args, kwargs) if target is None
+                else DegradedCall(sensor, adapter, kind, args, kwargs, target))
     except Exception:
         sensor.note_internal_error(f"{adapter.provider} pre_call")
     if target is None:

@@ -200,8 +200,11 @@ def _set_value(target: Any, value: Any) -> None:
 
 def _traced(event: Event) -> tuple[str | None, Any, Any, Any]:
     """``(kind, parent, tool calls, request content)`` from the event's
-    :data:`OTEL_KEY` (a tuple on the live path, a list after the spool)."""
+    :data:`OTEL_KEY`: the operation alone, or a tuple of the four (a list
+    after the spool)."""
     traced = event.get(OTEL_KEY)
+    if isinstance(traced, str):
+        return traced, None, (), None
     if not isinstance(traced, (tuple, list)) or len(traced) != 4:
         return None, None, (), None
     kind, parent, tool_calls, request_content = traced
