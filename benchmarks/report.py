@@ -496,6 +496,12 @@ def otlp_section(data: dict[str, Any]) -> list[str]:
                  f"({_us(dig(row, e, 'cpu', 'added_block_p10_us'))} to "
                  f"{_us(dig(row, e, 'cpu', 'added_block_p90_us'))})" for e in exports]
         lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
+    lines += ["", "What `otlp` and `both` add over `flightdeck` is the read of the "
+              "application's active span at the start of a call: in this process, as in any "
+              "with anthropic 2.x and opentelemetry-api installed, `opentelemetry.trace` is "
+              "imported, so every call reads the current context (docs/decisions.md, "
+              "'OTLP export'). The destinations themselves cost the caller nothing more: "
+              "one queue put per event either way."]
     lines += ["", "The sender, with the events of "
               f"{dig(data, 'sender', 'otlp', 'events')} calls queued before its thread starts "
               "(its CPU is the process's less the waiting main thread's; each sink a process "

@@ -16,7 +16,8 @@ from typing import Any
 from fakes.ingest_server import IngestServer, Reply
 from fakes.otlp_receiver import OtlpReceiver, partial_success
 from fakes.sensor_program import TOKEN
-from fixtures.openai_sdk import MESSAGES, MODEL
+from fixtures.collector import CollectorProcess
+from fixtures.openai_sdk import CHAT_TOOLS, MESSAGES, MODEL
 from fixtures.openai_sdk import sync_client as openai_client
 
 AGENT = """
@@ -140,3 +141,24 @@ def test_at_exit_undelivered_spans_are_spooled_and_the_next_run_sends_them(
         assert second.returncode == 0, second.stderr
         assert back.wait_for(lambda r: len(r.spans()) == 6)  # 3 replayed, 3 of its own
         assert len({span.span_id for span in back.spans()}) == 6
+
+
+def test_with_both_the_collector_accepts_every_event_and_the_receiver_gets_the_spans(
+        otlp: Any, sensor_collector: CollectorProcess, fake_llm: Any) -> None:
+    sensor = otlp.init(env={"FLIGHTDECK_EXPORT": "both",
+                            "FLIGHTDECK_SERVER": sensor_collector.ingest_url,
+                            "FLIGHTDECK_TOKEN": sensor_collector.token})
+
+    openai_client(fake_llm).chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                    tools=CHAT_TOOLS)
+    chat(fake_llm)
+    [with_tool, plain] = otlp.spans(2)
+
+    destinations = otlp.status()["destinations"]
+    assert destinations["flightdeck"]["dropped"] == {} == destinations["otlp"]["dropped"]
+    events = sensor_collector.events(session_id=sensor.session.id)
+    assert [e["event_type"] for e in events] == [
+        "session_start", "pre_call", "post_call", "tool_call", "pre_call", "post_call"]
+    assert all("_otel" not in event for event in events)
+    assert [name for name, _ in with_tool.events] == ["gen_ai.tool.call"]
+    assert plain.events == []
