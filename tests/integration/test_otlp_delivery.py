@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from fakes.ingest_server import IngestServer, Reply
 from fakes.otlp_receiver import OtlpReceiver, partial_success
 from fakes.sensor_program import TOKEN
@@ -162,3 +164,27 @@ def test_with_both_the_collector_accepts_every_event_and_the_receiver_gets_the_s
     assert all("_otel" not in event for event in events)
     assert [name for name, _ in with_tool.events] == ["gen_ai.tool.call"]
     assert plain.events == []
+
+
+@pytest.mark.parametrize(("first", "sent", "dropped", "state", "requests"), [
+    (Reply(200, b""), 2, {}, "ok", 1),
+    (Reply(429, b"", headers={"Retry-After": "0"}), 2, {}, "ok", 2),
+    (Reply(close_connection=True), 2, {}, "ok", 2),
+    (Reply(413, b""), 2, {}, "ok", 3),  # halved
+    (Reply(400, b""), 0, {"rejected": 2}, "ok", 1),
+    # sending stops; the spans go to the spool (off here: counted)
+    (Reply(401, b""), 0, {"undeliverable": 2}, "unauthorized", 1),
+    (Reply(404, b""), 0, {"undeliverable": 2}, "unauthorized", 1),
+], ids=["200", "429", "no-answer", "413", "400", "401", "404"])
+def test_each_row_of_the_otlp_status_table(otlp: Any, fake_llm: Any, first: Reply, sent: int,
+                                           dropped: dict[str, int], state: str,
+                                           requests: int) -> None:
+    otlp.receiver.script(first, Reply(200, b""))
+    otlp.init()
+
+    chat(fake_llm, 2)
+    otlp.sensor.flush(5 if state == "unauthorized" else 15)
+
+    status = otlp.status()
+    assert (status["sent"], status["dropped"], status["server_state"]) == (sent, dropped, state)
+    assert len(otlp.receiver.requests) == requests
