@@ -65,36 +65,44 @@ class Converter:
     def body(self, events: list[Event]) -> bytes:
         """The request for ``events`` (each one :func:`makes_span`), serialized."""
         request = self._service.ExportTraceServiceRequest()
-        by_identity: dict[tuple[Any, ...], Any] = {}
-        for event in events:
+        by_identity: dict[Any, Any] = {}
+        ids = os.urandom(24 * len(events))  # each span's trace and span ids: one read
+        for index, event in enumerate(events):
             identity = identity_fields(event)
-            key = tuple(identity.get(name) for _, name in _RESOURCE_FROM_IDENTITY)
+            # A session's identity is one dict (its events share it); a spooled
+            # event carries its own copy, so its values are the key.
+            key: Any = (id(identity) if identity is not event else
+                        tuple(identity.get(name) for _, name in _RESOURCE_FROM_IDENTITY))
             scope_spans = by_identity.get(key)
             if scope_spans is None:
                 resource_spans = request.resource_spans.add()
-                resource_spans.resource.attributes.extend(self._resource_attributes(identity))
+                _add_attributes(resource_spans.resource.attributes,
+                                self._resource_attributes(identity))
                 resource_spans.schema_url = SCHEMA_URL
                 scope_spans = by_identity[key] = resource_spans.scope_spans.add()
                 scope_spans.scope.name = SCOPE_NAME
                 scope_spans.scope.version = _sensor_version()
                 scope_spans.schema_url = SCHEMA_URL
-            self._fill_span(scope_spans.spans.add(), event, identity)
+            self._fill_span(scope_spans.spans.add(), event, identity,
+                            ids[24 * index:24 * index + 24])
         if self.json:
             return _otlp_json(request)
         data: bytes = request.SerializeToString()
         return data
 
-    def _resource_attributes(self, identity: dict[str, Any]) -> list[Any]:
+    def _resource_attributes(self, identity: dict[str, Any]) -> dict[str, Any]:
         values: dict[str, Any] = dict(self._resource)
         for attribute, field in _RESOURCE_FROM_IDENTITY:
             value = identity.get(field)
             if value:
                 values.setdefault(attribute, value)
         values.setdefault("service.name", identity.get("flavor") or "flightdeck_sensor")
-        return [self._attribute(key, value) for key, value in values.items()]
+        return values
 
     # -- one span ------------------------------------------------------------
-    def _fill_span(self, span: Any, event: Event, identity: dict[str, Any]) -> None:
+    def _fill_span(self, span: Any, event: Event, identity: dict[str, Any],
+                   ids: bytes) -> None:
+        """``ids``: 24 random bytes, the span's trace id (when it has no parent) and id."""
         kind, parent, tool_calls, request_content = _traced(event)
         operation = _operation(event, kind)
         requested = event.get("model_requested") or event.get("model")
@@ -106,9 +114,9 @@ class Converter:
             span.parent_span_id = parent_id.to_bytes(8, "big")
             span.flags = 0x100 | (flags & 0xFF)  # the parent is known, and not remote
         else:
-            span.trace_id = os.urandom(16)  # one trace per call: docs/decisions.md
+            span.trace_id = ids[:16]  # one trace per call: docs/decisions.md
             span.flags = 0x100 | 1
-        span.span_id = os.urandom(8)
+        span.span_id = ids[16:]
         end = _seconds(event.get("timestamp"))
         latency = event.get("latency_ms") or 0
         span.end_time_unix_nano = int(end * 1e9)
@@ -117,8 +125,7 @@ class Converter:
         if request_content is not None or event.get("content") is not None:
             attributes.update(_content_attributes(request_content, event.get("content"),
                                                   self._capture))
-        span.attributes.extend(self._attribute(k, v) for k, v in attributes.items()
-                               if v is not None)
+        _add_attributes(span.attributes, attributes)
         for name, arguments in tool_calls or ():
             self._tool_call_event(span, event, end, name, arguments)
         error = event.get("error")
@@ -171,17 +178,28 @@ class Converter:
         span_event = span.events.add()
         span_event.name = "gen_ai.tool.call"
         span_event.time_unix_nano = int(end * 1e9)
-        span_event.attributes.append(self._attribute("gen_ai.tool.name", str(name)))
-        span_event.attributes.append(self._attribute("gen_ai.tool.type", "function"))
+        described: dict[str, Any] = {"gen_ai.tool.name": str(name), "gen_ai.tool.type": "function"}
         if self._capture and arguments is not None:
-            span_event.attributes.append(self._attribute(
-                "gen_ai.tool.call.arguments", _as_text(arguments)))
+            described["gen_ai.tool.call.arguments"] = _as_text(arguments)
+        _add_attributes(span_event.attributes, described)
 
-    # -- values --------------------------------------------------------------
-    def _attribute(self, key: str, value: Any) -> Any:
-        pair = self._common.KeyValue(key=key)
-        _set_value(pair.value, value)
-        return pair
+
+
+def _add_attributes(target: Any, attributes: dict[str, Any]) -> None:
+    """Each attribute that has a value, added in place (no message made and copied)."""
+    add = target.add
+    for key, value in attributes.items():
+        if value is None:
+            continue
+        pair = add()
+        pair.key = key
+        if type(value) is str:  # most of them
+            pair.value.string_value = value if len(value) <= MAX_ATTRIBUTE_CHARS else _cut(
+                value, MAX_ATTRIBUTE_CHARS)
+        elif type(value) is int:
+            pair.value.int_value = value
+        else:
+            _set_value(pair.value, value)
 
 
 def _set_value(target: Any, value: Any) -> None:
