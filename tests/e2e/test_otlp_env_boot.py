@@ -12,7 +12,7 @@ import pytest
 
 from fakes.fake_llm import FakeLLM
 from fakes.otlp_receiver import OtlpReceiver
-from fixtures.venvs import Venv
+from fixtures.venvs import PYTHON_VERSIONS, Venv
 
 pytestmark = pytest.mark.e2e
 
@@ -33,9 +33,10 @@ def otlp_env(fake_llm: FakeLLM, receiver: OtlpReceiver, spool: Path) -> dict[str
             "OPENAI_BASE_URL": f"{fake_llm.url}/v1", "OPENAI_API_KEY": "sk-test"}
 
 
+@pytest.mark.parametrize("python", PYTHON_VERSIONS)
 def test_an_unmodified_agent_sends_its_calls_as_spans(
-        make_venv: Any, fake_llm: FakeLLM, tmp_path: Path) -> None:
-    venv: Venv = make_venv("3.12", extras=("openai", "opentelemetry-proto"))
+        make_venv: Any, fake_llm: FakeLLM, tmp_path: Path, python: str) -> None:
+    venv: Venv = make_venv(python, extras=("openai", "opentelemetry-proto"))
 
     with OtlpReceiver() as receiver:
         result = venv.run(AGENT, env=otlp_env(fake_llm, receiver, tmp_path), timeout=120)
