@@ -188,3 +188,36 @@ def test_each_row_of_the_otlp_status_table(otlp: Any, fake_llm: Any, first: Repl
     status = otlp.status()
     assert (status["sent"], status["dropped"], status["server_state"]) == (sent, dropped, state)
     assert len(otlp.receiver.requests) == requests
+
+
+FORKING_AGENT = """
+import os, openai
+client = openai.OpenAI(max_retries=0)
+client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "a"}])
+pid = os.fork()
+if pid == 0:
+    client.chat.completions.create(model="gpt-4o-mini",
+                                   messages=[{"role": "user", "content": "b"}])
+    import flightdeck_sensor
+    flightdeck_sensor.shutdown()
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+
+
+def test_a_forked_child_sends_its_own_spans_under_its_own_session(
+        fake_llm: Any, otlp_receiver: OtlpReceiver, tmp_path: Path) -> None:
+    environment = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("FLIGHTDECK_", "OTEL_", "AGENT_"))}
+    environment.update(OPENAI_BASE_URL=f"{fake_llm.url}/v1", OPENAI_API_KEY="sk-test",
+                       FLIGHTDECK_SPOOL_DIR=str(tmp_path), FLIGHTDECK_EXPORT="otlp",
+                       OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.url)
+
+    result = subprocess.run([sys.executable, "-c", FORKING_AGENT], env=environment,
+                            capture_output=True, text=True, timeout=90)
+
+    assert result.returncode == 0, result.stderr
+    assert otlp_receiver.wait_for(lambda r: len(r.spans()) == 2)
+    parent, child = sorted(otlp_receiver.spans(), key=lambda span: span.start_ns)
+    assert parent.attributes["session.id"] != child.attributes["session.id"]
+    assert child.resource["flightdeck.parent_session_id"] == parent.attributes["session.id"]
