@@ -113,6 +113,8 @@ class Transport:
                 self._send_inline_at_exit()
                 return
             for lane in self._lanes[::-1]:  # the first one's thread last: submit() checks it
+                if lane.thread is not None:  # started by an attempt that failed after it
+                    continue
                 name = THREAD_NAME if lane is self._lanes[0] else f"{THREAD_NAME}-{lane.name}"
                 thread = threading.Thread(target=lane.sender.run, name=name, daemon=True)
                 start_with_signals_blocked(thread)
