@@ -29,10 +29,11 @@ from benchmarks._common import BENCH_DIR, ROOT, clean_env, run_main
 from benchmarks.compare import compare
 from benchmarks.report import evaluate, load, markdown, print_compare, print_table
 
-BENCHMARKS = ("startup", "calls", "http", "sender", "collector", "instructions", "control")
+BENCHMARKS = ("startup", "calls", "http", "sender", "collector", "instructions", "control",
+              "otlp")
 PACKAGES = ("openai", "anthropic", "litellm", "httpx2", "wrapt", "flightdeck-sensor")
 TIMEOUT = {"startup": 1800, "calls": 2400, "http": 1200, "sender": 2400, "collector": 1200,
-           "instructions": 1800, "control": 1200}
+           "instructions": 1800, "control": 1200, "otlp": 1800}
 
 
 # -- running ---------------------------------------------------------------------

@@ -358,6 +358,7 @@ def markdown(rows: list[dict[str, Any]], results: dict[str, dict[str, Any]],
                              results.get("http", {}))
     lines += generic_section("Start-up (benchmarks/startup.py)", results.get("startup", {}))
     lines += generic_section("Sender and exit (benchmarks/sender.py)", results.get("sender", {}))
+    lines += otlp_section(results.get("otlp", load("otlp")))
     lines += generic_section("The collector's own ingest rate (benchmarks/collector.py)",
                              results.get("collector", {}))
     lines += generic_section("Control plane (benchmarks/control.py)", results.get("control", {}))
@@ -518,6 +519,60 @@ def print_compare(report: dict[str, Any]) -> None:
           f"{report['rounds']} runs a tree; added CPU us per call, before -> after (ratio)")
     for kind, label, deltas, before, after, ratio in _compare_rows(report):
         print(f"  {kind:22} {label:38} {deltas:6} {before:>8} -> {after:>8}  ({ratio})")
+
+
+def otlp_section(data: dict[str, Any]) -> list[str]:
+    """OTLP export: the caller's cost by FLIGHTDECK_EXPORT, the sender's, and
+    OpenTelemetry's own OpenAI instrumentation beside ours."""
+    lines = ["## OTLP export (benchmarks/otlp.py)", ""]
+    if "error" in data or not data.get("per_call"):
+        return [*lines, f"Not measured: {data.get('error', 'no rows')}.", ""]
+    exports = ("flightdeck", "otlp", "both")
+    lines += [
+        "The isolated path of benchmarks/calls.py (the sensor's real wrapper around a "
+        "stand-in for the SDK function that returns a prebuilt response), in one run: "
+        "three sensors, one per `FLIGHTDECK_EXPORT`, each made the process's in turn and "
+        f"measured in ABBA blocks against the stand-in alone ({data['blocks']} blocks x "
+        f"{data['calls_per_block']} calls per mode). Added CPU time per call on the "
+        "caller's thread, median (p10-p90 of the per-block differences):", "",
+        "| call | " + " | ".join(exports) + " |", "|---|---|---|---|"]
+    for row in data["per_call"]:
+        cells = [f"{_us(dig(row, e, 'cpu', 'added_median_us'))} "
+                 f"({_us(dig(row, e, 'cpu', 'added_block_p10_us'))} to "
+                 f"{_us(dig(row, e, 'cpu', 'added_block_p90_us'))})" for e in exports]
+        lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
+    lines += ["", "What `otlp` and `both` add over `flightdeck` is the read of the "
+              "application's active span at the start of a call: in this process, as in any "
+              "with anthropic 2.x and opentelemetry-api installed, `opentelemetry.trace` is "
+              "imported, so every call reads the current context (docs/decisions.md, "
+              "'OTLP export'). The destinations themselves cost the caller nothing more: "
+              "one queue put per event either way."]
+    lines += ["", "The sender, with the events of "
+              f"{dig(data, 'sender', 'otlp', 'events')} calls queued before its thread starts "
+              "(its CPU is the process's less the waiting main thread's; each sink a process "
+              "of its own on loopback):", "",
+              "| destination | sender CPU per event (us) | events per second | delivered |",
+              "|---|---|---|---|"]
+    for name, figures in data.get("sender", {}).items():
+        lines.append(f"| {name} | {_us(figures.get('sender_cpu_per_event_us'))} | "
+                     f"{fmt(figures.get('per_second') or 0)} | {figures.get('sent')} |")
+    versus = data.get("ours_vs_theirs", {})
+    if versus:
+        lines += ["", "Ours (`FLIGHTDECK_EXPORT=otlp`) against OpenTelemetry's "
+                  "`opentelemetry-instrumentation-openai-v2` with the SDK's "
+                  "`BatchSpanProcessor` and OTLP/HTTP exporter to the same sink, each "
+                  "wrapper around the same stand-in of `chat.completions.create`:", "",
+                  "| | added caller CPU per call, us (ABBA) | added process CPU per call, us, "
+                  "export included |", "|---|---|---|"]
+        for name in ("ours", "theirs"):
+            lines.append(f"| {name} | {_us(dig(versus, name, 'cpu', 'added_median_us'))} | "
+                         f"{_us(dig(versus, 'process_cpu_added_us', name))} |")
+        lines += ["", "Process CPU: "
+                  f"{versus.get('calls_per_cpu_round')} calls then a flush of the pipeline, "
+                  "against as many calls of the stand-in, median of "
+                  "5 rounds; it includes the sender's (or the BatchSpanProcessor's) "
+                  "conversion and export."]
+    return [*lines, ""]
 
 
 def generic_section(title: str, data: dict[str, Any]) -> list[str]:

@@ -10,4 +10,6 @@ pytest_plugins = [
     "fixtures.venvs",
     "fixtures.sensor",
     "fixtures.control",
+    "fixtures.otlp",
+    "fixtures.phoenix",
 ]

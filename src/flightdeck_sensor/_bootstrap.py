@@ -1,4 +1,5 @@
-"""Interpreter start-up, run by ``flightdeck_sensor.pth`` when FLIGHTDECK_SERVER is set.
+"""Interpreter start-up, run by ``flightdeck_sensor.pth`` when FLIGHTDECK_SERVER
+(or FLIGHTDECK_EXPORT, which can send to OTLP without a server) is set.
 
 Stdlib only, and cheap: resolve and validate the configuration, keep it with
 its warnings, and install the import finder for the configured providers.
@@ -21,7 +22,8 @@ from ._config import Config, resolve_config
 # It must start with "import" for site.py to execute it, and catch BaseException:
 # one escaping a .pth is a "Fatal Python error" for every interpreter of the venv.
 PTH_LINE = (
-    "import os; os.environ.get('FLIGHTDECK_SERVER', '').strip() and "
+    "import os; (os.environ.get('FLIGHTDECK_SERVER', '').strip() or "
+    "os.environ.get('FLIGHTDECK_EXPORT', '').strip()) and "
     "os.environ.get('FLIGHTDECK_ENABLED', '').strip().lower() not in "
     "('0', 'false', 'no', 'off', 'n', 'f') and "
     "exec('try:\\n import flightdeck_sensor._bootstrap as b\\n b.boot()\\n"

@@ -32,6 +32,13 @@ from ._env_values import (
     parse_text,
     parse_uuid,
 )
+from ._otel_env import (
+    DEFAULT_ENDPOINT,
+    parse_export,
+    parse_pairs,
+    parse_protocol,
+    traces_url,
+)
 from ._providers import PROVIDER_NAMES as PROVIDER_NAMES  # each provider is named once there
 from ._url import api_url_for, normalize_server_url, redact_url
 
@@ -59,7 +66,9 @@ _FIELDS: tuple[str, ...] = (
     "inject_stream_usage", "providers", "log_level", "shutdown_timeout", "spool_enabled",
     "spool_dir", "allow_insecure", "max_queue_events", "max_queue_bytes", "max_content_bytes",
     "compression", "api_url", "heartbeat_interval", "token_limit", "warn_at",
+    "export", "otlp_endpoint", "otlp_headers", "otlp_protocol", "otlp_resource",
 )
+_SECRET_FIELDS = ("token", "otlp_headers")
 
 
 class Config:
@@ -94,6 +103,11 @@ class Config:
     heartbeat_interval: float  # seconds between heartbeats of an idle session; 0: none
     token_limit: int | None  # the local budget (warns only)
     warn_at: float  # fraction of token_limit at which the local budget warns
+    export: str  # flightdeck | otlp | both: where events go (FLIGHTDECK_EXPORT)
+    otlp_endpoint: str  # the OTLP/HTTP traces URL; "" when nothing goes to OTLP
+    otlp_headers: tuple[tuple[str, str], ...]  # sent with every OTLP request: may hold secrets
+    otlp_protocol: str  # http/protobuf | http/json
+    otlp_resource: tuple[tuple[str, str], ...]  # OTEL_RESOURCE_ATTRIBUTES, service.name resolved
 
     def __init__(
         self,
@@ -124,6 +138,11 @@ class Config:
         heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
         token_limit: int | None = None,
         warn_at: float = DEFAULT_WARN_AT,
+        export: str = "flightdeck",
+        otlp_endpoint: str = "",
+        otlp_headers: tuple[tuple[str, str], ...] = (),
+        otlp_protocol: str = "http/protobuf",
+        otlp_resource: tuple[tuple[str, str], ...] = (),
     ) -> None:
         values = locals()
         for name in _FIELDS:
@@ -145,6 +164,7 @@ class Config:
         """Every field, the token masked (for ``doctor`` and logs)."""
         values = {name: getattr(self, name) for name in _FIELDS}
         values["token"] = mask_token(self.token)
+        values["otlp_headers"] = masked_headers(self.otlp_headers)
         values["providers"] = sorted(self.providers)
         return values
 
@@ -157,12 +177,23 @@ class Config:
         return hash(tuple(getattr(self, n) for n in _FIELDS))
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{n}={getattr(self, n)!r}" for n in _FIELDS if n != "token")
-        return f"Config({shown})"
+        shown = ", ".join(f"{n}={getattr(self, n)!r}" for n in _FIELDS if n not in _SECRET_FIELDS)
+        return f"Config({shown}, otlp_headers={masked_headers(self.otlp_headers)!r})"
+
+    @property
+    def to_otlp(self) -> bool:
+        """Every LLM call goes as a span to an OTLP endpoint (``server`` is
+        set when events go to Flightdeck too)."""
+        return bool(self.otlp_endpoint)
 
 
 def mask_token(token: str | None) -> str | None:
     return None if token is None else f"<set, {len(token)} characters>"
+
+
+def masked_headers(headers: tuple[tuple[str, str], ...]) -> list[str]:
+    """The names of the OTLP headers, never their values (an API key is one)."""
+    return [f"{name}: <set, {len(value)} characters>" for name, value in headers]
 
 
 def resolve_config(
@@ -280,20 +311,26 @@ def _resolve(env: Mapping[str, str], kwargs: Mapping[str, object]) -> tuple[Conf
                               True)
     allow_insecure = src.first_valid(("FLIGHTDECK_ALLOW_INSECURE",), "allow_insecure",
                                      parse_bool, "true or false", False)
-    server = _resolve_server(src, allow_insecure)
+    export = src.first_valid(("FLIGHTDECK_EXPORT",), None, parse_export,
+                             "flightdeck, otlp or both", "flightdeck")
+    # With FLIGHTDECK_EXPORT=otlp nothing goes to Flightdeck: its server is not read.
+    server = _resolve_server(src, allow_insecure) if export != "otlp" else ""
     token, token_usable = _resolve_token(src) if server else (None, True)
     if not token_usable:
         server = ""
+    otlp = _resolve_otlp(src, allow_insecure) if export != "flightdeck" else _NO_OTLP
     hostname = src.first_valid(("FLIGHTDECK_HOSTNAME",), "hostname", parse_text, "a host name",
                                system_hostname())
     user = current_user(env)
     agent_name = src.first_valid(("FLIGHTDECK_AGENT_NAME", "AGENT_FLAVOR"), "agent_name",
                                  parse_text, "a name", default_agent_name(user, hostname))
     flavor = env.get("AGENT_FLAVOR", "").strip() or agent_name
+    if export == "both" and not server and otlp.endpoint:
+        src.warn("FLIGHTDECK_EXPORT=both but no usable Flightdeck server; sending to OTLP only")
     config = Config(
         server=server,
         token=token,
-        enabled=enabled and bool(server),
+        enabled=enabled and bool(server or otlp.endpoint),
         session_id_hint=_resolve_session_id(src),
         agent_name=agent_name,
         agent_type=src.first_valid(("FLIGHTDECK_AGENT_TYPE", "AGENT_TYPE"), "agent_type",
@@ -337,8 +374,80 @@ def _resolve(env: Mapping[str, str], kwargs: Mapping[str, object]) -> tuple[Conf
         warn_at=src.first_valid(("FLIGHTDECK_WARN_AT",), "warn_at", parse_fraction,
                                 "a fraction between 0 and 1 (or a percentage up to 100)",
                                 DEFAULT_WARN_AT),
+        export=export,
+        otlp_endpoint=otlp.endpoint,
+        otlp_headers=otlp.headers,
+        otlp_protocol=otlp.protocol,
+        otlp_resource=_with_service_name(otlp, src, flavor),
     )
     return config, src.warnings
+
+
+class _Otlp:
+    """The OTLP destination as the environment gives it (see _resolve_otlp)."""
+
+    __slots__ = ("endpoint", "headers", "protocol", "resource", "service_name")
+
+    def __init__(self, endpoint: str = "", headers: tuple[tuple[str, str], ...] = (),
+                 protocol: str = "http/protobuf",
+                 resource: tuple[tuple[str, str], ...] = (), service_name: str = "") -> None:
+        self.endpoint = endpoint
+        self.headers = headers
+        self.protocol = protocol
+        self.resource = resource
+        self.service_name = service_name
+
+
+_NO_OTLP = _Otlp()
+
+
+def _resolve_otlp(src: _Sources, allow_insecure: bool) -> _Otlp:
+    """OpenTelemetry's exporter variables, with their documented precedence: a
+    signal-specific variable (``..._TRACES_...``) beats the generic one; the
+    generic endpoint is a base that gets ``/v1/traces``, the signal one is the
+    URL itself. A bad endpoint is warned about and nothing goes to OTLP."""
+    endpoint = ""
+    found = src.candidates(("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",), None)
+    generic = src.candidates(("OTEL_EXPORTER_OTLP_ENDPOINT",), None)
+    source, raw = found[0] if found else generic[0] if generic else ("default", DEFAULT_ENDPOINT)
+    url, problem = normalize_server_url(str(raw), allow_insecure, segment=None)
+    if problem:
+        src.warn(f"{source}={shown_url(str(raw))} {problem}; nothing is sent to OTLP")
+    else:
+        endpoint = url if found else traces_url(url)
+    protocol = src.first_valid(
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"), None,
+        parse_protocol, "http/protobuf or http/json (grpc is not supported)", "http/protobuf")
+    return _Otlp(endpoint, tuple(_pairs(src, ("OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                                              "OTEL_EXPORTER_OTLP_HEADERS"), True)),
+                 protocol, tuple(_pairs(src, ("OTEL_RESOURCE_ATTRIBUTES",), False)),
+                 str(src.first_valid(("OTEL_SERVICE_NAME",), None, parse_text, "a name", "")))
+
+
+def _pairs(src: _Sources, names: tuple[str, ...], headers: bool) -> list[tuple[str, str]]:
+    """The pairs of the first of ``names`` set (the signal-specific one first);
+    its bad entries are warned about by key, never by value."""
+    found = src.candidates(names, None)
+    if not found:
+        return []
+    source, raw = found[0]
+    pairs, problems = parse_pairs(str(raw), header_names=headers)
+    for problem in problems:
+        src.warn(f"{source}: {problem}; it is ignored" + (" (values not shown)" if headers else ""))
+    return pairs
+
+
+def _with_service_name(otlp: _Otlp, src: _Sources, flavor: str) -> tuple[tuple[str, str], ...]:
+    """The resource attributes with ``service.name``: OTEL_SERVICE_NAME beats
+    the one in OTEL_RESOURCE_ATTRIBUTES; without either, the agent's flavor
+    (more useful in a trace view than the specification's ``unknown_service``)."""
+    if not otlp.endpoint:
+        return ()
+    attributes = dict(otlp.resource)
+    if otlp.service_name:
+        attributes["service.name"] = otlp.service_name
+    attributes.setdefault("service.name", flavor)
+    return tuple(attributes.items())
 
 
 def _resolve_api_url(src: _Sources, server: str, allow_insecure: bool) -> str:

@@ -44,7 +44,7 @@ KNOWN_VARIABLES = (
     "FLIGHTDECK_ALLOW_INSECURE", "FLIGHTDECK_MAX_QUEUE_EVENTS", "FLIGHTDECK_MAX_QUEUE_BYTES",
     "FLIGHTDECK_MAX_CONTENT_BYTES", "FLIGHTDECK_COMPRESSION", "FLIGHTDECK_COLLECTOR_DB",
     "FLIGHTDECK_API_URL", "FLIGHTDECK_HEARTBEAT_INTERVAL", "FLIGHTDECK_TOKEN_LIMIT",
-    "FLIGHTDECK_WARN_AT",
+    "FLIGHTDECK_WARN_AT", "FLIGHTDECK_EXPORT",
     "FLIGHTDECK_PYTHON",
 )
 _SECRET_NAME_PARTS = ("TOKEN", "KEY", "SECRET", "PASS")
@@ -99,11 +99,14 @@ def diagnose(env: Any, timeout: float = 3.0) -> dict[str, Any]:
     config, warnings = resolve_config(env)
     if not config.enabled:
         problems.append(_why_off(env))
-    server = check_server(config, timeout) if config.enabled else None
+    server = check_server(config, timeout) if config.enabled and config.server else None
     if server is not None and server["problem"]:
         problems.append(server["problem"])
     if server is not None and server["note"]:
         notes.append(server["note"])
+    otlp = check_otlp(config, timeout) if config.enabled and config.to_otlp else None
+    if otlp is not None and otlp["problem"]:
+        problems.append(otlp["problem"])
     spool_report = spool(config) if config.enabled else None
     if spool_report is not None and spool_report.get("problem"):
         problems.append(spool_report["problem"])
@@ -116,6 +119,7 @@ def diagnose(env: Any, timeout: float = 3.0) -> dict[str, Any]:
         "warnings": [w.removeprefix("flightdeck-sensor: ") for w in warnings],
         "sdks": installed_sdks(),
         "server": server,
+        "otlp": otlp,
         "spool": spool_report,
         "problems": problems,
         "notes": notes,
@@ -233,6 +237,26 @@ def check_server(config: Config, timeout: float) -> dict[str, Any]:
     auth = http_request("POST", f"{config.server}/v1/events", b"{}", headers, timeout)
     result["auth"] = auth
     result["problem"], result["note"] = _judge_token_check(auth, bool(config.token))
+    return result
+
+
+def check_otlp(config: Config, timeout: float) -> dict[str, Any]:
+    """An empty export to the OTLP traces endpoint, with the configured headers (an
+    empty protobuf message is a valid request): whether spans would be accepted."""
+    protobuf = config.otlp_protocol == "http/protobuf"
+    headers = {**dict(config.otlp_headers),
+               "Content-Type": "application/x-protobuf" if protobuf else "application/json"}
+    export = http_request("POST", config.otlp_endpoint, b"" if protobuf else b"{}", headers,
+                          timeout)
+    result: dict[str, Any] = {"export": export, "problem": None}
+    status = export["status"]
+    if status is None:
+        result["problem"] = (f"the OTLP endpoint does not answer at {export['url']} "
+                             f"({export['error']}): spans would be retried and spooled, "
+                             "not delivered")
+    elif not 200 <= status < 300:
+        result["problem"] = (f"the OTLP endpoint {export['url']} answered HTTP {status} to an "
+                             "empty export: spans would not be accepted")
     return result
 
 
@@ -365,7 +389,8 @@ def render(report: dict[str, Any]) -> str:
     config = report["config"]
     lines.append(f"config       server={config['server'] or '(none)'} "
                  f"enabled={config['enabled']} token={config['token'] or '(none)'}")
-    for key in ("agent_name", "agent_type", "session_id_hint", "providers", "capture_prompts",
+    for key in ("export", "otlp_endpoint", "otlp_protocol", "otlp_headers", "agent_name",
+                "agent_type", "session_id_hint", "providers", "capture_prompts",
                 "log_level", "shutdown_timeout", "spool_enabled", "spool_dir"):
         lines.append(f"             {key}={config[key]}")
     lines.append("warnings     " + ("(none)" if not report["warnings"] else ""))
@@ -373,6 +398,10 @@ def render(report: dict[str, Any]) -> str:
     lines.append("SDKs         " + ", ".join(f"{k} {v or 'not installed'}"
                                              for k, v in report["sdks"].items()))
     lines.extend(_render_server(report["server"]))
+    export = (report.get("otlp") or {}).get("export")
+    if export is not None:
+        result = f"HTTP {export['status']}" if export["status"] else export["error"]
+        lines.append(f"otlp         {export['method']} {export['url']} -> {result}")
     if report["spool"] is not None:
         shown = {k: v for k, v in report["spool"].items() if k != "problem"}
         lines.append(f"spool        {json.dumps(shown, default=str)}")
@@ -389,7 +418,7 @@ def render(report: dict[str, Any]) -> str:
 
 def _render_server(server: dict[str, Any] | None) -> list[str]:
     if server is None:
-        return ["server       (not checked: the sensor is off)"]
+        return ["server       (not checked: the sensor is off, or sends to OTLP only)"]
     lines = []
     for label, answer in (("server      ", server["health"]), ("token       ", server["auth"])):
         if answer is not None:

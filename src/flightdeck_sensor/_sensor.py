@@ -117,6 +117,8 @@ class Sensor:
         self._gate_lock = threading.Lock()
         if config.token_limit:
             self.gate = Gate(local_budget(config.token_limit, config.warn_at))
+        # Calls record what their OTLP span needs (interceptors._call.TracedCall).
+        self.traced = config.to_otlp
         self.last_model: str | None = None  # the model of the latest call (a directive's context)
         self.control = ControlPlane(self)
         if transport is None:
@@ -185,7 +187,8 @@ class Sensor:
             self.transport.submit(self.session.build(
                 "session_start", session_start_fields(self.config)))
             _exit.install()
-            self.control.session_started()
+            if self.config.server:  # no control plane without Flightdeck (OTLP alone)
+                self.control.session_started()
 
     # -- server answers -----------------------------------------------------
     _attached_logged = False

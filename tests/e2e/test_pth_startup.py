@@ -110,11 +110,26 @@ def test_env_unset_pth_line_leaves_sys_modules_unchanged(venv: Venv) -> None:
             f"exec(open({str(venv.site_packages / 'flightdeck_sensor.pth')!r}).read())\n"
             "print(sorted(set(sys.modules) - before))")
     for env in ({}, {"FLIGHTDECK_SERVER": ""}, {"FLIGHTDECK_SERVER": "   "},
+                {"FLIGHTDECK_EXPORT": ""}, {"FLIGHTDECK_EXPORT": "  ", "FLIGHTDECK_SERVER": ""},
+                {"FLIGHTDECK_EXPORT": "otlp", "FLIGHTDECK_ENABLED": "false"},
                 {**SERVER_ENV, "FLIGHTDECK_ENABLED": "false"},
                 {**SERVER_ENV, "FLIGHTDECK_ENABLED": "0"}):
         result = venv.run(code, env=env)
 
         assert (result.returncode, result.stdout, result.stderr) == (0, "[]\n", ""), env
+
+
+def test_otlp_export_alone_installs_the_finder_without_a_server(venv: Venv) -> None:
+    bare = set(probe(venv)["modules"])
+
+    state = probe(venv, {"FLIGHTDECK_EXPORT": "otlp",
+                         "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"})
+
+    added = set(state["modules"]) - bare
+    assert state["booted"] is True
+    assert state["finders"] == 1
+    assert "openai.resources.chat.completions.completions" in state["pending"]
+    assert {m for m in added if not m.startswith("flightdeck_sensor")} <= BOOT_MAY_IMPORT
 
 
 def test_env_set_installs_the_finder_and_only_small_stdlib_modules(venv: Venv) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from fakes.doctor_servers import DripServer
 from fakes.ingest_server import IngestServer, Reply
+from fakes.otlp_receiver import OtlpReceiver
 from fixtures.collector import CollectorProcess
 from flightdeck_sensor import _doctor
 from flightdeck_sensor._doctor import KNOWN_VARIABLES, diagnose, mask_secrets, render
@@ -206,3 +207,26 @@ def test_known_variables_name_every_variable_the_package_reads() -> None:
             for name in re.findall(r"FLIGHTDECK_[A-Z_]+[A-Z]", path.read_text())}
 
     assert read <= set(KNOWN_VARIABLES)
+
+
+def test_otlp_export_is_checked_with_an_empty_export_and_its_headers_never_shown(
+        otlp_receiver: OtlpReceiver, tmp_path: Path) -> None:
+    env = {"FLIGHTDECK_EXPORT": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.url,
+           "OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=k3y-s3cret",
+           "FLIGHTDECK_SPOOL_DIR": str(tmp_path / "spool")}
+
+    result = doctor(env)
+
+    assert result.returncode == 0, result.stdout
+    assert f"otlp         POST {otlp_receiver.url}/v1/traces -> HTTP 200" in result.stdout
+    assert otlp_receiver.requests[0].headers["x-api-key"] == "k3y-s3cret"
+    assert "k3y-s3cret" not in result.stdout + result.stderr
+
+
+def test_an_otlp_endpoint_that_refuses_is_a_problem(tmp_path: Path) -> None:
+    with OtlpReceiver(Reply(404, b"")) as receiver:
+        result = doctor({"FLIGHTDECK_EXPORT": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+                         "FLIGHTDECK_SPOOL_DIR": str(tmp_path / "spool")})
+
+    assert result.returncode == 1
+    assert "answered HTTP 404 to an empty export" in result.stdout

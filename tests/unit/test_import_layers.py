@@ -26,7 +26,7 @@ LAYERS: dict[str, int] = {
     "_version": 0, "_printable": 0, "_identity": 0, "_token_file": 0, "_providers": 0,
     "_signal_watch": 0,
     "_url": 0, "_env_values": 0, "_exceptions": 0, "_directives": 0, "_provider_enum": 0,
-    "_status": 0,
+    "_status": 0, "_otel_env": 0,
     # 1: configuration
     "_config": 1, "_frameworks": 1,
     # 2: what the configuration sets up

@@ -6,14 +6,19 @@ point as one: the re-entrancy guard, the sensor's "never raise" boundary.
 from __future__ import annotations
 
 import contextvars
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 from .. import _sensor
 from .._exceptions import BudgetExceededError, DirectiveError
+from ..transport._wire import OTEL_KEY
 from ._estimate import CHARS_PER_TOKEN, request_chars
 from ._fields import Adapter, Outcome
+from ._trace import active_parent
+
+_modules = sys.modules
 
 # True while an instrumented call is running in this context: inner layers
 # (litellm -> openai SDK, openai .stream() -> create) stay silent: the user
@@ -26,7 +31,8 @@ class Call:
     one terminal event (post_call / embeddings / llm_error) follows, whatever path
     ends the call (``_done`` guards it)."""
 
-    __slots__ = ("_done", "adapter", "kind", "model_requested", "sensor", "started_ns")
+    __slots__ = ("_done", "adapter", "kind", "model_requested", "parent", "request_content",
+                 "sensor", "started_ns")
 
     def __init__(self, sensor: _sensor.Sensor, adapter: Adapter, kind: str,
                  args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -43,8 +49,13 @@ class Call:
             "tokens_input": request_chars(content) // CHARS_PER_TOKEN,
             "estimated_via": "heuristic",
         }
+        if sensor.traced:  # its span goes to OTLP: note the span it is made under
+            trace = _modules.get("opentelemetry.trace")  # only if the application traces
+            self.parent = None if trace is None else active_parent(trace)
+            self.request_content = None
         if sensor.config.capture_prompts:
             _attach_content(sensor, fields, {"request": content})
+            self.request_content = fields["content"]
         sensor.record("pre_call", fields)
         sensor.last_model = self.model_requested
         self.started_ns = time.perf_counter_ns()
@@ -100,6 +111,8 @@ class Call:
         }
         if self.sensor.config.capture_prompts and outcome.content is not None:
             _attach_content(self.sensor, fields, {"response": outcome.content})
+        if self.sensor.traced:  # what its OTLP span needs beyond the event
+            fields[OTEL_KEY] = _traced(self, outcome.tool_calls)
         return fields
 
     def fail(self, exc: BaseException, partial: Outcome | None = None,
@@ -107,6 +120,11 @@ class Call:
         if self._done:
             return
         self._done = True
+        self.sensor.record("llm_error", self._failure_fields(exc, partial, streaming,
+                                                             stream_error))
+
+    def _failure_fields(self, exc: BaseException, partial: Outcome | None,
+                        streaming: dict[str, Any] | None, stream_error: bool) -> dict[str, Any]:
         facts = self.adapter.error_facts(exc)
         if stream_error:
             facts.error_type = "stream_error"
@@ -125,8 +143,9 @@ class Call:
                 fields[key] = partial_fields[key]
         if streaming is not None:
             fields["streaming"] = streaming
-        self.sensor.record("llm_error", fields)
-
+        if self.sensor.traced:
+            fields[OTEL_KEY] = _traced(self, ())
+        return fields
 
     def _sent_model(self) -> str | None:
         return self.model_requested
@@ -151,6 +170,16 @@ class DegradedCall(Call):
 
     def _sent_model(self) -> str | None:
         return self.model_sent
+
+
+def _traced(call: Call, tool_calls: Any) -> str | tuple[Any, ...]:
+    """What a call's OTLP span needs beyond its terminal event: the operation
+    alone (a string: no object made, none kept alive in the queue) for the
+    common call, with no parent span, no tool call and no captured content."""
+    parent, content = call.parent, call.request_content
+    if parent is None and not tool_calls and content is None:
+        return call.kind
+    return (call.kind, parent, tool_calls, content)
 
 
 class Swap(Exception):

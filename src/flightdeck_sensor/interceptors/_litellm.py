@@ -73,8 +73,8 @@ _ENTRIES = (
     _Entry("acompletion", "chat", True, 0, "messages", 1),
     _Entry("embedding", "embeddings", False, 0, "input", 1),
     _Entry("aembedding", "embeddings", True, 0, "input", 1),
-    _Entry("text_completion", "chat", False, 1, "prompt", 0),
-    _Entry("atext_completion", "chat", True, 1, "prompt", 0),
+    _Entry("text_completion", "text_completion", False, 1, "prompt", 0),
+    _Entry("atext_completion", "text_completion", True, 1, "prompt", 0),
 )
 
 # litellm provider names that are an API flavour of a vendor, not a vendor.

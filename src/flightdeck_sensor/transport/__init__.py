@@ -17,7 +17,9 @@ Contract used by the rest of the sensor (``_sensor.Sensor``):
   last_error, mode ("batch" / "single"), server_state, sender_errors (errors
   the sender survived), spool_quarantined (unreadable files set aside as
   ``*.bad``), spool_foreign (files of another user, left alone), heartbeats
-  and heartbeats_failed.
+  and heartbeats_failed: the first destination's (Flightdeck's, or OTLP's
+  alone). With OTLP export, ``destinations`` has each destination's
+  (``flightdeck``, ``otlp``) under its name.
 - ``after_fork_in_child() -> None``: drop the inherited queue, fresh locks,
   sender restarted lazily.
 - ``on_envelope(envelope: dict)`` is called (from the sender thread) with each

@@ -75,7 +75,11 @@ def request(url: str, method: str = "GET", body: bytes | None = None,
 
 
 class IngestClient:
-    def __init__(self, server: str, token: str | None, compression: str = "auto") -> None:
+    def __init__(self, server: str, token: str | None, compression: str = "auto",
+                 content_type: str = "application/json",
+                 headers: tuple[tuple[str, str], ...] = ()) -> None:
+        """``headers``: more headers for every request (an OTLP endpoint's,
+        which may hold a secret: never logged)."""
         url = urllib.parse.urlsplit(server)
         self._https = url.scheme == "https"
         self._host = url.hostname or ""
@@ -85,7 +89,7 @@ class IngestClient:
             compression == "auto" and not is_loopback_host(self._host))
         self._port = url.port
         self._base_path = url.path.rstrip("/")
-        self._headers = {"Content-Type": "application/json",
+        self._headers = {**dict(headers), "Content-Type": content_type,
                          "User-Agent": f"flightdeck-sensor/{__version__}"}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"

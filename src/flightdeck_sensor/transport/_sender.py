@@ -28,6 +28,7 @@ from ._wire import complete_event, encode_default, prepare_events, splice_shapes
 
 if TYPE_CHECKING:
     from ._http import Answer, IngestClient
+    from ._tee import Tee
 
 logger = logging.getLogger("flightdeck_sensor")
 
@@ -53,14 +54,18 @@ Event = dict[str, Any]
 class Sender:
     def __init__(self, config: Config, queue: EventQueue, spool: Spool | None,
                  on_envelope: Callable[[dict[str, Any]], None] | None,
-                 session_id: Callable[[], str | None] | None = None) -> None:
+                 session_id: Callable[[], str | None] | None = None,
+                 tee: Tee | None = None, url: str | None = None) -> None:
         """``session_id``: the session to keep alive with heartbeats (None while
-        no session started); without it the sender sends none."""
+        no session started); without it the sender sends none. ``tee``: with
+        two destinations, what fills ``queue`` from the events submitted.
+        ``url``: the destination, when it is not ``config.server``."""
         self._config = config
         self._queue = queue
         self._spool = spool
+        self._tee = tee
         self.stats = Stats()
-        self._answers = Answers(config.server, self.stats, on_envelope)
+        self._answers = self._make_answers(url or config.server, on_envelope)
         self._client: IngestClient | None = None
         self._carry: Event | None = None  # the event that did not fit the last batch
         self._in_flight: list[Event] = []
@@ -96,6 +101,20 @@ class Sender:
         self._beat_lock = threading.RLock()  # re-entrant: a SIGTERM handler may close
         self._beating = False
 
+    @property
+    def queue(self) -> EventQueue:
+        return self._queue
+
+    def _make_answers(self, url: str,
+                      on_envelope: Callable[[dict[str, Any]], None] | None) -> Answers:
+        return Answers(url, self.stats, on_envelope)
+
+    def _pump(self) -> None:
+        """With two destinations: move what was submitted into this one's queue
+        (and the other's), whichever sender comes first."""
+        if self._tee is not None:
+            self._tee.pump()
+
     # -- signals from other threads ------------------------------------------
     def wake(self) -> None:
         if self._wake.locked():
@@ -127,10 +146,12 @@ class Sender:
     def is_idle(self) -> bool:
         return (not len(self._queue) and self._carry is None and not self._in_flight
                 and not self._next
-                and self._claim is None)
+                and self._claim is None and (self._tee is None or not self._tee.waiting()))
 
     def leftovers(self) -> list[Event]:
         """Everything not yet delivered (for the closer); the sender stops touching it."""
+        if self._tee is not None:
+            self._tee.pump(wait=True)
         with self._handoff:
             self.abandoned = True
             events = self._in_flight + self._next
@@ -171,6 +192,7 @@ class Sender:
             return True
         if not self._next:
             self._wait_for_batch()
+        self._pump()
         batch, body = self._take_prefetched() if self._next else (self._take_batch(), None)
         if batch:
             self._deliver(batch, body=body)
@@ -223,6 +245,7 @@ class Sender:
         when one is due."""
         tick = time.monotonic() + BATCH_WINDOW
         while not (self._closing.is_set() or self.flush_wanted or self.abandoned):
+            self._pump()
             waiting = len(self._queue)
             if waiting >= BATCH_EVENTS or self._queue.bytes >= BATCH_BYTES:
                 return
@@ -477,6 +500,7 @@ class Sender:
         """Wait, interruptible by close; meanwhile move queue overflow to the spool."""
         end = time.monotonic() + seconds
         while not self._closing.is_set():
+            self._pump()  # the other destination is not held back by this one's pause
             self._spool_overflow()
             left = end - time.monotonic()
             if left <= 0:

@@ -92,6 +92,10 @@ _KEY_ORDERS_KEPT = 64  # per identity: see Identity.shape_of
 # The key under which a pending event (see ``Session.stamp``) carries its
 # session's identity, as a nonce, until the sender completes or encodes it.
 COMMON_KEY = "_flightdeck_common"
+# The key under which a terminal event of a call traced to OTLP carries what
+# its span needs beyond the event (interceptors._call.TracedCall); the OTLP
+# sender reads it, and it never reaches Flightdeck (transport._tee).
+OTEL_KEY = "_otel"
 
 # Every identity made in this process, by the nonces that name it (its own and
 # its shapes'): a handful (one identity per session, sessions are made by
@@ -226,6 +230,13 @@ def complete_event(event: dict[str, Any]) -> dict[str, Any]:
     whole = dict(event)
     _complete_in_place(whole, identity)
     return whole
+
+
+def identity_fields(event: dict[str, Any]) -> dict[str, Any]:
+    """The session's identity fields of ``event``: its identity's for a pending
+    event, the event itself for a complete one (they are in it)."""
+    identity = _IDENTITIES.get(event.get(COMMON_KEY))  # type: ignore[arg-type]
+    return identity.fields if identity is not None else event
 
 
 def encode_default(value: Any) -> Any:
