@@ -10,4 +10,5 @@ pytest_plugins = [
     "fixtures.venvs",
     "fixtures.sensor",
     "fixtures.control",
+    "fixtures.browser",
 ]

@@ -5,10 +5,11 @@
 
 const API = '/console/api/v1';
 const POLL_MS = 2000;
+const FORCED_REFRESH_MS = 15000;
 const COLORS = ['#1f4e8c', '#b3541e', '#2e7d32', '#7b1fa2', '#a11212', '#00695c', '#5d4037',
   '#37474f'];
 
-const view = { name: null, id: null, cursor: null, refresh: null };
+const view = { name: null, id: null, cursor: null, refresh: null, refreshedAt: 0 };
 const sessionsQuery = { sort: 'started', order: 'desc', offset: 0, limit: 50, agent: '',
   state: '', since: 'all' };
 let timelineWindow = { follow: true, before: 'end', after: null };
@@ -185,10 +186,14 @@ function startPolling() {
       const changes = await api('/changes');
       const live = document.getElementById('live');
       live.textContent = `Live · ${when(changes.now)}`;
-      if (view.cursor !== null && changes.cursor !== view.cursor && view.refresh) {
+      // The cursor is taken before the view reads: a change made meanwhile shows at the
+      // next tick. Idle is a matter of time, not of a change: a refresh now and then.
+      const stale = Date.now() - view.refreshedAt > FORCED_REFRESH_MS;
+      if ((changes.cursor !== view.cursor || stale) && view.refresh) {
+        view.cursor = changes.cursor;
+        view.refreshedAt = Date.now();
         await view.refresh();
       }
-      view.cursor = changes.cursor;
     } catch (error) {
       if (error instanceof LoggedOut) { showLogin('Your session ended: log in again.'); return; }
       document.getElementById('live').textContent = `Disconnected: ${error.message}`;

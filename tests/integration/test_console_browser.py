@@ -1,0 +1,164 @@
+"""The web console in a real browser (Debian's chromium, driven by Playwright): the
+real collector as a subprocess, an unmodified agent (examples/worker.py) run with
+the environment variables only against the fake provider, and what a person sees
+and does: the session appearing without a reload, its timeline and cost, the
+captured content on a click, and "Stop session" ending the agent."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fakes.fake_llm import FakeLLM
+from fixtures.browser import log_in
+from fixtures.collector import CollectorProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture
+def worker(collector: CollectorProcess, fake_llm: FakeLLM) -> Iterator[Any]:
+    """Starts examples/worker.py (as a user would run it) on the first call."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(name: str, **env: str) -> subprocess.Popen[str]:
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTDECK_")}
+        environment.update(collector.env(), FLIGHTDECK_AGENT_NAME=name, FLIGHTDECK_SPOOL="off",
+                           OPENAI_BASE_URL=f"{fake_llm.url}/v1", OPENAI_API_KEY="sk-test", **env)
+        process = subprocess.Popen([sys.executable, str(ROOT / "examples" / "worker.py"),
+                                    "100000", "0.1"], env=environment, cwd=ROOT,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=30)
+
+
+def _cost_known(collector: CollectorProcess) -> bool:
+    """Whether this collector prices calls (its events table has cost_usd)."""
+    with sqlite3.connect(collector.db_path) as conn:
+        return any(row[1] == "cost_usd" for row in conn.execute("PRAGMA table_info(events)"))
+
+
+def test_a_person_watches_an_agent_live_opens_its_timeline_and_stops_it(
+        browser: Any, collector: CollectorProcess, worker: Any) -> None:
+    from playwright.sync_api import expect
+
+    # given: the console open and logged in, before any agent ran
+    page = browser.new_page()
+    log_in(page, collector.url, collector.token)
+    expect(page.locator("#sessions tbody")).to_contain_text("No sessions yet")
+    page.evaluate("window.__not_reloaded = true")
+
+    # when an unmodified agent starts with the environment variables only
+    agent = worker("console-worker", FLIGHTDECK_CAPTURE_PROMPTS="true")
+
+    # then its session appears without a reload, active, with its calls and cost
+    row = page.locator("#sessions tbody tr", has_text="console-worker")
+    expect(row).to_be_visible(timeout=TIMEOUT_MS)
+    expect(row.locator(".badge")).to_have_text("active")
+    assert page.evaluate("window.__not_reloaded") is True
+    expect(row.locator("td.cost")).to_have_text(
+        re.compile(r"^\$\d" if _cost_known(collector) else r"^\?$"))
+
+    # when the person opens it: the timeline shows each call
+    row.get_by_role("link").click()
+    calls = page.locator("#timeline tbody tr[data-type=post_call]")
+    expect(calls.first).to_be_visible(timeout=TIMEOUT_MS)
+    expect(calls.first).to_contain_text("openai")
+    expect(calls.first).to_contain_text("gpt-4o")
+    expect(page.locator("#usage svg")).to_be_visible()
+
+    # and the captured content opens on a click
+    calls.first.get_by_role("button", name=re.compile("captured content")).click()
+    dialog = page.locator("#dialog")
+    expect(dialog).to_contain_text("Response")
+    expect(dialog).to_contain_text("explain")  # the prompt the worker sent
+    page.get_by_role("button", name="Close dialog").click()
+
+    # when the person presses "Stop session"
+    page.get_by_role("button", name="Stop session").click()
+
+    # then the agent's next call raises DirectiveError and it exits
+    _, stderr = agent.communicate(timeout=60)
+    assert agent.returncode != 0
+    assert "DirectiveError: Directive shutdown: stopped from the console" in stderr
+    # and the page shows the session stopped and the directive acknowledged, live
+    expect(page.locator("#session-facts .badge")).to_have_text("stopped", timeout=TIMEOUT_MS)
+    expect(page.locator("#session-directives tbody tr").first.locator(".badge")).to_have_text(
+        "acknowledged", timeout=TIMEOUT_MS)
+
+
+def test_the_token_in_the_url_fragment_logs_in_and_leaves_the_address_bar(
+        browser: Any, collector: CollectorProcess) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    page.goto(f"{collector.url}/#token={collector.token}")
+
+    expect(page.locator("#sessions")).to_be_visible(timeout=TIMEOUT_MS)
+    assert collector.token not in page.url
+    cookies = browser.cookies()
+    assert [(c["httpOnly"], c["sameSite"]) for c in cookies] == [(True, "Strict")]
+    assert collector.token not in str(cookies)
+    # the entry with the token was replaced, not kept in the history
+    page.go_back()
+    assert page.url == "about:blank"
+
+
+def test_a_wrong_token_keeps_the_login_form_and_says_so(
+        browser: Any, collector: CollectorProcess) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    page.goto(f"{collector.url}/")
+    page.get_by_label("Collector token").fill("not-the-token")
+    page.get_by_role("button", name="Log in").click()
+
+    expect(page.get_by_role("alert")).to_have_text("Wrong token.")
+    expect(page.locator("#sessions")).to_have_count(0)
+
+
+def test_the_views_work_from_the_keyboard(browser: Any, collector: CollectorProcess,
+                                          worker: Any) -> None:
+    from playwright.sync_api import expect
+
+    worker("keyboard-worker")
+    page = browser.new_page()
+    log_in(page, collector.url, collector.token)
+    expect(page.locator("#sessions tbody tr", has_text="keyboard-worker")).to_be_visible(
+        timeout=TIMEOUT_MS)
+
+    # Tab to the first sort button and sort by it with the keyboard
+    page.locator("button[data-sort=session]").focus()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.locator("th[aria-sort=ascending]")).to_have_text(re.compile("Agent"))
+    # the session link opens with Enter; the operator dialog opens and closes with Escape
+    page.locator("#sessions tbody a").first.focus()
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name="Operator actions…").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("dialog")).to_be_visible()
+    expect(page.get_by_label("Model to use")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_be_hidden()
+    # every control has a label a screen reader can read
+    unlabelled = page.evaluate("""() => [...document.querySelectorAll('input, select, button')]
+        .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                && !el.textContent.trim()).map((el) => el.outerHTML)""")
+    assert unlabelled == []
