@@ -25,7 +25,8 @@ CREATE TABLE events_1 (
     latency_ms    INTEGER,
     body          TEXT NOT NULL
 );
-INSERT INTO events_1 SELECT * FROM events ORDER BY rowid;
+INSERT INTO events_1 SELECT id, session_id, event_type, timestamp, received_at, model,
+    tokens_input, tokens_output, latency_ms, body FROM events ORDER BY rowid;
 DROP TABLE events;
 ALTER TABLE events_1 RENAME TO events;
 CREATE INDEX events_by_session ON events (session_id, timestamp);
@@ -103,7 +104,7 @@ def _schema_2_database(path: Path, session: str) -> None:
             DROP TABLE directives; DROP TABLE policies; DROP TABLE custom_directives;
             ALTER TABLE sessions DROP COLUMN control_state;
             PRAGMA user_version = 2;
-        """)
+        """ + _SCHEMA_4_COLUMNS_DROPPED)
 
 
 def test_a_schema_2_database_gets_the_control_plane_and_keeps_its_sessions(
@@ -126,6 +127,56 @@ def test_a_schema_2_database_gets_the_control_plane_and_keeps_its_sessions(
         tables = {name for (name,) in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"directives", "policies", "custom_directives"} <= tables
+
+
+# What schema 4 added: cost, and the last event's time.
+_SCHEMA_4_COLUMNS_DROPPED = """
+    ALTER TABLE events DROP COLUMN cost_usd;
+    ALTER TABLE sessions DROP COLUMN cost_usd_known;
+    ALTER TABLE sessions DROP COLUMN calls_unpriced;
+    ALTER TABLE sessions DROP COLUMN last_event_at;
+"""
+
+
+def _schema_3_database(path: Path, batch: list[dict[str, object]]) -> None:
+    """A database as a schema-3 collector left it: nothing priced."""
+    store = EventStore(path)
+    try:
+        store.ingest(validate_batch(batch, datetime.now(timezone.utc))[0])
+    finally:
+        store.close()
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_SCHEMA_4_COLUMNS_DROPPED + "PRAGMA user_version = 3;")
+
+
+def test_a_schema_3_database_shows_its_earlier_calls_unpriced_and_prices_new_ones(
+        tmp_path: Path) -> None:
+    # Given a session whose two calls (and an error with no usage) a schema-3 collector stored
+    path = tmp_path / "schema3.db"
+    session = str(uuid.uuid4())
+    _schema_3_database(path, [valid_event("session_start", session_id=session),
+                              valid_event(session_id=session), valid_event(session_id=session),
+                              valid_event("llm_error", session_id=session)])
+
+    # When this collector opens it and stores one more call
+    store = EventStore(path)
+    try:
+        store.ingest(validate_batch([valid_event(session_id=session)],
+                                    datetime.now(timezone.utc))[0])
+    finally:
+        store.close()
+
+    # Then the two earlier calls count as unpriced (their cost is unknown, not $0), the new
+    # one is priced, and the session's last event is known
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        known, unpriced, last_event = conn.execute(
+            "SELECT cost_usd_known, calls_unpriced, last_event_at FROM sessions").fetchone()
+        costs = [cost for (cost,) in conn.execute(
+            "SELECT cost_usd FROM events WHERE event_type = 'post_call' ORDER BY rowid")]
+    assert unpriced == 2 and last_event is not None
+    assert costs[:2] == [None, None] and costs[2] is not None and costs[2] > 0
+    assert known == costs[2]
 
 
 def test_the_hand_out_lookup_searches_the_undelivered_index(tmp_path: Path) -> None:

@@ -115,6 +115,7 @@ def run_collect(args: argparse.Namespace) -> int:
         return 1
     url = _base_url(args.host, server.server_address[1])
     _print_banner(url, db_path, token_source)
+    _hint_without_prices()
     if args.ready_file:
         _write_ready_file(args.ready_file, url, server.server_address[1], db_path)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -207,6 +208,14 @@ def _print_banner(url: str, db_path: Path, token_source: str) -> None:
              if token_source.startswith("file:") else f"in {token_source}")
     lines.append(f"Web console: {url}/  (log in with the token: it is {where})")
     print("\n".join(lines), flush=True)
+
+
+def _hint_without_prices() -> None:
+    """One line when costs cannot be computed (a plain install, without the extra)."""
+    from ._cost import INSTALL_HINT, prices_installed
+
+    if not prices_installed():
+        print(f"Note: {INSTALL_HINT}", file=sys.stderr, flush=True)
 
 
 def _write_ready_file(path: Path, url: str, port: int, db_path: Path) -> None:

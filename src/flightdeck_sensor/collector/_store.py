@@ -20,10 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from . import _control
+from ._cost import Pricer, is_billed
 from ._validate import MAX_COUNT, Event, utc_text
 
 # 3: the control plane's tables (_control.py) and sessions.control_state.
-SCHEMA_VERSION = 3
+# 4: cost (events.cost_usd; sessions.cost_usd_known, calls_unpriced) and
+#    sessions.last_event_at (what "idle" is measured from: a heartbeat does not move it).
+SCHEMA_VERSION = 4
 WAL_CHECKPOINT_PAGES = 10_000  # 4 KiB pages
 CACHE_KIB = 64 * 1024
 
@@ -44,10 +47,12 @@ CREATE TABLE IF NOT EXISTS {name} (
     tokens_input  INTEGER,
     tokens_output INTEGER,
     latency_ms    INTEGER,
-    body          TEXT NOT NULL
+    body          TEXT NOT NULL,
+    cost_usd      REAL
 )"""
 _EVENTS_KEY = ("CREATE UNIQUE INDEX IF NOT EXISTS events_by_key"
                " ON events (session_id, timestamp, id)")
+# Schema 1's columns: what _migrate_events copies.
 _EVENT_COLUMNS = ("id, session_id, event_type, timestamp, received_at, model, tokens_input,"
                   " tokens_output, latency_ms, body")
 _OTHER_TABLES = (
@@ -73,7 +78,10 @@ _OTHER_TABLES = (
     errors            INTEGER NOT NULL DEFAULT 0,
     attachments       INTEGER NOT NULL DEFAULT 0,
     last_attached_at  TEXT,
-    control_state     TEXT
+    control_state     TEXT,
+    cost_usd_known    REAL NOT NULL DEFAULT 0,
+    calls_unpriced    INTEGER NOT NULL DEFAULT 0,
+    last_event_at     TEXT
 )""",
     """CREATE TABLE IF NOT EXISTS attachments (
     event_id    TEXT PRIMARY KEY,
@@ -111,6 +119,8 @@ class _SessionDelta:
     tokens_in: int = 0
     tokens_out: int = 0
     errors: int = 0
+    cost_usd: float = 0.0
+    calls_unpriced: int = 0
     state: str | None = None
     close_reason: str | None = None
     has_start: bool = False
@@ -125,8 +135,9 @@ class _SessionDelta:
 class EventStore:
     """Stores validated events idempotently and keeps the sessions table up to date."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, pricer: Pricer | None = None) -> None:
         self.path = path
+        self._pricer = pricer or Pricer()
         _create_private_file(path)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
@@ -197,7 +208,9 @@ class EventStore:
         # total_changes tells without asking the index a second time.
         (newest_rowid,) = conn.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()
         changes_before = conn.total_changes
-        conn.executemany(_INSERT_EVENT, [_event_row(event, received_at) for event in events])
+        costs = self._costs(events)
+        conn.executemany(_INSERT_EVENT, [_event_row(event, received_at, costs.get(id(event)))
+                                         for event in events])
         repeated: list[Event] = []
         if conn.total_changes - changes_before == len(events):
             fresh = events
@@ -216,9 +229,32 @@ class EventStore:
                 group.append(event)
         for session_id, group in by_session.items():
             delta = _session_delta(conn, group, received_at)
+            if costs:
+                _cost_delta(delta, group, costs)
             attached |= delta.attached
             _apply_delta(conn, session_id, delta)
         return attached
+
+    def _costs(self, events: list[Event]) -> dict[int, float | None]:
+        """Each call's cost, keyed by the event object's id (``events`` holds every one
+        alive until the batch is stored): calls only, most events are not."""
+        price = self._pricer.cost
+        return {id(event): price(event) for event in events
+                if event.event_type in CALL_EVENT_TYPES}
+
+
+def _cost_delta(delta: _SessionDelta, events: list[Event],
+                costs: dict[int, float | None]) -> None:
+    """What the session's fresh calls cost: the sum of those priced, the count of the
+    billed ones that could not be."""
+    for event in events:
+        if event.event_type not in CALL_EVENT_TYPES:
+            continue
+        cost = costs.get(id(event))
+        if cost is not None:
+            delta.cost_usd += cost
+        elif is_billed(event.event_type, event.raw):
+            delta.calls_unpriced += 1
 
 
 def _session_delta(conn: sqlite3.Connection, events: list[Event],
@@ -318,32 +354,34 @@ def _has_started(conn: sqlite3.Connection, session_id: str) -> bool:
 
 
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
-_INSERT_EVENT = (f"INSERT OR IGNORE INTO events ({_EVENT_COLUMNS})"
-                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT_EVENT = (f"INSERT OR IGNORE INTO events ({_EVENT_COLUMNS}, cost_usd)"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
-def _event_row(event: Event, received_at: str) -> tuple[Any, ...]:
+def _event_row(event: Event, received_at: str, cost: float | None) -> tuple[Any, ...]:
     event_id, session_id, event_type, when, raw, body = event  # cheaper than six attributes
     model = raw.get("model")
     return (event_id, session_id, event_type, when, received_at,
             model if type(model) is str and model.isascii() else _text(model),
             raw.get("tokens_input"), raw.get("tokens_output"), raw.get("latency_ms"),
-            body if body is not None else _COMPACT_JSON.encode(raw))
+            body if body is not None else _COMPACT_JSON.encode(raw), cost)
 
 
 def _apply_delta(conn: sqlite3.Connection, session_id: str, delta: _SessionDelta) -> None:
     raw = delta.first.raw
     conn.execute(
         "INSERT OR IGNORE INTO sessions (session_id, agent_name, agent_type, agent_id, hostname,"
-        " flavor, parent_session_id, agent_role, started_at, last_seen_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " flavor, parent_session_id, agent_role, started_at, last_seen_at, last_event_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (session_id, _text(raw.get("agent_name")), _text(raw.get("agent_type")),
          _text(raw.get("agent_id")), _text(raw.get("hostname")), _text(raw.get("flavor")),
          _lower(raw.get("parent_session_id")), _text(raw.get("agent_role")),
-         delta.started_at, delta.last_seen_at),
+         delta.started_at, delta.last_seen_at, delta.last_seen_at),
     )
     conn.execute(
         "UPDATE sessions SET started_at = min(started_at, ?), last_seen_at = max(last_seen_at, ?),"
+        " last_event_at = max(coalesce(last_event_at, ''), ?),"
+        " cost_usd_known = cost_usd_known + ?, calls_unpriced = calls_unpriced + ?,"
         " events = events + ?, calls = calls + ?, tokens_in = tokens_in + ?,"
         " tokens_out = tokens_out + ?, errors = errors + ?, state = coalesce(?, state),"
         " close_reason = CASE WHEN ? = 'active' THEN NULL ELSE coalesce(?, close_reason) END,"
@@ -351,7 +389,8 @@ def _apply_delta(conn: sqlite3.Connection, session_id: str, delta: _SessionDelta
         " attachments = attachments + ?, last_attached_at = coalesce(?, last_attached_at),"
         " control_state = CASE WHEN ? THEN ? ELSE control_state END"
         " WHERE session_id = ?",
-        (delta.started_at, delta.last_seen_at, delta.events, delta.calls, delta.tokens_in,
+        (delta.started_at, delta.last_seen_at, delta.last_seen_at, delta.cost_usd,
+         delta.calls_unpriced, delta.events, delta.calls, delta.tokens_in,
          delta.tokens_out, delta.errors, delta.state, delta.state, delta.close_reason,
          int(delta.has_start), delta.sensor_version, delta.attachments, delta.last_attached_at,
          int(delta.control_changed), delta.control_state, session_id),
@@ -387,6 +426,8 @@ def _create_or_migrate(conn: sqlite3.Connection) -> None:
         for table in _OTHER_TABLES:
             conn.execute(table)
         _add_missing_columns(conn)
+        if has_events and version < 4:
+            _count_unpriced_calls(conn)
         for statement in _control.CONTROL_TABLES:
             conn.execute(statement)
         if version < SCHEMA_VERSION:
@@ -398,7 +439,13 @@ def _create_or_migrate(conn: sqlite3.Connection) -> None:
 
 
 # Columns added to an existing table since schema 2: (table, column, declaration).
-_ADDED_COLUMNS = (("sessions", "control_state", "TEXT"),)
+_ADDED_COLUMNS = (
+    ("sessions", "control_state", "TEXT"),
+    ("events", "cost_usd", "REAL"),
+    ("sessions", "cost_usd_known", "REAL NOT NULL DEFAULT 0"),
+    ("sessions", "calls_unpriced", "INTEGER NOT NULL DEFAULT 0"),
+    ("sessions", "last_event_at", "TEXT"),
+)
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
@@ -407,6 +454,17 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
         present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if column not in present:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+
+def _count_unpriced_calls(conn: sqlite3.Connection) -> None:
+    """A database from before schema 4 priced nothing: each session's billed calls are
+    unpriced (its cost shows "?", not $0), and its last event is its last sighting."""
+    conn.execute(
+        "UPDATE sessions SET last_event_at = coalesce(last_event_at, last_seen_at),"
+        " calls_unpriced = (SELECT count(*) FROM events e WHERE e.session_id ="
+        " sessions.session_id AND (e.event_type IN ('post_call', 'embeddings') OR"
+        " (e.event_type = 'llm_error' AND (e.tokens_input IS NOT NULL"
+        " OR e.tokens_output IS NOT NULL))))")
 
 
 def _migrate_events(conn: sqlite3.Connection) -> None:
