@@ -251,8 +251,8 @@ def test_filters_by_agent_and_state_list_matching_sessions_flat(
 def test_the_timeline_is_a_window_with_keyset_cursors(collector: CollectorProcess) -> None:
     session = started()
     sid = session["session_id"]
-    calls = [valid_event("post_call", session_id=sid, timestamp=now_rfc3339(timedelta(seconds=i - 20)))
-             for i in range(10)]
+    calls = [valid_event("post_call", session_id=sid,
+                         timestamp=now_rfc3339(timedelta(seconds=i - 20))) for i in range(10)]
     seed(collector, session, *calls)
     auth = {"Authorization": f"Bearer {collector.token}"}
 

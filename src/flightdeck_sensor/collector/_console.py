@@ -234,7 +234,7 @@ class Console:
             if parts[2] == "timeline":
                 return api.timeline(conn, session_id, params)
             if parts[2] == "usage":
-                return api.usage(conn, session_id, detail["flavor"])
+                return api.usage_json(conn, detail)
             if parts[2] == "event":
                 event = api.event_detail(conn, session_id, params)
                 if event is None:

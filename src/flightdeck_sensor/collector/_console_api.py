@@ -7,8 +7,10 @@ thousands of sessions and a session of a hundred thousand events. Query
 parameters are checked here: anything out of bounds or unknown is a
 :class:`BadQuery` (a 400), never an error from the database.
 
-Cost: the ``cost_usd`` columns, when the database has them; a missing column or
-a NULL (a model without a price) is ``None``, which the page shows as "?".
+Cost: ``events.cost_usd`` (NULL: a call the price database could not price) and
+each session's ``cost_usd_known`` and ``calls_unpriced``, shown as the command
+line shows them (``_cost.cost_text``): "?" when nothing could be priced, "$x+?"
+when some calls could not, never "$0" for a cost nobody knows.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from . import _control
+from ._cost import cost_text, event_cost_text
 from ._report import directive_state
 from ._validate import is_canonical_uuid, utc_text
 
@@ -36,19 +39,21 @@ CHILDREN_MAX = 200
 NESTING_DEPTH = 4
 DIRECTIVES_MAX = 200
 MAX_TEXT = 200
-# A session not ended and not heard from (an event or a heartbeat) for this long is idle.
+# A session not ended and without an event for this long is idle.
 IDLE_SECONDS = 60
 WINDOWS = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400,
            "30d": 30 * 86400}
 STATES = ("active", "idle", "ended", "stopped", "blocked")
 # The state shown: stopped or blocked (the control plane's word), ended, idle or active.
+# Idle is measured from the last event: a heartbeat says the process lives, not that it works.
 _STATE_SQL = ("CASE WHEN control_state IS NOT NULL THEN control_state"
               " WHEN state = 'closed' THEN 'ended'"
-              " WHEN last_seen_at < :idle_before THEN 'idle' ELSE 'active' END")
+              " WHEN coalesce(last_event_at, last_seen_at) < :idle_before THEN 'idle'"
+              " ELSE 'active' END")
 _SORTS = {"session": "session_id", "agent": "agent_name", "flavor": "flavor",
           "host": "hostname", "state": "shown_state", "started": "started_at",
           "last_seen": "last_seen_at", "calls": "calls", "tokens": "(tokens_in + tokens_out)",
-          "cost": "cost_usd", "errors": "errors"}
+          "cost": "cost_sort", "errors": "errors"}
 _CALL_TYPES = ("post_call", "embeddings", "llm_error")
 _EVENT_KEY = "|"
 
@@ -104,16 +109,6 @@ def _idle_before() -> str:
     return utc_text(datetime.now(timezone.utc) - timedelta(seconds=IDLE_SECONDS))
 
 
-def has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
-    return any(row["name"] == column for row in conn.execute(f"PRAGMA table_info({table})"))
-
-
-def _cost_column(conn: sqlite3.Connection, table: str, alias: str = "") -> str:
-    """``cost_usd`` when the table has it, else NULL under that name (an unknown cost)."""
-    prefix = f"{alias}." if alias else ""
-    return f"{prefix}cost_usd" if has_column(conn, table, "cost_usd") else "NULL AS cost_usd"
-
-
 # --- sessions ---------------------------------------------------------------------------------
 
 
@@ -159,15 +154,20 @@ def sessions_page(conn: sqlite3.Connection, params: Mapping[str, list[str]]) -> 
 
 
 def _sessions_select(conn: sqlite3.Connection) -> str:
-    return (f"SELECT session_id, agent_name, agent_type, hostname, flavor, parent_session_id,"
-            f" agent_role, sensor_version, started_at, last_seen_at, state, close_reason,"
-            f" control_state, events, calls, tokens_in, tokens_out, errors,"
-            f" {_cost_column(conn, 'sessions')}, {_STATE_SQL} AS shown_state FROM sessions")
+    # cost_sort: a cost nobody knows (no call priced) is NULL, sorted last.
+    return ("SELECT session_id, agent_name, agent_type, hostname, flavor, parent_session_id,"
+            " agent_role, sensor_version, started_at, last_seen_at, last_event_at, state,"
+            " close_reason, control_state, events, calls, tokens_in, tokens_out, errors,"
+            " cost_usd_known, calls_unpriced, CASE WHEN calls_unpriced > 0 AND"
+            " cost_usd_known <= 0 THEN NULL ELSE cost_usd_known END AS cost_sort,"
+            f" {_STATE_SQL} AS shown_state FROM sessions")
 
 
 def _session_json(row: dict[str, Any]) -> dict[str, Any]:
     session = dict(row)
     session["state_shown"] = session.pop("shown_state")
+    session["cost_usd"] = session.pop("cost_sort")
+    session["cost_text"] = cost_text(session["cost_usd_known"], session["calls_unpriced"])
     session["tokens"] = (session["tokens_in"] or 0) + (session["tokens_out"] or 0)
     return session
 
@@ -233,8 +233,8 @@ def timeline(conn: sqlite3.Connection, session_id: str,
     after, before = _one(params, "after"), _one(params, "before")
     if after is not None and before is not None:
         raise BadQuery("after and before: one of them")
-    columns = (f"id, event_type, timestamp, model, tokens_input, tokens_output, latency_ms,"
-               f" {_cost_column(conn, 'events')}, body")
+    columns = ("id, event_type, timestamp, model, tokens_input, tokens_output, latency_ms,"
+               " cost_usd, body")
     query = (f"SELECT {columns} FROM events WHERE session_id = :session"
              " AND event_type != 'pre_call'")
     values: dict[str, Any] = {"session": session_id, "limit": limit + 1}
@@ -291,6 +291,7 @@ def _timeline_event(row: dict[str, Any]) -> dict[str, Any]:
         "provider": _str(raw.get("provider")), "tokens_in": row["tokens_input"],
         "tokens_out": row["tokens_output"], "tokens_cached": _int_or_none(
             raw.get("tokens_cache_read")), "cost_usd": row["cost_usd"],
+        "cost_text": event_cost_text(row["event_type"], raw, row["cost_usd"]),
         "latency_ms": row["latency_ms"], "stop_reason": _str(raw.get("stop_reason")),
         "has_content": raw.get("has_content") is True,
         "cursor": _cursor_of(row),
@@ -361,19 +362,16 @@ def usage(conn: sqlite3.Connection, session_id: str, flavor: str | None) -> dict
     """Cumulative tokens (and cost) of the session's calls over time, at most
     CHART_POINTS points, and the budget in force (its thresholds in tokens)."""
     rows = conn.execute(
-        f"SELECT timestamp, coalesce(tokens_input, 0) + coalesce(tokens_output, 0) AS tokens,"
-        f" {_cost_column(conn, 'events')} FROM events WHERE session_id = ?"
-        f" AND event_type IN ('post_call', 'embeddings', 'llm_error') ORDER BY timestamp, id",
+        "SELECT timestamp, coalesce(tokens_input, 0) + coalesce(tokens_output, 0) AS tokens,"
+        " cost_usd FROM events WHERE session_id = ?"
+        " AND event_type IN ('post_call', 'embeddings', 'llm_error') ORDER BY timestamp, id",
         (session_id,))
     points: list[list[Any]] = []
-    tokens, cost, cost_known = 0, 0.0, True
+    tokens, cost = 0, 0.0
     for row in rows:
         tokens += row["tokens"]
-        if row["cost_usd"] is None:
-            cost_known = False
-        else:
-            cost += row["cost_usd"]
-        points.append([row["timestamp"], tokens, round(cost, 6) if cost_known else None])
+        cost += row["cost_usd"] or 0.0
+        points.append([row["timestamp"], tokens, round(cost, 6)])
     if len(points) > CHART_POINTS:
         step = len(points) / CHART_POINTS
         points = [points[int(index * step)] for index in range(CHART_POINTS - 1)] + [points[-1]]
@@ -386,6 +384,13 @@ def usage(conn: sqlite3.Connection, session_id: str, flavor: str | None) -> dict
             ("block", policy["block_at_pct"])) if pct is not None}
         thresholds["limit"] = limit
     return {"points": points, "policy": policy, "thresholds": thresholds}
+
+
+def usage_json(conn: sqlite3.Connection, session: dict[str, Any]) -> dict[str, Any]:
+    """:func:`usage`, with the session's cost as the command line writes it."""
+    answer = usage(conn, session["session_id"], session["flavor"])
+    answer["cost_text"] = session["cost_text"]
+    return answer
 
 
 # --- the fleet --------------------------------------------------------------------------------
@@ -402,15 +407,16 @@ def fleet(conn: sqlite3.Connection, params: Mapping[str, list[str]]) -> dict[str
     first_rowid = _first_rowid_since(conn, start_text)
     bucket_seconds = WINDOWS[name] / FLEET_BUCKETS
     rows = conn.execute(
-        f"SELECT e.timestamp, e.event_type, e.model, e.session_id, e.id,"
-        f" coalesce(e.tokens_input, 0) + coalesce(e.tokens_output, 0) AS tokens,"
-        f" e.latency_ms, {_cost_column(conn, 'events', 'e')},"
-        f" coalesce(s.flavor, s.agent_name, '?') AS agent,"
-        f" CASE WHEN e.event_type = 'llm_error' THEN json_extract(e.body, '$.error.error_type')"
-        f" END AS error_type"
-        f" FROM events e LEFT JOIN sessions s ON s.session_id = e.session_id"
-        f" WHERE e.rowid >= ? AND e.event_type IN ('post_call', 'embeddings', 'llm_error')"
-        f" AND e.timestamp >= ? LIMIT ?", (first_rowid, start_text, FLEET_MAX_ROWS))
+        "SELECT e.timestamp, e.event_type, e.model, e.session_id, e.id,"
+        " coalesce(e.tokens_input, 0) + coalesce(e.tokens_output, 0) AS tokens,"
+        " e.latency_ms, e.cost_usd, e.tokens_input IS NOT NULL OR e.tokens_output IS NOT NULL"
+        " AS has_usage,"
+        " coalesce(s.flavor, s.agent_name, '?') AS agent,"
+        " CASE WHEN e.event_type = 'llm_error' THEN json_extract(e.body, '$.error.error_type')"
+        " END AS error_type"
+        " FROM events e LEFT JOIN sessions s ON s.session_id = e.session_id"
+        " WHERE e.rowid >= ? AND e.event_type IN ('post_call', 'embeddings', 'llm_error')"
+        " AND e.timestamp >= ? LIMIT ?", (first_rowid, start_text, FLEET_MAX_ROWS))
     per_agent: dict[str, _Series] = defaultdict(_Series)
     per_model: dict[str, _Series] = defaultdict(_Series)
     slowest: list[tuple[int, str, dict[str, Any]]] = []
@@ -426,7 +432,8 @@ def fleet(conn: sqlite3.Connection, params: Mapping[str, list[str]]) -> dict[str
                                                    / bucket_seconds)))
         is_error = row["event_type"] == "llm_error"
         for series in (per_agent[row["agent"]], per_model[row["model"] or "?"]):
-            series.add(bucket, row["tokens"], row["cost_usd"], is_error)
+            series.add(bucket, row["tokens"], row["cost_usd"],
+                       is_error, billed=not is_error or bool(row["has_usage"]))
         if is_error:
             errors[row["error_type"] or "unknown"] += 1
         if isinstance(row["latency_ms"], int):
@@ -457,14 +464,15 @@ class _Series:
         self.cost = [0.0] * FLEET_BUCKETS
         self.cost_unknown = 0
 
-    def add(self, bucket: int, tokens: int, cost: float | None, is_error: bool) -> None:
+    def add(self, bucket: int, tokens: int, cost: float | None, is_error: bool,
+            billed: bool) -> None:
         self.calls[bucket] += 1
         self.tokens[bucket] += tokens
         self.errors[bucket] += is_error
-        if cost is None:
-            self.cost_unknown += 1
-        else:
+        if cost is not None:
             self.cost[bucket] += cost
+        elif billed:
+            self.cost_unknown += 1
 
 
 def _series_json(series: dict[str, _Series]) -> list[dict[str, Any]]:
@@ -485,8 +493,9 @@ def _series_json(series: dict[str, _Series]) -> list[dict[str, Any]]:
              "cost": [round(value, 6) for value in each.cost],
              "total_calls": sum(each.calls), "total_tokens": sum(each.tokens),
              "total_errors": sum(each.errors),
-             "total_cost": None if each.cost_unknown else round(sum(each.cost), 6),
-             "cost_unknown_calls": each.cost_unknown} for name, each in shown]
+             "total_cost": round(sum(each.cost), 6), "cost_unknown_calls": each.cost_unknown,
+             "cost_text": cost_text(sum(each.cost), each.cost_unknown)}
+            for name, each in shown]
 
 
 def _first_rowid_since(conn: sqlite3.Connection, start_text: str) -> int:

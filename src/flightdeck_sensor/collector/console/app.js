@@ -44,11 +44,6 @@ function svg(tag, attrs, ...children) {
 }
 
 const count = (n) => (typeof n === 'number' ? n.toLocaleString('en-US') : '-');
-function money(value) {
-  if (value === null || value === undefined) return '?';
-  if (value === 0) return '$0.00';
-  return value < 0.01 ? `$${value.toFixed(4)}` : `$${value.toFixed(2)}`;
-}
 function when(iso, withDate) {
   if (!iso) return '-';
   const date = new Date(iso);
@@ -326,7 +321,7 @@ function sessionRow(s, depth) {
   el('td', { text: when(s.started_at, true) }), el('td', { text: when(s.last_seen_at, true) }),
   el('td', { class: 'num', text: count(s.calls) }),
   el('td', { class: 'num', text: count(s.tokens) }),
-  el('td', { class: 'num cost', text: money(s.cost_usd) }),
+  el('td', { class: 'num cost', text: s.cost_text }),
   el('td', { class: 'num', text: count(s.errors) }));
 }
 
@@ -377,7 +372,7 @@ function showFacts(s) {
     ['Started', when(s.started_at, true)], ['Last seen', when(s.last_seen_at, true)],
     ['Calls', count(s.calls)], ['Errors', count(s.errors)],
     ['Tokens', `${count(s.tokens_in)} in / ${count(s.tokens_out)} out`],
-    ['Cost', el('span', { id: 'session-cost', text: money(s.cost_usd) })]];
+    ['Cost', el('span', { id: 'session-cost', text: s.cost_text })]];
   if (s.close_reason) facts.push(['Closed', s.close_reason]);
   if (s.parent_session_id) {
     facts.push(['Parent', el('a', { href: `#/session/${s.parent_session_id}` },
@@ -416,7 +411,7 @@ function showUsage(usage) {
     series: [{ name: 'tokens', values: points.map((p) => p[1]) }],
     thresholds: lines,
   }), el('p', { class: 'muted' },
-    `Tokens so far: ${count(last[1])}; cost so far: ${money(last[2])}`
+    `Tokens so far: ${count(last[1])}; cost so far: ${usage.cost_text}`
     + (usage.thresholds ? `; budget ${count(usage.thresholds.limit)} tokens` : '; no budget in force')));
 }
 
@@ -471,8 +466,7 @@ function timelineRow(id, e, start, span) {
     el('td', { class: 'num', text: e.tokens_in !== null ? count(e.tokens_in) : '' }),
     el('td', { class: 'num', text: e.tokens_out !== null ? count(e.tokens_out) : '' }),
     el('td', { class: 'num', text: e.tokens_cached ? count(e.tokens_cached) : '' }),
-    el('td', { class: 'num', text: ['post_call', 'embeddings', 'llm_error'].includes(e.type)
-      ? money(e.cost_usd) : '' }),
+    el('td', { class: 'num', text: e.cost_text }),
     el('td', { class: 'num', text: ms(e.latency_ms) }), el('td', { text: stream }),
     el('td', {}, eventDetail(e)),
     el('td', { class: 'bar-cell', 'aria-hidden': 'true' }, el('div', { class: 'bar-track' }, bar)),
@@ -732,7 +726,7 @@ function totalsTable(title, id, groups) {
       el('tbody', {}, groups.map((g) => el('tr', {}, el('td', { text: g.name }),
         el('td', { class: 'num', text: count(g.total_calls) }),
         el('td', { class: 'num', text: count(g.total_tokens) }),
-        el('td', { class: 'num', text: money(g.total_cost) }),
+        el('td', { class: 'num', text: g.cost_text }),
         el('td', { class: 'num', text: count(g.total_errors) }))))));
 }
 
