@@ -358,7 +358,7 @@ async function refreshSession(id) {
   const [detail, usage] = await Promise.all([api(`/sessions/${id}`), api(`/sessions/${id}/usage`)]);
   if (view.name !== 'session' || view.id !== id) return;
   showFacts(detail);
-  document.getElementById('stop-session').disabled = ['ended', 'stopped'].includes(detail.state_shown);
+  document.getElementById('stop-session').disabled = detail.state === 'closed';
   showUsage(usage);
   showDirectives(document.getElementById('session-directives'), detail.directives);
   if (timelineWindow.follow) await loadTimeline(id, { before: 'end' });
@@ -462,7 +462,7 @@ function timelineRow(id, e, start, span) {
     onclick: () => guarded(() => showContent(id, e)) }) : '';
   return el('tr', { class: `kind-${kind}`, 'data-type': e.type },
     el('td', { text: when(e.timestamp) }), el('td', { text: e.type }),
-    el('td', { text: e.provider || '' }), el('td', { text: model }),
+    el('td', { text: e.provider || '' }), el('td', { class: 'model', text: model }),
     el('td', { class: 'num', text: e.tokens_in !== null ? count(e.tokens_in) : '' }),
     el('td', { class: 'num', text: e.tokens_out !== null ? count(e.tokens_out) : '' }),
     el('td', { class: 'num', text: e.tokens_cached ? count(e.tokens_cached) : '' }),
@@ -679,15 +679,16 @@ function renderFleet() {
 async function refreshFleet() {
   const data = await api(`/fleet${query({ since: fleetSince })}`);
   if (view.name !== 'fleet') return;
+  // Each bucket at its end: the last one ends now.
   const times = Array.from({ length: data.buckets }, (_, i) => new Date(Date.parse(data.start)
-    + i * data.bucket_seconds * 1000).toISOString());
+    + (i + 1) * data.bucket_seconds * 1000).toISOString());
   const chartOf = (groups, key, what) => lineChart({
     label: `${what} per bucket of ${Math.round(data.bucket_seconds)} s`,
     times, width: 520,
     series: groups.slice(0, COLORS.length).map((g) => ({ name: g.name, values: g[key] })) });
   const target = clear(document.getElementById('fleet'));
   target.append(
-    el('div', { class: 'grid2' },
+    el('div', { class: 'grid2 charts' },
       el('section', { 'aria-labelledby': 'fleet-agent-calls' },
         el('h2', { id: 'fleet-agent-calls', text: 'Calls per agent' }), chartOf(data.agents, 'calls', 'Calls')),
       el('section', { 'aria-labelledby': 'fleet-model-tokens' },
@@ -736,7 +737,7 @@ function lineChart({ label, times, series, thresholds = [], width = 900 }) {
   const height = 220; const left = 50; const right = thresholds.length ? 110 : 16; const top = 12;
   const bottom = 28;
   const values = series.flatMap((s) => s.values).concat(thresholds.map((t) => t.value));
-  const max = Math.max(1, ...values);
+  const max = Math.max(0, ...values) || 1;
   const x = (i) => left + (times.length > 1 ? (i / (times.length - 1)) : 0.5) * (width - left - right);
   const y = (v) => top + (1 - v / max) * (height - top - bottom);
   const chart = svg('svg', { class: 'chart', viewBox: `0 0 ${width} ${height}`, role: 'img',
