@@ -17,8 +17,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import _demo  # noqa: E402
-from fixtures.browser import close, ensure_chromium, launch  # noqa: E402
+import _demo
+
+from fixtures.browser import close, ensure_chromium, launch
 
 DOCS = _demo.ROOT / "docs"
 TUNABLE = '''

@@ -354,3 +354,58 @@ def test_budget_and_custom_directive_from_the_console(collector: CollectorProces
     assert [d["action"] for d in detail["directives"]] == ["custom", "policy_update"]
     assert detail["policy"]["token_limit"] == 1000
     assert [d["name"] for d in detail["registered"]] == ["set_temperature"]
+
+
+# --- the fleet and the budget chart -----------------------------------------------------------
+
+
+def test_the_fleet_sums_calls_tokens_cost_and_errors_per_agent_and_model(
+        collector: CollectorProcess) -> None:
+    a, b = started("agent-a"), started("agent-b")
+    seed(collector, a, b,
+         *[valid_event("post_call", session_id=a["session_id"], model="gpt-4o-2024-08-06",
+                       tokens_input=100, tokens_output=10, latency_ms=100 + i)
+           for i in range(3)],
+         valid_event("post_call", session_id=b["session_id"], model="no-such-model",
+                     tokens_input=5, tokens_output=5, latency_ms=9000),
+         valid_event("llm_error", session_id=b["session_id"]),
+         valid_event("llm_error", session_id=b["session_id"],
+                     error={"error_type": "timeout", "is_retryable": True}))
+
+    _, fleet, _ = request(collector, "GET", f"{API}/fleet?since=15m",
+                          headers={"Authorization": f"Bearer {collector.token}"})
+
+    agents = {row["name"]: row for row in fleet["agents"]}
+    assert (agents["agent-a"]["total_calls"], agents["agent-a"]["total_tokens"],
+            agents["agent-a"]["total_errors"]) == (3, 330, 0)
+    assert agents["agent-a"]["cost_text"].startswith("$0.00")
+    assert (agents["agent-b"]["total_calls"], agents["agent-b"]["total_errors"]) == (3, 2)
+    assert agents["agent-b"]["cost_text"] == "?"  # an unknown model: never "$0"
+    assert sum(agents["agent-a"]["calls"]) == 3 and agents["agent-a"]["calls"][-1] == 3
+    assert {row["name"] for row in fleet["models"]} == {"gpt-4o-2024-08-06", "no-such-model",
+                                                         "gpt-4o-mini"}
+    assert [call["latency_ms"] for call in fleet["slowest"][:2]] == [9000, 102]
+    assert fleet["errors"] == [{"class": "rate_limit", "count": 1},
+                               {"class": "timeout", "count": 1}]
+
+
+def test_the_budget_chart_is_thinned_to_its_points_and_shows_the_thresholds(
+        collector: CollectorProcess) -> None:
+    session = started("agent-a")
+    sid = session["session_id"]
+    calls = [valid_event("post_call", session_id=sid, tokens_input=10, tokens_output=0,
+                         timestamp=now_rfc3339(timedelta(milliseconds=i - 2000)))
+             for i in range(1000)]
+    seed(collector, session)
+    seed(collector, *calls)
+    assert collector.cli("budget", "set", "--agent", "agent-a", "--limit", "20000",
+                         "--warn", "50", "--block", "90").returncode == 0
+
+    _, usage, _ = request(collector, "GET", f"{API}/sessions/{sid}/usage",
+                          headers={"Authorization": f"Bearer {collector.token}"})
+
+    tokens = [point[1] for point in usage["points"]]
+    assert 300 <= len(tokens) <= 400
+    assert tokens[0] == 10 and tokens[-1] == 10_000
+    assert tokens == sorted(tokens)
+    assert usage["thresholds"] == {"warn": 10_000, "block": 18_000, "limit": 20_000}

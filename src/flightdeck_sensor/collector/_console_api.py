@@ -15,10 +15,9 @@ when some calls could not, never "$0" for a cost nobody knows.
 
 from __future__ import annotations
 
-import heapq
 import json
 import sqlite3
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -55,6 +54,7 @@ _SORTS = {"session": "session_id", "agent": "agent_name", "flavor": "flavor",
           "last_seen": "last_seen_at", "calls": "calls", "tokens": "(tokens_in + tokens_out)",
           "cost": "cost_sort", "errors": "errors"}
 _CALL_TYPES = ("post_call", "embeddings", "llm_error")
+_CALLS_SQL = "('post_call', 'embeddings', 'llm_error')"
 _EVENT_KEY = "|"
 
 
@@ -360,21 +360,21 @@ def event_detail(conn: sqlite3.Connection, session_id: str,
 
 def usage(conn: sqlite3.Connection, session_id: str, flavor: str | None) -> dict[str, Any]:
     """Cumulative tokens (and cost) of the session's calls over time, at most
-    CHART_POINTS points, and the budget in force (its thresholds in tokens)."""
+    CHART_POINTS points, and the budget in force (its thresholds in tokens). The running
+    sums and the thinning are SQLite's (window functions): of a session's 100,000 calls
+    only the points drawn reach Python."""
+    calls = conn.execute(f"SELECT count(*) AS n FROM events WHERE session_id = ?"
+                         f" AND event_type IN {_CALLS_SQL}", (session_id,)).fetchone()["n"]
+    step = max(1, -(-calls // (CHART_POINTS - 1)))
     rows = conn.execute(
-        "SELECT timestamp, coalesce(tokens_input, 0) + coalesce(tokens_output, 0) AS tokens,"
-        " cost_usd FROM events WHERE session_id = ?"
-        " AND event_type IN ('post_call', 'embeddings', 'llm_error') ORDER BY timestamp, id",
-        (session_id,))
-    points: list[list[Any]] = []
-    tokens, cost = 0, 0.0
-    for row in rows:
-        tokens += row["tokens"]
-        cost += row["cost_usd"] or 0.0
-        points.append([row["timestamp"], tokens, round(cost, 6)])
-    if len(points) > CHART_POINTS:
-        step = len(points) / CHART_POINTS
-        points = [points[int(index * step)] for index in range(CHART_POINTS - 1)] + [points[-1]]
+        "SELECT timestamp, tokens, cost FROM (SELECT timestamp,"
+        " sum(coalesce(tokens_input, 0) + coalesce(tokens_output, 0)) OVER running AS tokens,"
+        " sum(coalesce(cost_usd, 0)) OVER running AS cost, row_number() OVER running AS n"
+        f" FROM events WHERE session_id = :session AND event_type IN {_CALLS_SQL}"
+        " WINDOW running AS (ORDER BY timestamp, id ROWS UNBOUNDED PRECEDING))"
+        " WHERE n % :step = 1 OR :step = 1 OR n = :calls ORDER BY n",
+        {"session": session_id, "step": step, "calls": calls})
+    points = [[row["timestamp"], row["tokens"], round(row["cost"], 6)] for row in rows]
     policy = _control.effective_policy(conn, flavor, session_id)
     thresholds = None
     if policy is not None:
@@ -398,59 +398,46 @@ def usage_json(conn: sqlite3.Connection, session: dict[str, Any]) -> dict[str, A
 
 def fleet(conn: sqlite3.Connection, params: Mapping[str, list[str]]) -> dict[str, Any]:
     """Calls, tokens, cost and errors per agent and per model, in FLEET_BUCKETS buckets
-    over the window; the slowest calls; the error mix. Only the window's events are read:
-    the first of them is found by rowid (arrival order) with a binary search."""
+    over the window; the slowest calls; the error mix. Only the window's events are read
+    (the first of them found by rowid, arrival order, with a binary search), and SQLite
+    sums them: what reaches Python is one row per (agent, model, bucket)."""
     name = _choice(params, "since", WINDOWS, "1h")
     end = _now()
     start = end - timedelta(seconds=WINDOWS[name])
-    start_text = utc_text(start)
-    first_rowid = _first_rowid_since(conn, start_text)
-    bucket_seconds = WINDOWS[name] / FLEET_BUCKETS
-    rows = conn.execute(
-        "SELECT e.timestamp, e.event_type, e.model, e.session_id, e.id,"
-        " coalesce(e.tokens_input, 0) + coalesce(e.tokens_output, 0) AS tokens,"
-        " e.latency_ms, e.cost_usd, e.tokens_input IS NOT NULL OR e.tokens_output IS NOT NULL"
-        " AS has_usage,"
-        " coalesce(s.flavor, s.agent_name, '?') AS agent,"
-        " CASE WHEN e.event_type = 'llm_error' THEN json_extract(e.body, '$.error.error_type')"
-        " END AS error_type"
-        " FROM events e LEFT JOIN sessions s ON s.session_id = e.session_id"
-        " WHERE e.rowid >= ? AND e.event_type IN ('post_call', 'embeddings', 'llm_error')"
-        " AND e.timestamp >= ? LIMIT ?", (first_rowid, start_text, FLEET_MAX_ROWS))
+    window = {"first": _first_rowid_since(conn, utc_text(start)), "start": utc_text(start),
+              "bucket": WINDOWS[name] / FLEET_BUCKETS, "rows": FLEET_MAX_ROWS}
+    calls = ("SELECT e.*, coalesce(s.flavor, s.agent_name, '?') AS agent FROM events e"
+             " LEFT JOIN sessions s ON s.session_id = e.session_id WHERE e.rowid >= :first"
+             f" AND e.event_type IN {_CALLS_SQL} AND e.timestamp >= :start LIMIT :rows")
     per_agent: dict[str, _Series] = defaultdict(_Series)
     per_model: dict[str, _Series] = defaultdict(_Series)
-    slowest: list[tuple[int, str, dict[str, Any]]] = []
-    errors: Counter[str] = Counter()
     scanned = 0
-    for row in rows:
-        scanned += 1
-        try:
-            when = datetime.fromisoformat(row["timestamp"])
-        except ValueError:
-            continue
-        bucket = min(FLEET_BUCKETS - 1, max(0, int((when - start).total_seconds()
-                                                   / bucket_seconds)))
-        is_error = row["event_type"] == "llm_error"
-        for series in (per_agent[row["agent"]], per_model[row["model"] or "?"]):
-            series.add(bucket, row["tokens"], row["cost_usd"],
-                       is_error, billed=not is_error or bool(row["has_usage"]))
-        if is_error:
-            errors[row["error_type"] or "unknown"] += 1
-        if isinstance(row["latency_ms"], int):
-            entry = (row["latency_ms"], row["id"], row)
-            if len(slowest) < SLOWEST_CALLS:
-                heapq.heappush(slowest, entry)
-            elif entry[0] > slowest[0][0]:
-                heapq.heapreplace(slowest, entry)
-    slow = [{"session_id": row["session_id"], "event_id": row["id"], "agent": row["agent"],
-             "model": row["model"], "latency_ms": row["latency_ms"], "type": row["event_type"],
-             "timestamp": row["timestamp"]}
-            for _, _, row in sorted(slowest, key=lambda item: (-item[0], item[1]))]
-    return {"since": name, "start": start_text, "end": utc_text(end),
-            "bucket_seconds": bucket_seconds, "buckets": FLEET_BUCKETS,
+    for row in conn.execute(
+            "SELECT agent, coalesce(model, '?') AS model, min(:buckets - 1, max(0, CAST("
+            "(julianday(timestamp) - julianday(:start)) * 86400 / :bucket AS INTEGER))) AS b,"
+            " count(*) AS calls, sum(coalesce(tokens_input, 0) + coalesce(tokens_output, 0))"
+            " AS tokens, sum(coalesce(cost_usd, 0)) AS cost,"
+            " sum(event_type = 'llm_error') AS errors, sum(cost_usd IS NULL AND"
+            " (event_type != 'llm_error' OR tokens_input IS NOT NULL"
+            " OR tokens_output IS NOT NULL)) AS unpriced"
+            f" FROM ({calls}) GROUP BY agent, model, b",
+            {**window, "buckets": FLEET_BUCKETS}):
+        scanned += row["calls"]
+        for series in (per_agent[row["agent"]], per_model[row["model"]]):
+            series.add(row)
+    slowest = conn.execute(
+        "SELECT session_id, id AS event_id, agent, model, latency_ms, event_type AS type,"
+        f" timestamp FROM ({calls}) WHERE latency_ms IS NOT NULL"
+        " ORDER BY latency_ms DESC, id LIMIT :slowest", {**window, "slowest": SLOWEST_CALLS}
+    ).fetchall()
+    errors = conn.execute(
+        "SELECT coalesce(json_extract(body, '$.error.error_type'), 'unknown') AS class,"
+        f" count(*) AS count FROM ({calls}) WHERE event_type = 'llm_error'"
+        " GROUP BY 1 ORDER BY count DESC, class LIMIT 20", window).fetchall()
+    return {"since": name, "start": window["start"], "end": utc_text(end),
+            "bucket_seconds": window["bucket"], "buckets": FLEET_BUCKETS,
             "agents": _series_json(per_agent), "models": _series_json(per_model),
-            "slowest": slow, "errors": [{"class": kind, "count": count}
-                                        for kind, count in errors.most_common(20)],
+            "slowest": slowest, "errors": errors,
             "scanned": scanned, "truncated": scanned >= FLEET_MAX_ROWS}
 
 
@@ -464,15 +451,14 @@ class _Series:
         self.cost = [0.0] * FLEET_BUCKETS
         self.cost_unknown = 0
 
-    def add(self, bucket: int, tokens: int, cost: float | None, is_error: bool,
-            billed: bool) -> None:
-        self.calls[bucket] += 1
-        self.tokens[bucket] += tokens
-        self.errors[bucket] += is_error
-        if cost is not None:
-            self.cost[bucket] += cost
-        elif billed:
-            self.cost_unknown += 1
+    def add(self, row: dict[str, Any]) -> None:
+        """One (agent, model, bucket) group's sums."""
+        bucket = row["b"]
+        self.calls[bucket] += row["calls"]
+        self.tokens[bucket] += row["tokens"]
+        self.errors[bucket] += row["errors"]
+        self.cost[bucket] += row["cost"]
+        self.cost_unknown += row["unpriced"]
 
 
 def _series_json(series: dict[str, _Series]) -> list[dict[str, Any]]:

@@ -355,13 +355,17 @@ function renderSession(id) {
 }
 
 async function refreshSession(id) {
-  const [detail, usage] = await Promise.all([api(`/sessions/${id}`), api(`/sessions/${id}/usage`)]);
+  // The three reads run at once; each part of the view shows as soon as its own arrives.
+  const timeline = timelineWindow.follow ? loadTimeline(id, { before: 'end' }) : null;
+  const usage = api(`/sessions/${id}/usage`);
+  const detail = await api(`/sessions/${id}`);
   if (view.name !== 'session' || view.id !== id) return;
   showFacts(detail);
   document.getElementById('stop-session').disabled = detail.state === 'closed';
-  showUsage(usage);
   showDirectives(document.getElementById('session-directives'), detail.directives);
-  if (timelineWindow.follow) await loadTimeline(id, { before: 'end' });
+  const points = await usage;
+  if (view.name === 'session' && view.id === id) showUsage(points);
+  if (timeline) await timeline;
 }
 
 function showFacts(s) {
