@@ -60,6 +60,15 @@ def started(agent: str = "agent-a", parent: str | None = None,
 # --- authentication ---------------------------------------------------------------------------
 
 
+def test_collect_prints_the_console_address_and_where_the_token_is_not_the_token(
+        module_collector: CollectorProcess) -> None:
+    output = module_collector.output()
+
+    assert f"Web console: {module_collector.url}/" in output
+    assert "$FLIGHTDECK_TOKEN" in output
+    assert module_collector.token not in output
+
+
 def test_the_page_itself_is_served_without_login_and_forbids_inline_script(
         module_collector: CollectorProcess) -> None:
     status, body, answer = request(module_collector, "GET", "/")
@@ -172,7 +181,8 @@ def test_an_action_from_another_origin_is_refused(collector: CollectorProcess) -
                                    "limit=1e3", "offset=-5", "offset=99999999999",
                                    "sort=password", "sort=started%3BDROP%20TABLE%20sessions",
                                    "order=sideways", "state=asleep", "since=forever",
-                                   "limit=1&limit=2", "agent=" + "a" * 500])
+                                   "limit=1&limit=2", "agent=" + "a" * 500,
+                                   "&".join(f"f{i}=1" for i in range(60)), "agent=%ff%fe"])
 def test_a_sessions_query_out_of_bounds_answers_400(module_collector: CollectorProcess,
                                                     query: str) -> None:
     status, answer, _ = request(module_collector, "GET", f"{API}/sessions?{query}",
@@ -409,3 +419,23 @@ def test_the_budget_chart_is_thinned_to_its_points_and_shows_the_thresholds(
     assert tokens[0] == 10 and tokens[-1] == 10_000
     assert tokens == sorted(tokens)
     assert usage["thresholds"] == {"warn": 10_000, "block": 18_000, "limit": 20_000}
+
+
+def test_the_budget_chart_follows_new_calls_and_a_late_one_stored_out_of_order(
+        collector: CollectorProcess) -> None:
+    session = started("agent-a")
+    sid = session["session_id"]
+    seed(collector, session, *[valid_event("post_call", session_id=sid, tokens_input=10,
+                                           tokens_output=0) for _ in range(5)])
+    auth = {"Authorization": f"Bearer {collector.token}"}
+    first = request(collector, "GET", f"{API}/sessions/{sid}/usage", headers=auth)[1]
+
+    seed(collector, valid_event("post_call", session_id=sid, tokens_input=100, tokens_output=0))
+    later = request(collector, "GET", f"{API}/sessions/{sid}/usage", headers=auth)[1]
+    seed(collector, valid_event("post_call", session_id=sid, tokens_input=1000, tokens_output=0,
+                                timestamp=now_rfc3339(timedelta(seconds=-30))))
+    late = request(collector, "GET", f"{API}/sessions/{sid}/usage", headers=auth)[1]
+
+    assert [point[1] for point in first["points"]] == [10, 20, 30, 40, 50]
+    assert [point[1] for point in later["points"]] == [10, 20, 30, 40, 50, 150]
+    assert [point[1] for point in late["points"]] == [1000, 1010, 1020, 1030, 1040, 1050, 1150]

@@ -157,3 +157,39 @@ def test_the_views_work_from_the_keyboard(browser: Any, collector: CollectorProc
         .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
                 && !el.textContent.trim()).map((el) => el.outerHTML)""")
     assert unlabelled == []
+    # and every text has WCAG AA contrast (4.5:1) on each view
+    assert page.evaluate(LOW_CONTRAST) == []
+    page.get_by_role("link", name="Fleet").click()
+    expect(page.locator("#fleet-agents")).to_be_visible()
+    assert page.evaluate(LOW_CONTRAST) == []
+    page.get_by_role("link", name="Sessions").click()
+    expect(page.locator("#sessions tbody tr").first).to_be_visible()
+    assert page.evaluate(LOW_CONTRAST) == []
+
+
+# The text elements whose colour on their background is below 4.5:1 (WCAG 2 AA); disabled
+# controls and the charts' SVG are left out, as WCAG leaves them.
+LOW_CONTRAST = """() => {
+  const channel = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+  const luminance = (css) => {
+    const [r, g, b] = css.match(/[\\d.]+/g).slice(0, 3).map(Number).map(channel);
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const parts = getComputedStyle(e).backgroundColor.match(/[\\d.]+/g);
+      if (parts && (parts.length < 4 || Number(parts[3]) > 0.5)) return getComputedStyle(e).backgroundColor;
+    }
+    return 'rgb(255, 255, 255)';
+  };
+  const low = [];
+  for (const el of document.querySelectorAll('body *')) {
+    if (el.closest('svg, [hidden], dialog:not([open]), :disabled, .skip')) continue;
+    if (![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+    const a = luminance(getComputedStyle(el).color);
+    const b = luminance(background(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) low.push(`${el.tagName} "${el.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)}`);
+  }
+  return low;
+}"""

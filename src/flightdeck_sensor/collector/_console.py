@@ -91,6 +91,7 @@ class Console:
         self._commands: sqlite3.Connection | None = None
         self._commands_lock = threading.Lock()
         self._fleet_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._charts = api.UsageCharts()
         self._files: dict[str, bytes] = {}
 
     def close(self) -> None:
@@ -112,7 +113,11 @@ class Console:
         the collector's token."""
         split = urlsplit(target)
         path = split.path.rstrip("/") or "/"
-        params = parse_qs(split.query, keep_blank_values=True, max_num_fields=50)
+        try:
+            params = parse_qs(split.query, keep_blank_values=True, max_num_fields=50,
+                              errors="strict")
+        except (ValueError, UnicodeDecodeError):
+            raise HttpError(400, "query string: at most 50 fields, UTF-8") from None
         if any(word in key.lower() for key in params for word in _TOKEN_WORDS):
             raise HttpError(400, "a token never goes in a URL query (it lands in logs): log in "
                                  "with POST /console/api/v1/login, or send Authorization: "
@@ -234,7 +239,7 @@ class Console:
             if parts[2] == "timeline":
                 return api.timeline(conn, session_id, params)
             if parts[2] == "usage":
-                return api.usage_json(conn, detail)
+                return self._charts.usage(conn, detail)
             if parts[2] == "event":
                 event = api.event_detail(conn, session_id, params)
                 if event is None:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -31,6 +32,7 @@ PAGE_DEFAULT, PAGE_MAX = 50, 200
 OFFSET_MAX = 1_000_000
 TIMELINE_DEFAULT, TIMELINE_MAX = 200, 500
 CHART_POINTS = 400
+CHART_SESSIONS = 32
 FLEET_BUCKETS = 30
 FLEET_MAX_ROWS = 200_000
 SLOWEST_CALLS = 10
@@ -358,23 +360,78 @@ def event_detail(conn: sqlite3.Connection, session_id: str,
     return answer
 
 
-def usage(conn: sqlite3.Connection, session_id: str, flavor: str | None) -> dict[str, Any]:
-    """Cumulative tokens (and cost) of the session's calls over time, at most
-    CHART_POINTS points, and the budget in force (its thresholds in tokens). The running
-    sums and the thinning are SQLite's (window functions): of a session's 100,000 calls
-    only the points drawn reach Python."""
-    calls = conn.execute(f"SELECT count(*) AS n FROM events WHERE session_id = ?"
-                         f" AND event_type IN {_CALLS_SQL}", (session_id,)).fetchone()["n"]
-    step = max(1, -(-calls // (CHART_POINTS - 1)))
-    rows = conn.execute(
-        "SELECT timestamp, tokens, cost FROM (SELECT timestamp,"
-        " sum(coalesce(tokens_input, 0) + coalesce(tokens_output, 0)) OVER running AS tokens,"
-        " sum(coalesce(cost_usd, 0)) OVER running AS cost, row_number() OVER running AS n"
-        f" FROM events WHERE session_id = :session AND event_type IN {_CALLS_SQL}"
-        " WINDOW running AS (ORDER BY timestamp, id ROWS UNBOUNDED PRECEDING))"
-        " WHERE n % :step = 1 OR :step = 1 OR n = :calls ORDER BY n",
-        {"session": session_id, "step": step, "calls": calls})
-    points = [[row["timestamp"], row["tokens"], round(row["cost"], 6)] for row in rows]
+class UsageCharts:
+    """Each session's cumulative tokens and cost over its calls, kept between requests
+    (the CHART_SESSIONS asked for last) and brought up to date with the calls stored since,
+    read from the events key after the last one summed: a page following a session of
+    100,000 calls costs a few rows a refresh, not a pass over them all. A call stored out
+    of order (before the last one summed) shows as a count short of the session's, and the
+    session's chart is made again."""
+
+    def __init__(self) -> None:
+        self._charts: OrderedDict[str, _Chart] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def usage(self, conn: sqlite3.Connection, session: dict[str, Any]) -> dict[str, Any]:
+        """The chart's points (at most about CHART_POINTS), the budget in force and its
+        thresholds in tokens, the session's cost as the command line writes it."""
+        session_id, calls = session["session_id"], session["calls"]
+        with self._lock:
+            chart = self._charts.pop(session_id, None)
+            if chart is not None:
+                chart.catch_up(conn, session_id)
+            # Fewer than the session counts: one came in before the last summed. (More is
+            # a call stored since the session's row was read.)
+            if chart is None or chart.calls < calls:
+                chart = _Chart(calls)
+                chart.catch_up(conn, session_id)
+            self._charts[session_id] = chart
+            while len(self._charts) > CHART_SESSIONS:
+                self._charts.popitem(last=False)
+            points = chart.drawn()
+        return {"points": points, **budget_lines(conn, session["flavor"], session_id),
+                "cost_text": session["cost_text"]}
+
+
+class _Chart:
+    """Running sums of one session's calls in time order, a point every ``step`` calls."""
+
+    def __init__(self, expected_calls: int) -> None:
+        self.calls = 0
+        self.tokens = 0
+        self.cost = 0.0
+        self.cursor = ("", "")
+        self.step = max(1, -(-expected_calls // CHART_POINTS))
+        self.points: list[list[Any]] = []
+        self.last: list[Any] | None = None
+
+    def catch_up(self, conn: sqlite3.Connection, session_id: str) -> None:
+        rows = conn.execute(
+            "SELECT timestamp, id, coalesce(tokens_input, 0) + coalesce(tokens_output, 0)"
+            " AS tokens, coalesce(cost_usd, 0) AS cost FROM events WHERE session_id = ?"
+            f" AND (timestamp, id) > (?, ?) AND event_type IN {_CALLS_SQL}"
+            " ORDER BY timestamp, id", (session_id, *self.cursor))
+        for row in rows:
+            self.calls += 1
+            self.tokens += row["tokens"]
+            self.cost += row["cost"]
+            self.last = [row["timestamp"], self.tokens, round(self.cost, 6)]
+            self.cursor = (row["timestamp"], row["id"])
+            if self.calls % self.step == 0 or self.calls == 1:
+                self.points.append(self.last)
+                if len(self.points) > 2 * CHART_POINTS:
+                    self.step *= 2
+                    self.points = [self.points[0], *self.points[2::2]]
+
+    def drawn(self) -> list[list[Any]]:
+        if self.last is not None and (not self.points or self.points[-1] is not self.last):
+            return [*self.points, self.last]
+        return list(self.points)
+
+
+def budget_lines(conn: sqlite3.Connection, flavor: str | None,
+                 session_id: str) -> dict[str, Any]:
+    """The policy in force and its thresholds in tokens (None without a policy)."""
     policy = _control.effective_policy(conn, flavor, session_id)
     thresholds = None
     if policy is not None:
@@ -383,14 +440,7 @@ def usage(conn: sqlite3.Connection, session_id: str, flavor: str | None) -> dict
             ("warn", policy["warn_at_pct"]), ("degrade", policy["degrade_at_pct"]),
             ("block", policy["block_at_pct"])) if pct is not None}
         thresholds["limit"] = limit
-    return {"points": points, "policy": policy, "thresholds": thresholds}
-
-
-def usage_json(conn: sqlite3.Connection, session: dict[str, Any]) -> dict[str, Any]:
-    """:func:`usage`, with the session's cost as the command line writes it."""
-    answer = usage(conn, session["session_id"], session["flavor"])
-    answer["cost_text"] = session["cost_text"]
-    return answer
+    return {"policy": policy, "thresholds": thresholds}
 
 
 # --- the fleet --------------------------------------------------------------------------------
