@@ -192,17 +192,32 @@ def test_a_sessions_query_out_of_bounds_answers_400(module_collector: CollectorP
     assert answer["error"]
 
 
-@pytest.mark.parametrize("path", ["sessions/not-a-uuid", "sessions/..%2F..%2Fetc",
-                                  f"sessions/{uuid.uuid4()}/timeline?after=no-cursor",
-                                  f"sessions/{uuid.uuid4()}/timeline?after=a|b&before=end",
-                                  f"sessions/{uuid.uuid4()}/event",
-                                  "fleet?since=1y"])
-def test_hostile_paths_and_cursors_answer_4xx(module_collector: CollectorProcess,
-                                              path: str) -> None:
-    status, _, _ = request(module_collector, "GET", f"{API}/{path}",
-                           headers={"Authorization": f"Bearer {module_collector.token}"})
+KNOWN = str(uuid.uuid4())
 
-    assert 400 <= status < 500
+
+@pytest.mark.parametrize("path", ["sessions/not-a-uuid", "sessions/..%2F..%2Fetc",
+                                  f"sessions/{KNOWN}/timeline?after=no-cursor",
+                                  f"sessions/{KNOWN}/timeline?after=a|b&before=end",
+                                  f"sessions/{KNOWN}/timeline?before=" + "9" * 300 + "|x",
+                                  f"sessions/{KNOWN}/event",
+                                  f"sessions/{KNOWN}/event?cursor=%00|%00",
+                                  "fleet?since=1y"])
+def test_hostile_paths_and_cursors_answer_400(module_collector: CollectorProcess,
+                                              path: str) -> None:
+    seed(module_collector, started(session_id=KNOWN))
+
+    status, answer, _ = request(module_collector, "GET", f"{API}/{path}",
+                                headers={"Authorization": f"Bearer {module_collector.token}"})
+
+    assert (status, "no such path" in str(answer)) == (400, False) or (
+        "cursor=%00" in path and status == 404 and answer["error"] == "no such event")
+
+
+def test_an_unknown_session_answers_404(module_collector: CollectorProcess) -> None:
+    status, answer, _ = request(module_collector, "GET", f"{API}/sessions/{uuid.uuid4()}",
+                                headers={"Authorization": f"Bearer {module_collector.token}"})
+
+    assert (status, answer["error"]) == (404, "no such session")
 
 
 def test_sessions_are_paged_on_the_server_and_sorted_by_any_column(
