@@ -135,8 +135,15 @@ def test_the_views_work_from_the_keyboard(browser: Any, collector: CollectorProc
     worker("keyboard-worker")
     page = browser.new_page()
     log_in(page, collector.url, collector.token)
-    expect(page.locator("#sessions tbody tr", has_text="keyboard-worker")).to_be_visible(
-        timeout=TIMEOUT_MS)
+    row = page.locator("#sessions tbody tr", has_text="keyboard-worker")
+    expect(row).to_be_visible(timeout=TIMEOUT_MS)
+
+    # a live refresh of the table leaves the keyboard's focus where it was
+    row.get_by_role("link").focus()
+    calls = row.locator("td").nth(7).text_content()
+    expect(row.locator("td").nth(7)).not_to_have_text(str(calls), timeout=TIMEOUT_MS)
+    assert page.evaluate("document.activeElement.closest('tr').textContent").count(
+        "keyboard-worker") == 2
 
     # Tab to the first sort button and sort by it with the keyboard
     page.locator("button[data-sort=session]").focus()

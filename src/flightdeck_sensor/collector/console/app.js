@@ -57,6 +57,20 @@ function badge(stateName) {
   return el('span', { class: `badge state-${stateName}`, text: stateName });
 }
 function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); return node; }
+
+// A live refresh rebuilds a table: the control a keyboard user had focused in it (found
+// again by its row's key and its place in the row) keeps the focus.
+function keepingFocus(container, rebuild) {
+  const active = document.activeElement;
+  const row = active && container.contains(active) ? active.closest('tr[data-key]') : null;
+  const place = row ? [...row.querySelectorAll('a, button')].indexOf(active) : -1;
+  const key = row ? row.dataset.key : null;
+  rebuild();
+  if (key === null) return;
+  const again = [...container.querySelectorAll('tr[data-key]')].find((r) => r.dataset.key === key);
+  const target = again ? again.querySelectorAll('a, button')[place] : null;
+  if (target) target.focus();
+}
 function main() { return document.getElementById('main'); }
 
 // --- the API ----------------------------------------------------------------------------------
@@ -284,16 +298,19 @@ function sortHeader([key, label, numeric]) {
 async function refreshSessions() {
   const page = await api(`/sessions${query(sessionsQuery)}`);
   if (view.name !== 'sessions') return;
-  const body = clear(document.querySelector('#sessions tbody'));
-  const add = (session, depth) => {
-    body.append(sessionRow(session, depth));
-    for (const child of session.children || []) add(child, depth + 1);
-  };
-  for (const session of page.sessions) add(session, 0);
-  if (!page.sessions.length) {
-    body.append(el('tr', {}, el('td', { colspan: SESSION_COLUMNS.length,
-      text: 'No sessions yet. Run an agent with FLIGHTDECK_SERVER and FLIGHTDECK_TOKEN set.' })));
-  }
+  const body = document.querySelector('#sessions tbody');
+  keepingFocus(body, () => {
+    clear(body);
+    const add = (session, depth) => {
+      body.append(sessionRow(session, depth));
+      for (const child of session.children || []) add(child, depth + 1);
+    };
+    for (const session of page.sessions) add(session, 0);
+    if (!page.sessions.length) {
+      body.append(el('tr', {}, el('td', { colspan: SESSION_COLUMNS.length,
+        text: 'No sessions yet. Run an agent with FLIGHTDECK_SERVER and FLIGHTDECK_TOKEN set.' })));
+    }
+  });
   const last = Math.min(page.offset + page.limit, page.total);
   document.getElementById('sessions-summary').textContent = page.total
     ? `${page.offset + 1}–${last} of ${count(page.total)} ${page.nested ? 'top-level ' : ''}sessions`
@@ -314,7 +331,7 @@ function sessionRow(s, depth) {
     'aria-label': `Session ${s.session_id} of ${s.agent_name || 'unknown agent'}` },
   short(s.session_id));
   return el('tr', { class: depth === 1 ? 'child' : depth > 1 ? 'child grandchild' : null,
-    'data-session': s.session_id },
+    'data-session': s.session_id, 'data-key': s.session_id },
   el('td', {}, link, s.agent_role ? el('span', { class: 'muted', text: ` ${s.agent_role}` }) : null),
   el('td', { text: s.agent_name || '-' }), el('td', { text: s.flavor || '-' }),
   el('td', { text: s.hostname || '-' }), el('td', {}, badge(s.state_shown)),
@@ -423,17 +440,20 @@ async function loadTimeline(id, window) {
   const page = await api(`/sessions/${id}/timeline${query({ limit: 200, ...window })}`);
   if (view.name !== 'session' || view.id !== id) return;
   timelineWindow = { follow: window.before === 'end' || (!page.more_after && !window.after), ...window };
-  const body = clear(document.querySelector('#timeline tbody'));
+  const body = document.querySelector('#timeline tbody');
   const times = page.events.flatMap((e) => {
     const end = Date.parse(e.timestamp);
     return [end - (e.latency_ms || 0), end];
   });
   const start = Math.min(...times);
   const span = Math.max(1, Math.max(...times) - start);
-  for (const event of page.events) body.append(timelineRow(id, event, start, span));
-  if (!page.events.length) {
-    body.append(el('tr', {}, el('td', { colspan: 13, text: 'No events yet.' })));
-  }
+  keepingFocus(body, () => {
+    clear(body);
+    for (const event of page.events) body.append(timelineRow(id, event, start, span));
+    if (!page.events.length) {
+      body.append(el('tr', {}, el('td', { colspan: 13, text: 'No events yet.' })));
+    }
+  });
   document.getElementById('timeline-summary').textContent = `${page.events.length} events shown`
     + ` (of ${count(page.total_events)} stored, pre-call events folded into their calls);`
     + ` axis ${when(new Date(start).toISOString())} to ${when(new Date(start + span).toISOString())}`;
@@ -464,7 +484,7 @@ function timelineRow(id, e, start, span) {
   const content = e.has_content ? el('button', { type: 'button', text: 'Content',
     'aria-label': `Show the captured content of the ${e.type} at ${when(e.timestamp)}`,
     onclick: () => guarded(() => showContent(id, e)) }) : '';
-  return el('tr', { class: `kind-${kind}`, 'data-type': e.type },
+  return el('tr', { class: `kind-${kind}`, 'data-type': e.type, 'data-key': e.cursor },
     el('td', { text: when(e.timestamp) }), el('td', { text: e.type }),
     el('td', { text: e.provider || '' }), el('td', { class: 'model', text: model }),
     el('td', { class: 'num', text: e.tokens_in !== null ? count(e.tokens_in) : '' }),
