@@ -85,7 +85,7 @@ def shoot(server: str) -> None:
         page.locator("#timeline tbody tr[data-type=policy_degrade]").scroll_into_view_if_needed()
         page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(DOCS / "console-timeline.png"), full_page=True,
-                        clip={"x": 0, "y": 0, "width": 1400, "height": 1300})
+                        clip={"x": 0, "y": 0, "width": 1400, "height": 1560})
         page.goto(f"{server}/#/fleet")
         page.locator("#fleet-agents").wait_for()
         page.screenshot(path=str(DOCS / "console-fleet.png"), full_page=True,

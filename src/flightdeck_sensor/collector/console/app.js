@@ -492,7 +492,7 @@ function timelineRow(id, e, start, span) {
     el('td', { class: 'num', text: e.tokens_cached ? count(e.tokens_cached) : '' }),
     el('td', { class: 'num', text: e.cost_text }),
     el('td', { class: 'num', text: ms(e.latency_ms) }), el('td', { text: stream }),
-    el('td', {}, eventDetail(e)),
+    el('td', { class: 'detail' }, eventDetail(e)),
     el('td', { class: 'bar-cell', 'aria-hidden': 'true' }, el('div', { class: 'bar-track' }, bar)),
     el('td', {}, content));
 }
