@@ -55,12 +55,16 @@ def test_sessions_table_shows_one_row_per_session(collector: CollectorProcess,
     assert result.returncode == 0, result.stderr
     header, *rows = result.stdout.splitlines()
     assert header.split() == ["SESSION", "AGENT", "STARTED", "LAST", "SEEN", "STATE", "CALLS",
-                              "TOKENS", "IN", "TOKENS", "OUT", "ERRORS"]
+                              "TOKENS", "IN", "TOKENS", "OUT", "COST", "ERRORS"]
     demo_row = next(row for row in rows if row.startswith(demo_session[:8]))
     other_row = next(row for row in rows if row.startswith(other[:8]))
     assert "tester@testhost" in demo_row and "bot@ci" in other_row
-    assert demo_row.split()[-5:] == ["closed", "3", "1,242", "56", "1"]
-    assert other_row.split()[-5:] == ["active", "0", "0", "0", "0"]
+    *demo_cells, demo_cost, demo_errors = demo_row.split()[-6:]
+    assert demo_cells == ["closed", "3", "1,242", "56"] and demo_errors == "1"
+    # The post_call priced; the embeddings call names no provider, whose model the price
+    # database cannot place: unpriced, "+?"
+    assert demo_cost.startswith("$0.") and demo_cost.endswith("+?")
+    assert other_row.split()[-6:] == ["active", "0", "0", "0", "$0", "0"]
     assert "2 sessions" in result.stdout
 
 
@@ -116,7 +120,11 @@ def test_events_accepts_a_unique_prefix_in_any_case(collector: CollectorProcess,
 def test_events_json_is_the_stored_events(collector: CollectorProcess, demo_session: str) -> None:
     result = collector.cli("events", demo_session, "--json")
 
-    assert json.loads(result.stdout) == collector.events(demo_session)
+    shown = json.loads(result.stdout)
+    costs = [event.pop("cost_usd") for event in shown]
+    assert shown == collector.events(demo_session)
+    # Only the post_call is priced (the error has no usage; the embeddings call no provider)
+    assert [cost is not None for cost in costs] == [False, False, True, False, False, False]
 
 
 def test_events_shows_an_attachment(collector: CollectorProcess, demo_session: str) -> None:
@@ -221,8 +229,8 @@ def test_collect_takes_the_token_from_the_environment(
 
     assert client.post(BATCH, {"events": [valid_event()]})[0] == 200
     process.terminate()
-    out, _ = process.communicate(timeout=10)
-    assert "from-env" not in out
+    out, err = process.communicate(timeout=10)
+    assert "from-env" not in out + err  # neither the banner nor a note nor a log line
 
 
 def test_collect_stores_in_the_user_data_dir_privately_by_default(

@@ -65,13 +65,26 @@ def add_parser(subparsers: Any) -> None:
     sessions.add_argument("--json", action="store_true", help="print JSON instead of a table")
     sessions.add_argument("--limit", type=int, default=50,
                           help="newest N sessions, 0 for all (%(default)s)")
+    sessions.add_argument("--agent", metavar="NAME",
+                          help="only the sessions of this agent (its name or flavor)")
+    sessions.add_argument("--state", action="append", default=[], metavar="STATE",
+                          choices=["active", "idle", "ended", "closed", "stopped", "blocked"],
+                          help="only sessions in this state: active, idle (open, no event for "
+                               "a minute), ended (or closed), stopped, blocked; repeatable")
+    sessions.add_argument("--since", metavar="WHEN",
+                          help="only sessions seen since WHEN: 30s, 10m, 2h, 1d, 1w ago, or an "
+                               "ISO time (local unless it has an offset)")
     sessions.set_defaults(func=run_sessions)
 
     events = subparsers.add_parser("events", help="show one session's timeline")
     events.add_argument("session_id", metavar="SESSION_ID",
                         help="the session id, or a unique prefix of it")
     events.add_argument("--db", type=Path, help=_db_help())
-    events.add_argument("--json", action="store_true", help="print the stored events as JSON")
+    events.add_argument("--json", action="store_true",
+                        help="print the stored events as JSON (with --follow: one a line)")
+    events.add_argument("-f", "--follow", action="store_true",
+                        help="keep printing new events as they arrive, until the session "
+                             "ends or Ctrl-C")
     events.set_defaults(func=run_events)
 
 
@@ -232,12 +245,25 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def run_sessions(args: argparse.Namespace) -> int:
-    from ._report import print_sessions
+    from datetime import datetime, timezone
 
-    return print_sessions(args.db, as_json=args.json, limit=args.limit)
+    from ._report import print_sessions
+    from ._session_query import parse_since
+
+    try:
+        since = parse_since(args.since, datetime.now(timezone.utc)) if args.since else None
+    except ValueError as error:
+        print(f"flightdeck-sensor sessions: {error}", file=sys.stderr)
+        return 2
+    return print_sessions(args.db, as_json=args.json, limit=args.limit, agent=args.agent,
+                          states=args.state, since=since)
 
 
 def run_events(args: argparse.Namespace) -> int:
+    if args.follow:
+        from ._follow import follow_events
+
+        return follow_events(args.db, args.session_id, as_json=args.json)
     from ._report import print_events
 
     return print_events(args.db, args.session_id, as_json=args.json)

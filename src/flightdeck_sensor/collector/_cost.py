@@ -26,7 +26,7 @@ INSTALL_HINT = ("cost in dollars needs the price database: pip install "
 # still reported usage (a stream cut off after it began, say).
 _ALWAYS_BILLED = frozenset({"post_call", "embeddings"})
 _BILLED_WITH_USAGE = frozenset({"llm_error"})
-_UNKNOWN = object()  # a (provider, model) pair the database does not price
+_NOT_LOOKED_UP = object()  # a (provider, model) pair not asked of the database yet
 # Model names come from whoever posts events: the lookups kept are bounded.
 MAX_CACHED_PAIRS = 4096
 
@@ -76,9 +76,9 @@ class Pricer:
             return None  # cached tokens are part of the input: these counts contradict
         when = event.timestamp
         key = (provider if isinstance(provider, str) else None, model)
-        found = self._models.get(key, _UNKNOWN)
-        if found is _UNKNOWN:
-            found = self._look_up(key, counts, when)
+        found = self._models.get(key, _NOT_LOOKED_UP)
+        if found is _NOT_LOOKED_UP:
+            found = self._look_up(key, when)
             if len(self._models) >= MAX_CACHED_PAIRS:
                 self._models.clear()
             self._models[key] = found
@@ -89,11 +89,10 @@ class Pricer:
         except Exception:  # counts the database refuses (cache above the input, say)
             return None
 
-    def _look_up(self, key: tuple[str | None, str], counts: Counts,
-                 when: datetime) -> _Model | None:
+    def _look_up(self, key: tuple[str | None, str], when: datetime) -> _Model | None:
         """The model as the database knows it: under the sensor's provider name, else by
-        its own name alone (litellm's "vertex_ai", an OpenAI-compatible server); None when
-        unknown, or when there is no database."""
+        its own name alone (litellm's "fireworks_ai", a gateway serving Claude through the
+        openai SDK); None when unknown, or when there is no database."""
         if not self._loaded:
             self._load()
         if self._calculate is None or self._usage is None:

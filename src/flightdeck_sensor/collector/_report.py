@@ -12,11 +12,13 @@ import re
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .._printable import printable
+from ._cost import cost_text, event_cost_text, session_cost_usd
+from ._session_query import session_filter, session_state
 from ._store import default_db_path, open_readonly
 
 _SESSION_PREFIX = re.compile(r"[0-9a-f-]{1,36}")
@@ -24,66 +26,88 @@ _SHORT_ID = 8
 CELL_LIMIT = 120
 
 
-def print_sessions(db: Path | None, as_json: bool, limit: int) -> int:
-    conn = _open(db)
+def print_sessions(db: Path | None, as_json: bool, limit: int, agent: str | None = None,
+                   states: Sequence[str] = (), since: datetime | None = None) -> int:
+    conn = open_for_reading(db)
     if conn is None:
         return 1
-    with conn:
-        total = conn.execute("SELECT count(*) AS n FROM sessions").fetchone()["n"]
-        query = "SELECT * FROM sessions ORDER BY started_at DESC, session_id"
-        rows = conn.execute(query + (" LIMIT ?" if limit > 0 else ""),
-                            (limit,) if limit > 0 else ()).fetchall()
+    now = datetime.now(timezone.utc)
+    where, params = session_filter(agent, states, since, now)
+    try:
+        with conn:
+            total = conn.execute("SELECT count(*) AS n FROM sessions" + where,
+                                 params).fetchone()["n"]
+            query = f"SELECT * FROM sessions{where} ORDER BY started_at DESC, session_id"
+            rows = conn.execute(query + (" LIMIT :limit" if limit > 0 else ""),
+                                {**params, "limit": limit}).fetchall()
+    except sqlite3.OperationalError as error:  # a database an older collector still writes
+        print(f"flightdeck-sensor sessions: cannot filter this database ({error}); "
+              "restart its collector with this version to upgrade it", file=sys.stderr)
+        return 1
+    for row in rows:
+        with_cost(row)
+        row["status"] = session_state(row, now)
     if as_json:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
-        print("No sessions yet.")
+        print("No sessions match." if where else "No sessions yet.")
         return 0
-    print(render_sessions(rows))
-    shown = f"{len(rows)} of {total} sessions (--limit 0 shows all)" if len(rows) < total \
-        else f"{total} session{'s' if total != 1 else ''}"
-    print(f"\n{shown}. Timeline of one: flightdeck-sensor events SESSION")
+    print(render_sessions(rows, now))
+    plural = "s" if total != 1 else ""
+    shown = f"{len(rows)} of {total} session{plural} (--limit 0 shows all)" \
+        if len(rows) < total else f"{total} session{plural}"
+    print(f"\n{shown}{' matching' if where else ''}. Timeline of one: "
+          "flightdeck-sensor events SESSION")
     return 0
 
 
-def render_sessions(rows: Sequence[dict[str, Any]]) -> str:
+def with_cost(session: dict[str, Any]) -> dict[str, Any]:
+    """The session with ``cost_usd`` (None unless every call was priced) and the cost as
+    shown (``cost``); a database from before cost (read-only, not migrated) is unpriced."""
+    if "calls_unpriced" not in session:
+        session["cost_usd_known"], session["calls_unpriced"] = 0.0, session["calls"]
+    known, unpriced = session["cost_usd_known"], session["calls_unpriced"]
+    session["cost_usd"] = session_cost_usd(known, unpriced)
+    session["cost"] = cost_text(known, unpriced)
+    return session
+
+
+def render_sessions(rows: Sequence[dict[str, Any]], now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
     return _table(
         ["SESSION", "AGENT", "STARTED", "LAST SEEN", "STATE", "CALLS", "TOKENS IN", "TOKENS OUT",
-         "ERRORS"],
+         "COST", "ERRORS"],
         [[row["session_id"][:_SHORT_ID], _clip(row["agent_name"] or "-", 32),
           _local(row["started_at"], "%Y-%m-%d %H:%M:%S"),
-          _local(row["last_seen_at"], "%Y-%m-%d %H:%M:%S"), shown_state(row),
+          _local(row["last_seen_at"], "%Y-%m-%d %H:%M:%S"), shown_state(row, now),
           _count(row["calls"]), _count(row["tokens_in"]), _count(row["tokens_out"]),
-          _count(row["errors"])] for row in rows],
-        right_aligned={5, 6, 7, 8},
+          with_cost(dict(row))["cost"], _count(row["errors"])] for row in rows],
+        right_aligned={5, 6, 7, 8, 9},
     )
 
 
-def shown_state(session: dict[str, Any]) -> str:
-    """active or closed; stopped or blocked (by a directive, by a budget) instead, with
-    the close reason once the session ended."""
+def shown_state(session: dict[str, Any], now: datetime | None = None) -> str:
+    """active, idle or closed; stopped or blocked (by a directive, by a budget) instead,
+    with the close reason once the session ended."""
     control = session.get("control_state")
     if not control:
-        return str(session["state"])
+        return session_state(session, now or datetime.now(timezone.utc))
     if session["state"] == "closed":
         return f"{control} ({session.get('close_reason') or 'closed'})"
     return str(control)
 
 
 def print_events(db: Path | None, session_prefix: str, as_json: bool) -> int:
-    conn = _open(db)
+    conn = open_for_reading(db)
     if conn is None:
         return 1
     with conn:
         session = _find_session(conn, session_prefix.strip().lower())
         if session is None:
             return 1
-        rows = conn.execute(
-            "SELECT e.body, e.received_at, a.event_id IS NOT NULL AS attached FROM events e"
-            " LEFT JOIN attachments a ON a.event_id = e.id AND a.session_id = e.session_id"
-            " WHERE e.session_id = ? ORDER BY e.timestamp, e.rowid", (session["session_id"],),
-        ).fetchall()
-    events = [json.loads(row["body"]) for row in rows]
+        rows = stored_events(conn, session["session_id"])
+    events = [row["event"] for row in rows]
     if as_json:
         print(json.dumps(events, indent=2))
         return 0
@@ -92,6 +116,31 @@ def print_events(db: Path | None, session_prefix: str, as_json: bool) -> int:
     print()
     print(render_timeline(events, attached))
     return 0
+
+
+def stored_events(conn: sqlite3.Connection, session_id: str, after: int | None = None,
+                  ) -> list[dict[str, Any]]:
+    """The session's events, each ``{"seq": rowid, "event": the event as sent plus its
+    ``cost_usd``, "attached": bool}``: in time order, or in arrival order after rowid
+    ``after``."""
+    cost = "e.cost_usd" if _has_column(conn, "events", "cost_usd") else "NULL"
+    rows = conn.execute(
+        f"SELECT e.rowid AS seq, e.body, {cost} AS cost_usd,"
+        " a.event_id IS NOT NULL AS attached FROM events e"
+        " LEFT JOIN attachments a ON a.event_id = e.id AND a.session_id = e.session_id"
+        " WHERE e.session_id = ?" + (" AND e.rowid > ? ORDER BY e.rowid" if after is not None
+                                     else " ORDER BY e.timestamp, e.rowid"),
+        (session_id, after) if after is not None else (session_id,),
+    ).fetchall()
+    for row in rows:
+        event = json.loads(row.pop("body"))
+        event["cost_usd"] = row.pop("cost_usd")
+        row["event"] = event
+    return rows
+
+
+def _has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(row["name"] == column for row in conn.execute(f"PRAGMA table_info({table})"))
 
 
 def _find_session(conn: sqlite3.Connection, prefix: str) -> dict[str, Any] | None:
@@ -131,7 +180,8 @@ def render_session_header(stored: dict[str, Any]) -> str:
         f"state      {state}   started {_local(session['started_at'], '%Y-%m-%d %H:%M:%S')}"
         f"   last seen {_local(session['last_seen_at'], '%Y-%m-%d %H:%M:%S')}",
         f"calls      {_count(session['calls'])}   tokens {_count(session['tokens_in'])} in / "
-        f"{_count(session['tokens_out'])} out   errors {_count(session['errors'])}",
+        f"{_count(session['tokens_out'])} out   cost {with_cost(dict(stored))['cost']}"
+        f"   errors {_count(session['errors'])}",
     ]
     if session["parent_session_id"]:
         lines.insert(1, f"parent     {session['parent_session_id']}"
@@ -142,17 +192,28 @@ def render_session_header(stored: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+TIMELINE_HEADERS = ("TIME", "EVENT", "MODEL", "IN", "OUT", "COST", "LATENCY", "DETAIL")
+TIMELINE_RIGHT_ALIGNED = frozenset({3, 4, 5, 6})
+
+
 def render_timeline(events: Sequence[dict[str, Any]], attached: Sequence[bool]) -> str:
     if not events:
         return "(no events)"
     dates = {_local(event.get("timestamp"), "%Y-%m-%d") for event in events}
     time_format = "%H:%M:%S.%f" if len(dates) == 1 else "%m-%d %H:%M:%S.%f"
-    rows = [[_local(event.get("timestamp"), time_format)[:-3], str(event.get("event_type")),
-             _clip(str(event.get("model") or ""), 32), *_token_cells(event),
-             _latency(event.get("latency_ms")), _detail(event, was_attached)]
+    rows = [timeline_cells(event, was_attached, time_format)
             for event, was_attached in zip(events, attached, strict=True)]
-    return _table(["TIME", "EVENT", "MODEL", "IN", "OUT", "LATENCY", "DETAIL"], rows,
-                  right_aligned={3, 4, 5})
+    return _table(TIMELINE_HEADERS, rows, right_aligned=set(TIMELINE_RIGHT_ALIGNED))
+
+
+def timeline_cells(event: dict[str, Any], was_attached: bool, time_format: str) -> list[str]:
+    """One event's cells under TIMELINE_HEADERS (not yet made printable)."""
+    cost = event.get("cost_usd")
+    return [_local(event.get("timestamp"), time_format)[:-3], str(event.get("event_type")),
+            _clip(str(event.get("model") or ""), 32), *_token_cells(event),
+            event_cost_text(str(event.get("event_type")), event,
+                            cost if isinstance(cost, (int, float)) else None),
+            _latency(event.get("latency_ms")), _detail(event, was_attached)]
 
 
 def _token_cells(event: dict[str, Any]) -> list[str]:
@@ -293,7 +354,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right_aligned:
     return "\n".join([line(headers), *(line(row) for row in rows)])
 
 
-def _open(db: Path | None) -> sqlite3.Connection | None:
+def open_for_reading(db: Path | None) -> sqlite3.Connection | None:
     path = db or default_db_path()
     try:
         return open_readonly(path)

@@ -135,9 +135,9 @@ class _SessionDelta:
 class EventStore:
     """Stores validated events idempotently and keeps the sessions table up to date."""
 
-    def __init__(self, path: Path, pricer: Pricer | None = None) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self._pricer = pricer or Pricer()
+        self._pricer = Pricer()
         _create_private_file(path)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
