@@ -26,6 +26,7 @@ from typing import Any
 from . import _control
 from ._cost import cost_text, event_cost_text
 from ._report import directive_state
+from ._session_query import IDLE_AFTER, session_filter
 from ._validate import is_canonical_uuid, utc_text
 
 PAGE_DEFAULT, PAGE_MAX = 50, 200
@@ -40,11 +41,9 @@ CHILDREN_MAX = 200
 NESTING_DEPTH = 4
 DIRECTIVES_MAX = 200
 MAX_TEXT = 200
-# A session not ended and without an event for this long is idle.
-IDLE_SECONDS = 60
 WINDOWS = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400,
            "30d": 30 * 86400}
-STATES = ("active", "idle", "ended", "stopped", "blocked")
+STATES = ("active", "idle", "ended", "stopped", "blocked")  # "ended": stopped, blocked too
 # The state shown: stopped or blocked (the control plane's word), ended, idle or active.
 # Idle is measured from the last event: a heartbeat says the process lives, not that it works.
 _STATE_SQL = ("CASE WHEN control_state IS NOT NULL THEN control_state"
@@ -99,16 +98,14 @@ def _choice(params: Mapping[str, list[str]], name: str, choices: Any, default: s
     return text
 
 
-def _window_start(params: Mapping[str, list[str]], default: str | None) -> str | None:
+def _window_start(params: Mapping[str, list[str]], now: datetime) -> datetime | None:
     """``since``: one of WINDOWS, or "all" (None)."""
-    name = _choice(params, "since", {*WINDOWS, "all"}, default or "all")
-    if name == "all":
-        return None
-    return utc_text(datetime.now(timezone.utc) - timedelta(seconds=WINDOWS[name]))
+    name = _choice(params, "since", {*WINDOWS, "all"}, "all")
+    return None if name == "all" else now - timedelta(seconds=WINDOWS[name])
 
 
 def _idle_before() -> str:
-    return utc_text(datetime.now(timezone.utc) - timedelta(seconds=IDLE_SECONDS))
+    return utc_text(datetime.now(timezone.utc) - IDLE_AFTER)
 
 
 # --- sessions ---------------------------------------------------------------------------------
@@ -122,25 +119,18 @@ def sessions_page(conn: sqlite3.Connection, params: Mapping[str, list[str]]) -> 
     offset = _int(params, "offset", 0, 0, OFFSET_MAX)
     sort = _choice(params, "sort", _SORTS, "started")
     order = _choice(params, "order", {"asc", "desc"}, "desc")
-    agent = _one(params, "agent")
+    agent = _one(params, "agent") or None
     state = _choice(params, "state", {*STATES, ""}, "")
-    since = _window_start(params, None)
-    where, values = [], {"idle_before": _idle_before()}
-    if agent:
-        where.append("(flavor = :agent OR agent_name = :agent)")
-        values["agent"] = agent
-    if state:
-        where.append("shown_state = :state")
-        values["state"] = state
-    if since is not None:
-        where.append("last_seen_at >= :since")
-        values["since"] = since
-    filtered = bool(where)
+    now = _now()
+    # The command line's filter (sessions --agent --state --since), the same words.
+    condition, values = session_filter(agent, [state] if state else [],
+                                       _window_start(params, now), now)
+    values["idle_before"] = _idle_before()
+    filtered = bool(condition)
     if not filtered:
-        where.append("(parent_session_id IS NULL OR parent_session_id NOT IN"
+        condition = (" WHERE (parent_session_id IS NULL OR parent_session_id NOT IN"
                      " (SELECT session_id FROM sessions))")
     base = _sessions_select(conn)
-    condition = " WHERE " + " AND ".join(where)
     total = conn.execute(f"SELECT count(*) AS n FROM ({base}){condition}", values).fetchone()["n"]
     # NULLs (an unknown cost) sort last whichever the order.
     sort_sql = _SORTS[sort]
