@@ -1,6 +1,6 @@
 """Driver of scripts/screenshots: a demo-like run (the fake provider, the collector,
 unmodified agents: a planner with two sub-sessions, a budgeted worker, a failing one,
-a tunable one with a custom directive), then a screenshot of each console view in
+examples/tunable_worker.py with its custom directive), then a screenshot of each console view in
 docs/ (run with the project's virtualenv Python; needs /usr/bin/chromium)."""
 
 from __future__ import annotations
@@ -22,26 +22,10 @@ import _demo
 from fixtures.browser import close, ensure_chromium, launch
 
 DOCS = _demo.ROOT / "docs"
-TUNABLE = '''
-import flightdeck_sensor
-from flightdeck_sensor import Parameter
-
-@flightdeck_sensor.directive("set_temperature", description="Set the sampling temperature",
-                             parameters=[Parameter("value", "float", required=True),
-                                         Parameter("scope", "string", options=["all", "next"],
-                                                   default="all")])
-def set_temperature(context, value, scope="all"):
-    return {"temperature": value, "scope": scope}
-
-import runpy, sys
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name="__main__")
-'''
 
 
 def run_agents(server: str, fake_url: str) -> dict[str, Any]:
     env = _demo.agent_env
-    worker = str(_demo.ROOT / "examples" / "worker.py")
     planner = str(uuid.uuid4())
     model = _demo.PRICED_MODEL
     runs = [
@@ -64,7 +48,8 @@ def run_agents(server: str, fake_url: str) -> dict[str, Any]:
     tunable_env = env(server, fake_url, FLIGHTDECK_AGENT_NAME="tunable-worker",
                       FLIGHTDECK_CAPTURE_PROMPTS="true")
     import subprocess
-    tunable = subprocess.Popen([_demo.PY, "-c", TUNABLE, worker, "2000", "0.3", model],
+    tunable = subprocess.Popen([_demo.PY, str(_demo.ROOT / "examples" / "tunable_worker.py"),
+                                "2000", "0.3", model],
                                env=tunable_env, cwd=_demo.ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     _demo.processes.append(tunable)  # type: ignore[arg-type]

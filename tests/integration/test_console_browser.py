@@ -32,11 +32,11 @@ def worker(collector: CollectorProcess, fake_llm: FakeLLM) -> Iterator[Any]:
     """Starts examples/worker.py (as a user would run it) on the first call."""
     started: list[subprocess.Popen[str]] = []
 
-    def start(name: str, **env: str) -> subprocess.Popen[str]:
+    def start(name: str, program: str = "worker.py", **env: str) -> subprocess.Popen[str]:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTDECK_")}
         environment.update(collector.env(), FLIGHTDECK_AGENT_NAME=name, FLIGHTDECK_SPOOL="off",
                            OPENAI_BASE_URL=f"{fake_llm.url}/v1", OPENAI_API_KEY="sk-test", **env)
-        process = subprocess.Popen([sys.executable, str(ROOT / "examples" / "worker.py"),
+        process = subprocess.Popen([sys.executable, str(ROOT / "examples" / program),
                                     "100000", "0.1", PRICED_MODEL], env=environment, cwd=ROOT,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         started.append(process)
@@ -96,6 +96,48 @@ def test_a_person_watches_an_agent_live_opens_its_timeline_and_stops_it(
     expect(page.locator("#session-facts .badge")).to_have_text("stopped", timeout=TIMEOUT_MS)
     expect(page.locator("#session-directives tbody tr").first.locator(".badge")).to_have_text(
         "acknowledged", timeout=TIMEOUT_MS)
+
+
+def test_the_operator_dialog_runs_a_custom_directive_degrades_then_stops_the_agent(
+        browser: Any, collector: CollectorProcess, worker: Any) -> None:
+    from playwright.sync_api import expect
+
+    # given: an unmodified worker that registered a custom directive, open in the console
+    agent = worker("tunable-worker", program="tunable_worker.py")
+    page = browser.new_page()
+    log_in(page, collector.url, collector.token)
+    page.locator("#sessions tbody tr", has_text="tunable-worker").get_by_role("link").click(
+        timeout=TIMEOUT_MS)
+    expect(page.locator("#timeline tbody tr[data-type=post_call]").first).to_be_visible(
+        timeout=TIMEOUT_MS)
+    page.get_by_role("button", name="Operator actions…").click()
+    dialog = page.get_by_role("dialog")
+    status = dialog.get_by_role("status")
+
+    # when the operator runs set_temperature from its form, then degrades the agent
+    dialog.get_by_label("value (float, required)").fill("0.25")
+    dialog.get_by_role("button", name="Run set_temperature").click()
+    expect(status).to_contain_text("Run set_temperature: 1 directive issued")
+    dialog.get_by_label("Model to use").fill("gpt-4o-mini-2024-07-18")
+    dialog.get_by_role("button", name="Degrade agent").click()
+    expect(status).to_contain_text("Degrade agent: 1 directive issued")
+    page.get_by_role("button", name="Close dialog").click()
+
+    # then each directive's state and result show, and the calls go to the new model
+    rows = page.locator("#session-directives tbody tr")
+    custom = rows.filter(has_text="set_temperature")
+    expect(custom.locator(".badge")).to_have_text("success", timeout=TIMEOUT_MS)
+    expect(custom).to_contain_text('"temperature": 0.25')
+    expect(rows.filter(has_text="degrade").locator(".badge")).to_have_text(
+        re.compile("acknowledged|success"), timeout=TIMEOUT_MS)
+    expect(page.locator("#timeline tbody tr[data-type=post_call]").last).to_contain_text(
+        "gpt-4o-mini-2024-07-18", timeout=TIMEOUT_MS)
+
+    # and "Stop agent" ends it
+    page.get_by_role("button", name="Operator actions…").click()
+    dialog.get_by_role("button", name="Stop agent").click()
+    _, stderr = agent.communicate(timeout=60)
+    assert "DirectiveError: Directive shutdown_flavor" in stderr
 
 
 def test_the_token_in_the_url_fragment_logs_in_and_leaves_the_address_bar(
