@@ -42,7 +42,7 @@ LOGIN_SECONDS = 12 * 3600
 MAX_LOGINS = 64
 READ_CONNECTIONS = 4
 READ_WAIT_SECONDS = 10.0
-FLEET_CACHE_SECONDS = 5.0
+FLEET_CACHE_SECONDS = 10.0
 _STATIC_DIR = Path(__file__).with_name("console")
 _STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
            "/index.html": ("index.html", "text/html; charset=utf-8"),
