@@ -454,3 +454,23 @@ def test_the_budget_chart_follows_new_calls_and_a_late_one_stored_out_of_order(
     assert [point[1] for point in first["points"]] == [10, 20, 30, 40, 50]
     assert [point[1] for point in later["points"]] == [10, 20, 30, 40, 50, 150]
     assert [point[1] for point in late["points"]] == [1000, 1010, 1020, 1030, 1040, 1050, 1150]
+
+
+def test_directives_and_agents_list_what_the_operator_dialog_offers(
+        collector: CollectorProcess) -> None:
+    a, b = started("agent-a"), started("agent-b")
+    seed(collector, a, b)
+    assert collector.cli("stop", "--agent", "agent-a").returncode == 0
+    assert collector.cli("budget", "set", "--agent", "agent-b", "--limit", "500").returncode == 0
+    auth = {"Authorization": f"Bearer {collector.token}"}
+
+    _, of_a, _ = request(collector, "GET", f"{API}/directives?agent=agent-a", headers=auth)
+    _, every, _ = request(collector, "GET", f"{API}/directives?limit=1", headers=auth)
+    _, agents, _ = request(collector, "GET", f"{API}/agents", headers=auth)
+
+    assert [(d["action"], d["session_id"], d["state"]) for d in of_a["directives"]] == \
+        [("shutdown_flavor", a["session_id"], "issued")]
+    assert [d["action"] for d in every["directives"]] == ["policy_update"]
+    by_name = {row["flavor"]: row for row in agents["agents"]}
+    assert (by_name["agent-a"]["running"], by_name["agent-a"]["policy"]) == (1, None)
+    assert by_name["agent-b"]["policy"]["token_limit"] == 500
