@@ -30,10 +30,10 @@ from benchmarks.compare import compare
 from benchmarks.report import evaluate, load, markdown, print_compare, print_table
 
 BENCHMARKS = ("startup", "calls", "http", "sender", "collector", "instructions", "control",
-              "otlp")
+              "otlp", "console")
 PACKAGES = ("openai", "anthropic", "litellm", "httpx2", "wrapt", "flightdeck-sensor")
 TIMEOUT = {"startup": 1800, "calls": 2400, "http": 1200, "sender": 2400, "collector": 1200,
-           "instructions": 1800, "control": 1200, "otlp": 1800}
+           "instructions": 1800, "control": 1200, "otlp": 1800, "console": 1200}
 
 
 # -- running ---------------------------------------------------------------------

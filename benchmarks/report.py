@@ -362,8 +362,50 @@ def markdown(rows: list[dict[str, Any]], results: dict[str, dict[str, Any]],
     lines += generic_section("The collector's own ingest rate (benchmarks/collector.py)",
                              results.get("collector", {}))
     lines += generic_section("Control plane (benchmarks/control.py)", results.get("control", {}))
+    lines += console_section(results.get("console", load("console")))
     lines += soak_section()
     return "\n".join(lines) + "\n"
+
+
+def console_section(data: dict[str, Any]) -> list[str]:
+    """The web console at scale: query times, time to data on screen, ingest with the
+    page open."""
+    lines = ["## The web console at scale (benchmarks/console.py)", ""]
+    if "error" in data or "api_query" not in data:
+        return [*lines, f"Not measured: {data.get('error', 'no figures')}.", ""]
+    lines += [f"A database of {data['sessions']:,} sessions (20 agents, one in ten a "
+              f"sub-session) and one session of {data['big_session_events']:,} events "
+              f"({data['database_mib']} MiB), filled through the batch endpoint in "
+              f"{data['fill_seconds']} s" + (" (--quick: a smaller database)" if data["quick"]
+                                             else "") + ". Every list is a page or a window "
+              "chosen on the server, so each query reads what one screen shows.", "",
+              "| console API query | first ms | median ms | max ms |", "|---|---|---|---|"]
+    lines += [f"| {name} | {fmt(row.get('first_ms', row['median_ms']))} | "
+              f"{fmt(row['median_ms'])} | {fmt(row['max_ms'])} |"
+              for name, row in data["api_query"].items()]
+    page = data.get("page", {})
+    lines.append("")
+    if "error" in page:
+        lines += [f"Page not measured: {page['error']}.", ""]
+    else:
+        lines += ["In chromium (a full load, logged in by cookie), from navigation start:", "",
+                  "| view | first contentful paint ms | data on screen ms (median) | max |",
+                  "|---|---|---|---|"]
+        lines += [f"| {name} | {fmt(row['first_contentful_paint_ms'])} | "
+                  f"{fmt(row['data_shown_ms_median'])} | {fmt(row['data_shown_ms_max'])} |"
+                  for name, row in page.items()]
+        lines.append("")
+    ingest = data.get("ingest_with_page", {})
+    if "open" in ingest and "closed" in ingest:
+        lines += [f"Ingest rate with the page closed: {ingest['closed']['median_events_per_s']:,}"
+                  f" events/s (blocks {_cell(ingest['closed']['blocks'])}); with it open (the "
+                  "sessions view and the written session's timeline, following it live): "
+                  f"{ingest['open']['median_events_per_s']:,} events/s (blocks "
+                  f"{_cell(ingest['open']['blocks'])}); open / closed "
+                  f"{ingest['open_over_closed']}. Blocks alternate, so both sides share the "
+                  "machine's state; the page's polling reads through its own read-only "
+                  "connections and never takes the ingest's lock.", ""]
+    return lines
 
 
 def calls_section(data: dict[str, Any]) -> list[str]:

@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".demo"
@@ -111,6 +112,7 @@ def main() -> None:
     server = f"http://127.0.0.1:{collector['port']}"
     fake_url = str(fake["url"])
     print(f"collector: {server}   fake LLM provider: {fake_url}   work dir: {WORK}")
+    print_console_url(server)
 
     banner("1. The agent runs with FLIGHTDECK_SERVER and FLIGHTDECK_TOKEN set (no code changes)")
     first = run_agent(agent_env(server, fake_url, FLIGHTDECK_SESSION_ID=WORKFLOW_SESSION))
@@ -140,13 +142,64 @@ def main() -> None:
     left = sum(f.stat().st_size for f in (WORK / "spool").rglob("*") if f.is_file())
     print(f"   spool now holds {left} bytes")
     control_plane(server, fake_url)
+    console_step(server, fake_url)
     banner("Done. Explore: .venv/bin/flightdeck-sensor sessions --db .demo/collector.db")
 
 
-def start_worker(env: dict[str, str], tasks: int, pause: float) -> subprocess.Popen[str]:
-    worker = subprocess.Popen([PY, str(ROOT / "examples" / "worker.py"), str(tasks), str(pause)],
-                              env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+def print_console_url(server: str) -> None:
+    """The console's address. With the demo's own throwaway token in the fragment (the
+    page logs in with it and takes it out of the address bar; a fragment is never sent
+    to a server). A real collector's banner prints the address only: you log in with the
+    token from its file."""
+    print(f"web console: {server}/#token={TOKEN}\n"
+          "   (the demo's throwaway token is in the link's fragment: open it in a browser)")
+
+
+# A model the price database knows, and the fake provider serves under its own name:
+# the console shows the demo's costs in dollars.
+PRICED_MODEL = "gpt-4o-2024-08-06"
+CONSOLE_WAIT_SECONDS = 600
+
+
+def console_step(server: str, fake_url: str) -> None:
+    """A worker left running for a person at the console: its session appears, its
+    timeline grows, and "Stop session" stops it. Waits (at a terminal) until it ends."""
+    banner("7. The web console: watch a running worker, and press \"Stop session\"")
+    log = WORK / "console-worker.log"
+    worker = start_worker(agent_env(server, fake_url, FLIGHTDECK_AGENT_NAME="console-worker"),
+                          tasks=3000, pause=0.2, model=PRICED_MODEL, log=log)
+    wait_for_session("console-worker")
+    print_console_url(server)
+    if not sys.stdin.isatty():
+        print("   (not at a terminal: the worker is stopped now instead of waiting for you)")
+        cli("stop", "--agent", "console-worker", "--reason", "demo over")
+    else:
+        print(f"   The worker 'console-worker' runs for up to {CONSOLE_WAIT_SECONDS // 60} "
+              "minutes. Open the link, click its session and press \"Stop session\" "
+              "(Ctrl-C ends the demo).")
+        try:
+            worker.wait(CONSOLE_WAIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            print("   time is up: the demo stops the worker")
+            cli("stop", "--agent", "console-worker", "--reason", "demo over")
+        except KeyboardInterrupt:
+            print("   interrupted")
+            return
+    worker.wait(60)
+    for line in log.read_text(errors="replace").strip().splitlines()[-2:]:
+        print(f"   | {line}")
+
+
+def start_worker(env: dict[str, str], tasks: int, pause: float, model: str = "gpt-4o",
+                 log: Path | None = None) -> subprocess.Popen[str]:
+    """``log``: the worker's output goes there (a long run would fill a pipe nobody reads)."""
+    output: Any = subprocess.PIPE if log is None else open(log, "w")  # noqa: SIM115
+    worker = subprocess.Popen([PY, str(ROOT / "examples" / "worker.py"), str(tasks), str(pause),
+                               model],
+                              env=env, cwd=ROOT, stdout=output,
+                              stderr=subprocess.STDOUT if log else subprocess.PIPE, text=True)
+    if log is not None:
+        output.close()  # the child has its own descriptor
     processes.append(worker)  # type: ignore[arg-type]
     return worker
 
@@ -178,7 +231,7 @@ def show_end(worker: subprocess.Popen[str], stopped_at: float | None = None) -> 
 def control_plane(server: str, fake_url: str) -> None:
     banner("5. The operator stops a running agent: `flightdeck-sensor stop --agent NAME`")
     worker = start_worker(agent_env(server, fake_url, FLIGHTDECK_AGENT_NAME="research-worker"),
-                          tasks=1000, pause=0.2)
+                          tasks=1000, pause=0.2, model=PRICED_MODEL)
     wait_for_session("research-worker")
     time.sleep(1.0)
     stopped_at = time.monotonic()

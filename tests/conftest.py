@@ -12,4 +12,5 @@ pytest_plugins = [
     "fixtures.control",
     "fixtures.otlp",
     "fixtures.phoenix",
+    "fixtures.browser",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,28 @@ def test_wheel_installs_the_one_line_pth_at_site_packages_root(venv: Venv) -> No
     assert pth.is_file()
     assert pth.read_text().splitlines() == [PTH_LINE]
     assert PTH_LINE.startswith("import ")
+
+
+CONSOLE_FILES = ("index.html", "app.js", "app.css", "favicon.svg")
+
+
+def test_wheel_ships_the_web_console_files(sensor_wheel: Path) -> None:
+    with zipfile.ZipFile(sensor_wheel) as wheel:
+        names = set(wheel.namelist())
+
+    assert {f"flightdeck_sensor/collector/console/{name}" for name in CONSOLE_FILES} <= names
+
+
+def test_installed_collector_serves_the_console_page(venv: Venv) -> None:
+    served = venv.run(
+        "from pathlib import Path\n"
+        "from flightdeck_sensor.collector import _console\n"
+        "console = _console.Console('t' * 16, Path('unused.db'))\n"
+        "reply = console.handle('GET', '/', {}, False, lambda: None)\n"
+        "print(reply.status, b'/console/app.js' in reply.body)\n")
+
+    assert served.returncode == 0, served.stderr
+    assert served.stdout.split() == ["200", "True"]
 
 
 def test_env_unset_imports_nothing(venv: Venv) -> None:

@@ -217,6 +217,9 @@ def _print_banner(url: str, db_path: Path, token_source: str) -> None:
         lines.append(f'export FLIGHTDECK_TOKEN="$(cat {path})"')
     else:
         lines.append(f"(FLIGHTDECK_TOKEN: the one already in {token_source})")
+    where = ("in " + str(Path(token_source.removeprefix("file:")).resolve())
+             if token_source.startswith("file:") else f"in {token_source}")
+    lines.append(f"Web console: {url}/  (log in with the token: it is {where})")
     print("\n".join(lines), flush=True)
 
 

@@ -12,6 +12,7 @@ import json
 import math
 import shlex
 import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
 from . import _control
@@ -37,39 +38,66 @@ class CommandError(Exception):
 # --- stop, degrade ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Issued:
+    """What an operator's command issued: one directive per target session."""
+
+    action: str
+    sessions: list[str]
+    ids: list[str]
+    agent: str | None = None  # set when issued to a whole agent (flavor)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"action": self.action, "agent": self.agent,
+                "directives": [{"session_id": session, "directive_id": directive_id}
+                               for session, directive_id in zip(self.sessions, self.ids,
+                                                                strict=True)]}
+
+
 def run_stop(args: argparse.Namespace, conn: sqlite3.Connection) -> None:
-    _issue_to_target(args, conn, _control.DirectiveSpec(
-        "shutdown", reason=args.reason or _SHUTDOWN_REASON),
-        flavor_action="shutdown_flavor")
+    _print_issued(stop(conn, args.session, args.agent, args.reason))
+
+
+def stop(conn: sqlite3.Connection, session: str | None, agent: str | None,
+         reason: str = "") -> Issued:
+    """A shutdown to SESSION, or shutdown_flavor to each running session of AGENT (the
+    command line's ``stop`` and the console's buttons)."""
+    return _issue_to_target(conn, session, agent, _control.DirectiveSpec(
+        "shutdown", reason=reason or _SHUTDOWN_REASON), flavor_action="shutdown_flavor")
 
 
 def run_degrade(args: argparse.Namespace, conn: sqlite3.Connection) -> None:
-    model = args.to.strip()
+    _print_issued(degrade(conn, args.session, args.agent, args.to, args.reason))
+
+
+def degrade(conn: sqlite3.Connection, session: str | None, agent: str | None, to: str,
+            reason: str = "") -> Issued:
+    model = to.strip()
     if not model or len(model) > 256 or not model.isprintable():
         raise CommandError("--to: a model name (printable, at most 256 characters)")
-    _issue_to_target(args, conn, _control.DirectiveSpec("degrade", reason=args.reason,
-                                                         degrade_to=model))
+    return _issue_to_target(conn, session, agent, _control.DirectiveSpec(
+        "degrade", reason=reason, degrade_to=model))
 
 
-def _issue_to_target(args: argparse.Namespace, conn: sqlite3.Connection,
-                     spec: _control.DirectiveSpec, flavor_action: str | None = None) -> None:
+def _issue_to_target(conn: sqlite3.Connection, session: str | None, agent: str | None,
+                     spec: _control.DirectiveSpec, flavor_action: str | None = None) -> Issued:
     """``spec`` to the SESSION argument, or fanned out to the running sessions of --agent
     (as ``flavor_action`` when given: shutdown_flavor for stop)."""
-    if (args.session is None) == (args.agent is None):
+    if (session is None) == (agent is None):
         raise CommandError("give a SESSION or --agent NAME (one of them)")
-    if args.session is not None:
-        session = _running_session(conn, args.session)
+    if session is not None:
+        target = _running_session(conn, session)
         with write_transaction(conn):
-            ids = _control.issue(conn, spec, [session])
-        _print_issued(spec.action, [session], ids)
-        return
+            ids = _control.issue(conn, spec, [target])
+        return Issued(spec.action, [target], ids)
+    assert agent is not None
     if flavor_action is not None:
         spec = _control.DirectiveSpec(flavor_action, spec.reason, spec.grace_period_ms,
                                       spec.degrade_to, spec.payload)
     with write_transaction(conn):
-        sessions = _running_sessions_of(conn, args.agent)
-        ids = _control.issue(conn, spec, sessions, flavor=args.agent)
-    _print_issued(spec.action, sessions, ids, agent=args.agent)
+        sessions = _running_sessions_of(conn, agent)
+        ids = _control.issue(conn, spec, sessions, flavor=agent)
+    return Issued(spec.action, sessions, ids, agent=agent)
 
 
 def _running_session(conn: sqlite3.Connection, prefix: str) -> str:
@@ -99,8 +127,9 @@ def _running_sessions_of(conn: sqlite3.Connection, agent: str) -> list[str]:
     raise CommandError(f"no running session of agent {agent!r}{hint}")
 
 
-def _print_issued(action: str, sessions: list[str], ids: list[str],
-                  agent: str | None = None) -> None:
+def _print_issued(issued: Issued, action: str | None = None) -> None:
+    action = action or issued.action
+    sessions, ids, agent = issued.sessions, issued.ids, issued.agent
     target = f"{len(sessions)} running session{'s' if len(sessions) != 1 else ''} of agent " \
              f"{agent!r}" if agent is not None else f"session {sessions[0]}"
     lines = [f"Issued {action} to {target}:"]
@@ -113,21 +142,29 @@ def _print_issued(action: str, sessions: list[str], ids: list[str],
     print("\n".join(lines))
 
 
-
-
 # --- budget ----------------------------------------------------------------------------------
 
 
 def run_budget_set(args: argparse.Namespace, conn: sqlite3.Connection) -> None:
-    budget = checked_budget(args.limit, args.warn, args.degrade, args.to, args.block)
+    policy, issued = set_budget(conn, args.session, args.agent, checked_budget(
+        args.limit, args.warn, args.degrade, args.to, args.block))
+    print(f"Budget of {_scope_text(policy['scope'], policy['scope_value'])}: "
+          f"{_budget_text(policy)} (policy {policy['id']}).")
+    _print_updates(issued.sessions, issued.ids)
+
+
+def set_budget(conn: sqlite3.Connection, session: str | None, agent: str | None,
+               budget: dict[str, Any]) -> tuple[dict[str, Any], Issued]:
+    """Save the budget (``checked_budget``'s fields) of AGENT or SESSION and send it to
+    the running sessions it covers: the policy, and the policy_update directives."""
     with write_transaction(conn):
-        scope, value = _policy_scope(conn, args)
+        scope, value = _policy_scope(conn, session, agent)
         policy = _control.save_policy(conn, scope, value, budget)
         sessions = _covered_sessions(conn, scope, value)
+        flavor = value if scope == "flavor" else None
         ids = _control.issue(conn, _control.DirectiveSpec("policy_update", payload=policy),
-                             sessions, flavor=value if scope == "flavor" else None)
-    print(f"Budget of {_scope_text(scope, value)}: {_budget_text(policy)} (policy {policy['id']}).")
-    _print_updates(sessions, ids)
+                             sessions, flavor=flavor)
+    return policy, Issued("policy_update", sessions, ids, agent=flavor)
 
 
 def checked_budget(limit: int, warn: int, degrade: int | None, degrade_to: str | None,
@@ -159,15 +196,18 @@ def checked_budget(limit: int, warn: int, degrade: int | None, degrade_to: str |
             "degrade_to": degrade_to.strip() if degrade_to else None, "block_at_pct": block}
 
 
-def _policy_scope(conn: sqlite3.Connection, args: argparse.Namespace) -> tuple[str, str]:
+def _policy_scope(conn: sqlite3.Connection, session: str | None,
+                  agent: str | None) -> tuple[str, str]:
     """("flavor", NAME), or ("session", id): a full id may name a session not seen yet."""
-    if args.agent is not None:
-        if not args.agent or len(args.agent) > 1024:
+    if agent is not None:
+        if not agent or len(agent) > 1024:
             raise CommandError("--agent: a flavor name, at most 1,024 characters")
-        return "flavor", args.agent
-    if is_canonical_uuid(args.session.strip()):
-        return "session", args.session.strip().lower()
-    return "session", str(_known_session(conn, args.session)["session_id"])
+        return "flavor", agent
+    if session is None:
+        raise CommandError("give --session SESSION or --agent NAME (one of them)")
+    if is_canonical_uuid(session.strip()):
+        return "session", session.strip().lower()
+    return "session", str(_known_session(conn, session)["session_id"])
 
 
 def _covered_sessions(conn: sqlite3.Connection, scope: str, value: str) -> list[str]:
@@ -223,7 +263,7 @@ def run_budget_show(args: argparse.Namespace, conn: sqlite3.Connection) -> None:
 
 def run_budget_clear(args: argparse.Namespace, conn: sqlite3.Connection) -> None:
     with write_transaction(conn):
-        scope, value = _policy_scope(conn, args)
+        scope, value = _policy_scope(conn, args.session, args.agent)
         sessions = _covered_sessions(conn, scope, value)
         deleted = conn.execute("DELETE FROM policies WHERE scope = ? AND scope_value = ?",
                                (scope, value)).rowcount
@@ -257,27 +297,37 @@ def _fallback_updates(conn: sqlite3.Connection, sessions: list[str]) -> list[str
 
 
 def run_directive_run(args: argparse.Namespace, conn: sqlite3.Connection) -> None:
-    if args.session is not None:
-        session = _running_session(conn, args.session)
+    issued, parameters = run_custom(conn, args.name, args.session, args.agent, args.param)
+    _print_issued(issued, f"custom directive {args.name!r} "
+                          f"{json.dumps(parameters, sort_keys=True)}")
+
+
+def run_custom(conn: sqlite3.Connection, name: str, session: str | None, agent: str | None,
+               pairs: list[str]) -> tuple[Issued, dict[str, Any]]:
+    """The custom directive NAME that the agent registered, with its KEY=VALUE parameters
+    coerced to their registered types, to SESSION or each running session of AGENT."""
+    if (session is None) == (agent is None):
+        raise CommandError("give --session SESSION or --agent NAME (one of them)")
+    if session is not None:
+        session = _running_session(conn, session)
         flavor_row = conn.execute("SELECT flavor FROM sessions WHERE session_id = ?",
                                   (session,)).fetchone()
         flavor = flavor_row["flavor"] or ""
     else:
-        flavor = args.agent
-    definition = _registered(conn, flavor, args.name)
-    parameters = coerce_parameters(json.loads(definition["parameters"]), args.param)
+        assert agent is not None
+        flavor = agent
+    definition = _registered(conn, flavor, name)
+    parameters = coerce_parameters(json.loads(definition["parameters"]), pairs)
     spec = _control.DirectiveSpec("custom", payload={
         "directive_name": definition["name"], "fingerprint": definition["fingerprint"],
         "parameters": parameters})
     with write_transaction(conn):
-        if args.session is not None:
+        if session is not None:
             sessions, target_flavor = [session], None
         else:
             sessions, target_flavor = _running_sessions_of(conn, flavor), flavor
         ids = _control.issue(conn, spec, sessions, flavor=target_flavor)
-    _print_issued(f"custom directive {definition['name']!r} "
-                  f"{json.dumps(parameters, sort_keys=True)}", sessions, ids,
-                  agent=target_flavor)
+    return Issued("custom", sessions, ids, agent=target_flavor), parameters
 
 
 def _registered(conn: sqlite3.Connection, flavor: str, name: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from .._version import __version__
 from . import _control_api
 from ._batch import validate_batch
+from ._console import Console, Reply, is_console_path
 from ._http_body import MAX_BODY_BYTES, HttpError, decode_body, parse_json, split_batch
 from ._store import EventStore
 from ._validate import InvalidEvent, validate_event
@@ -71,6 +72,7 @@ class CollectorServer(ThreadingHTTPServer):
                  request_timeout: float = REQUEST_TIMEOUT_SECONDS) -> None:
         self.expected_authorization = f"Bearer {token}".encode()
         self.store = store
+        self.console = Console(token, store.path)
         # False: behave as Flightdeck's ingestion, which has no batch endpoint.
         self.batch_endpoint = batch_endpoint
         self.request_timeout = request_timeout
@@ -110,6 +112,10 @@ class CollectorServer(ThreadingHTTPServer):
         except OSError:
             pass
         self.shutdown_request(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.console.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A connection that broke (reset, timeout): one DEBUG line, not a traceback on stderr."""
@@ -181,6 +187,13 @@ class IngestHandler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         self._body_read = False  # the handler lives as long as the keep-alive connection
         try:
+            if is_console_path(urlsplit(self.path).path):
+                reply = self.server.console.handle(
+                    method, self.path, self.headers,
+                    self.server.is_authorized(self.headers.get("Authorization")),
+                    self._read_json_body)
+                self._send_reply(reply)
+                return
             status, answer = self._route(method, ingest_path(self.path))
         except HttpError as error:
             logger.info("%s %s -> %d %s", method, self.path[:100], error.status, error.message)
@@ -279,6 +292,9 @@ class IngestHandler(BaseHTTPRequestHandler):
                 "rejected": [{"index": index, "error": error} for index, error in rejected],
                 "directive": directive, "attached": attached}
 
+    def _read_json_body(self) -> Any:
+        return parse_json(decode_body(self._read_body(), self.headers.get("Content-Encoding")))
+
     def _read_body(self) -> bytes:
         self._body_read = True
         if self.headers.get("Transfer-Encoding") is not None:
@@ -366,10 +382,15 @@ class IngestHandler(BaseHTTPRequestHandler):
             pass
 
     def _send_json(self, status: int, answer: dict[str, Any], close: bool = False) -> None:
-        body = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self._send_reply(Reply(status, json.dumps(answer).encode()), close)
+
+    def _send_reply(self, reply: Reply, close: bool = False) -> None:
+        body = reply.body
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(body)))
+        for name, value in reply.headers:
+            self.send_header(name, value)
         if close:
             self.send_header("Connection", "close")
             self.close_connection = True

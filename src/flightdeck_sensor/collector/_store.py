@@ -486,13 +486,15 @@ def _create_private_file(path: Path) -> None:
     os.close(fd)
 
 
-def open_for_commands(path: Path) -> sqlite3.Connection:
+def open_for_commands(path: Path, shared: bool = False) -> sqlite3.Connection:
     """A connection for the command line's writes (stop, budget, ...), beside a running
     collector: WAL lets both work, the busy timeout waits out the collector's transaction.
-    The tables are brought to this version first. Rows come back as dicts."""
+    The tables are brought to this version first. Rows come back as dicts. ``shared``:
+    used by several threads, one at a time (the console's)."""
     if not path.exists():
         raise FileNotFoundError(str(path))
-    conn = sqlite3.connect(str(path), isolation_level=None, timeout=5.0)
+    conn = sqlite3.connect(str(path), isolation_level=None, timeout=5.0,
+                           check_same_thread=not shared)
     try:
         conn.execute("PRAGMA busy_timeout=5000")
         _create_or_migrate(conn)
@@ -515,11 +517,13 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
-def open_readonly(path: Path) -> sqlite3.Connection:
-    """A read-only connection for the read side (CLI); rows come back as dicts."""
+def open_readonly(path: Path, shared: bool = False) -> sqlite3.Connection:
+    """A read-only connection for the read side (CLI, console); rows come back as dicts.
+    ``shared``: used by several threads, one at a time (the console's pool)."""
     if not path.exists():
         raise FileNotFoundError(str(path))
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                           check_same_thread=not shared)
     conn.row_factory = _dict_row
     return conn
 
