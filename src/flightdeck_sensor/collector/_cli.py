@@ -129,6 +129,7 @@ def run_collect(args: argparse.Namespace) -> int:
     url = _base_url(args.host, server.server_address[1])
     _print_banner(url, db_path, token_source)
     _hint_without_prices()
+    store.load_prices()
     if args.ready_file:
         _write_ready_file(args.ready_file, url, server.server_address[1], db_path)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)

@@ -110,6 +110,13 @@ class Pricer:
             return _Model(calculation, self._usage)
         return None
 
+    def load(self) -> None:
+        """Import the price database now (the collector does it before it serves): its
+        import takes a few tenths of a second, which the first priced batch would
+        otherwise wait for, with the store locked."""
+        if not self._loaded:
+            self._load()
+
     def _load(self) -> None:
         self._loaded = True
         try:

@@ -235,6 +235,9 @@ class EventStore:
             _apply_delta(conn, session_id, delta)
         return attached
 
+    def load_prices(self) -> None:
+        self._pricer.load()
+
     def _costs(self, events: list[Event]) -> dict[int, float | None]:
         """Each call's cost, keyed by the event object's id (``events`` holds every one
         alive until the batch is stored): calls only, most events are not."""
