@@ -88,7 +88,12 @@ class Directive:
         if not isinstance(action, str) or action not in ACTIONS:
             raise BadDirective(f"unknown action {printable(action, 60)}")
         self.action = action
-        self.reason = _text(raw.get("reason"), "reason") or ""
+        reason = raw.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            raise BadDirective("reason is not a string")
+        # An operator's reason is free text: a long or multi-line one is shown
+        # escaped and cut, never a reason to ignore a stop.
+        self.reason = printable(reason, MAX_TEXT) if reason else ""
         payload = raw.get("payload")
         if payload is not None and not isinstance(payload, dict):
             raise BadDirective("payload is not an object")

@@ -108,7 +108,7 @@ def test_a_handler_that_hangs_times_out_and_stops_neither_delivery_nor_later_dir
 @pytest.mark.parametrize("bad", [
     "not an object", {"action": "shutdown"}, {"id": "d1", "action": "explode"},
     {"id": "d2", "action": "custom", "payload": ["not", "an", "object"]},
-    {"id": "d3", "action": "shutdown", "reason": "x" * 5000},
+    {"id": "d3", "action": "shutdown", "reason": 42},
     {"id": "d4", "action": "degrade", "degrade_to": "\x1b[31mred"},
 ])
 def test_a_directive_of_the_wrong_shape_gets_one_warning_and_the_sensor_goes_on(
@@ -275,3 +275,15 @@ def test_a_control_plane_api_that_hangs_or_answers_garbage_changes_nothing_for_t
         assert sensor.status()["internal_errors"] == 0
     finally:
         api.close()
+
+
+def test_a_stop_whose_reason_is_long_or_multi_line_still_stops_with_the_reason_escaped(
+        controlled: ControlledSensor, fake_llm: FakeLLM) -> None:
+    _started(controlled, fake_llm)
+    controlled.deliver("shutdown", reason="budget overrun\nsee ticket 42" + "!" * 5000,
+                       until=lambda s: s["state"] == "stopped")
+    with pytest.raises(DirectiveError) as raised:
+        oai.sync_client(fake_llm).chat.completions.create(model=oai.MODEL,
+                                                          messages=oai.MESSAGES)
+    assert raised.value.reason.startswith("budget overrun\\x0asee ticket 42")
+    assert len(raised.value.reason) <= 1000 and "\n" not in raised.value.reason
