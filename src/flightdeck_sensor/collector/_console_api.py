@@ -561,7 +561,7 @@ def directives_of(conn: sqlite3.Connection, session_id: str | None = None,
     rows = conn.execute(query + " ORDER BY d.seq DESC LIMIT ?", (*values, limit)).fetchall()
     for row in rows:
         row["state"] = directive_state(row)
-        row["payload"] = _loaded(row["payload"])
+        row["payload"] = _control.read_back(row["payload"])
         del row["seq"]
     return rows
 
@@ -579,7 +579,7 @@ def registered_directives(conn: sqlite3.Connection, flavor: str) -> list[dict[st
                         " custom_directives WHERE flavor = ? ORDER BY name LIMIT 100",
                         (flavor,)).fetchall()
     for row in rows:
-        row["parameters"] = _loaded(row["parameters"]) or []
+        row["parameters"] = _control.read_back(row["parameters"]) or []
     return rows
 
 
@@ -637,12 +637,3 @@ def _short_json(value: object) -> str | None:
         return None
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text[:2000]
-
-
-def _loaded(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text

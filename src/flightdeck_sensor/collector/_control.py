@@ -225,6 +225,17 @@ def _kept(value: object) -> str | None:
     return text if len(text) <= MAX_RESULT_CHARS else text[:MAX_RESULT_CHARS] + "..."
 
 
+def read_back(text: str | None) -> Any:
+    """A payload, result or error column as stored (see ``_kept``): the JSON value when
+    it parses, the text itself otherwise."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 # --- policies --------------------------------------------------------------------------------
 
 

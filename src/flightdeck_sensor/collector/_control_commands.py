@@ -437,8 +437,8 @@ def run_directives(args: argparse.Namespace, conn: sqlite3.Connection) -> None:
     rows.reverse()
     for row in rows:
         row["state"] = directive_state(row)
-        row["payload"] = _loaded(row["payload"])
-        row["result"] = _loaded(row["result"])
+        row["payload"] = _control.read_back(row["payload"])
+        row["result"] = _control.read_back(row["result"])
         del row["seq"]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -447,12 +447,3 @@ def run_directives(args: argparse.Namespace, conn: sqlite3.Connection) -> None:
         print("No directives issued yet. Issue one with: flightdeck-sensor stop SESSION")
         return
     print(render_directives(rows))
-
-
-def _loaded(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
