@@ -121,8 +121,7 @@ class Gate:
             self.server = budget
             self._warned.discard("server")
             self._degraded = False
-            if self.degrade is not None:
-                self.degrade = None
+            self.degrade = None
             self.blocked = None
             self._refused.clear()
 
@@ -139,18 +138,18 @@ class Gate:
             raise DirectiveError(stop.action, stop.reason or "stopped by the control plane")
         if self.blocked is not None:
             raise BudgetExceededError(recorder.session_id(), *self.blocked)
-        projected = recorder.tokens_used() + estimate
+        used = recorder.tokens_used()
+        projected = used + estimate
         for budget in (self.server, self.local):
             if budget is not None and projected >= budget.first_at:
-                self._crossed(recorder, budget, projected, model)
+                self._crossed(recorder, budget, used, projected, model)
         degrade = self.degrade
         if degrade is None or degrade.model == model:
             return None
         return self._degrade_target(recorder, provider, model, degrade)
 
-    def _crossed(self, recorder: Recorder, budget: Budget, projected: int,
+    def _crossed(self, recorder: Recorder, budget: Budget, used: int, projected: int,
                  model: str | None) -> None:
-        used = recorder.tokens_used()
         if budget.block_at is not None and projected >= budget.block_at:
             self._block(recorder, budget, used, model)
         if (budget.degrade_at is not None and projected >= budget.degrade_at
